@@ -1,0 +1,77 @@
+"""Artifacts kept for a failing case: enough to replay it without pytest or torch.
+
+Layout, one directory per test and backend::
+
+    <artifacts-dir>/<safe test id>/<backend>/
+        model.onnx          the ONNX model this backend ran
+        converted/          the converted model (SavedModel), when there is one
+        inputs.npz          the minimal failing input
+        reference.npz       torch's outputs for it
+        backend.npz         the backend's outputs for it
+        case.json           what ran, tolerances, the comparison figures
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CASE_VERSION = 1
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """A file name for any test id: ASCII, no separators, no dot-only names, bounded, unique.
+
+    A short hash of the original keeps ids that differ only in stripped characters apart.
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_text).strip("._-") or "case"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[:limit]}-{digest}"
+
+
+def case_dir(root: Path, test_id: str, backend: str) -> Path:
+    """Directory for one test x backend, guaranteed to lie inside ``root``."""
+    root = root.resolve()
+    path = (root / safe_name(test_id) / safe_name(backend, limit=40)).resolve()
+    if root not in path.parents:
+        raise ValueError(f"refusing artifact path outside {root}: {path}")
+    return path
+
+
+def save_case(
+    directory: Path,
+    *,
+    case: Mapping[str, Any],
+    inputs: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    backend_outputs: Mapping[str, np.ndarray],
+    onnx_path: Path | None,
+    converted_path: Path | None,
+) -> Path:
+    """Write one case; an older case in the same directory is replaced."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    np.savez(directory / "inputs.npz", **inputs)
+    np.savez(directory / "reference.npz", **reference)
+    np.savez(directory / "backend.npz", **backend_outputs)
+    if onnx_path is not None:
+        shutil.copy2(onnx_path, directory / "model.onnx")
+    if converted_path is not None and converted_path.exists():
+        shutil.copytree(converted_path, directory / "converted")
+    (directory / "case.json").write_text(json.dumps({"version": CASE_VERSION, **case}, indent=2, default=str))
+    return directory
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,95 @@
+"""Backends: one runner per framework behind one small protocol, and the registry of them.
+
+A backend says which packages it needs (checked without importing them), which ONNX export it
+prefers (its converter's coverage decides), and how to build a runner from an ONNX model. The
+runner itself only maps named numpy inputs to named numpy outputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..cache import ArtifactCache
+    from ..export import OnnxArtifact
+
+
+class Runner(Protocol):
+    """Runs one prepared model; created once per model and reused for every example."""
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a backend may use while preparing a runner."""
+
+    model_name: str
+    workdir: Path
+    cache: ArtifactCache
+
+
+@dataclass(frozen=True)
+class Prepared:
+    runner: Runner
+    #: seconds spent converting (0 when read from the cache) and loading
+    convert_seconds: float
+    load_seconds: float
+    cache_hit: bool = False
+    #: directory of the converted model (a SavedModel, a .tflite), kept for artifacts
+    converted_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    #: modules that must be importable, and the pip extra that brings them
+    modules: tuple[str, ...]
+    extra: str
+    #: (exporter, opset) tried in order when the user does not choose; opset None = exporter default
+    exports: tuple[tuple[str, int | None], ...]
+    #: "module:function" building a runner: fn(artifact, ctx) -> Prepared
+    loader: str
+
+    def missing(self) -> str | None:
+        """A one-line reason this backend cannot run here, or None. Imports nothing."""
+        absent = [m for m in self.modules if importlib.util.find_spec(m) is None]
+        if not absent:
+            return None
+        return f"{self.name} backend needs {', '.join(absent)}: pip install 'pytest-xframe[{self.extra}]'"
+
+    def prepare(self, artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+        module_name, func = self.loader.split(":")
+        return getattr(importlib.import_module(module_name), func)(artifact, ctx)
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend(
+            name="onnxruntime",
+            modules=("onnxruntime",),
+            extra="onnxruntime",
+            exports=(("dynamo", None), ("torchscript", 17)),
+            loader="pytest_xframe.backends.onnxruntime_runner:prepare",
+        ),
+        Backend(
+            name="tensorflow",
+            modules=("tensorflow", "onnx_tf"),
+            extra="tf",
+            exports=(("torchscript", 13), ("torchscript", 17), ("dynamo", None)),
+            loader="pytest_xframe.backends.tensorflow_runner:prepare",
+        ),
+    )
+}
+
+
+def get(name: str) -> Backend:
+    return BACKENDS[name]

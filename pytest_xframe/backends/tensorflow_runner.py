@@ -1,0 +1,108 @@
+"""TensorFlow through onnx-tf: convert to a SavedModel, load it back, call it as a deployment would."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..export import OnnxArtifact
+from . import BuildContext, Prepared
+
+#: bump when our compatibility layer or lowering changes what a conversion produces
+CONVERTER_REVISION = "1"
+
+
+def _sanitize(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+@dataclass
+class SavedModelRunner:
+    """Calls the SavedModel's ``serving_default`` signature, once traced, for every example."""
+
+    function: Any
+    #: ONNX input name -> signature keyword; signature output key -> ONNX output name
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        result = self.function(**{kw: tf.constant(feeds[name]) for name, kw in self.inputs.items()})
+        return {self.outputs[key]: np.asarray(value.numpy()) for key, value in result.items() if key in self.outputs}
+
+
+def _match(onnx_names: tuple[str, ...], keys: list[str]) -> dict[str, str]:
+    """Map ONNX names to signature keys: exact, else the sanitized form onnx-tf/TF may use."""
+    by_sanitized = {_sanitize(k): k for k in keys}
+    mapping = {}
+    for name in onnx_names:
+        if name in keys:
+            mapping[name] = name
+        elif _sanitize(name) in by_sanitized:
+            mapping[name] = by_sanitized[_sanitize(name)]
+    return mapping
+
+
+def load_saved_model(path: Path, input_names: tuple[str, ...], output_names: tuple[str, ...]) -> SavedModelRunner:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    function = loaded.signatures["serving_default"]
+    function._xframe_owner = loaded  # keep the trackable alive as long as the function
+    _, kwargs = function.structured_input_signature
+    inputs = _match(input_names, list(kwargs))
+    outputs = {key: name for name, key in _match(output_names, list(function.structured_outputs)).items()}
+    return SavedModelRunner(function, inputs, outputs)
+
+
+def versions(*dists: str) -> dict[str, str]:
+    out = {}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+    import onnx
+
+    from ..convert.onnx_tf import convert
+
+    key = {
+        "onnx_sha256": file_digest(artifact.path),
+        "converter": "onnx-tf",
+        "revision": CONVERTER_REVISION,
+        **versions("onnx", "onnx-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy"),
+    }
+    start = time.perf_counter()
+    result = ctx.cache.get_or_build(
+        "onnx-tf", key, lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name)
+    )
+    converted = time.perf_counter()
+    runner = load_saved_model(result.path, artifact.input_names, artifact.output_names)
+    return Prepared(
+        runner,
+        convert_seconds=converted - start,
+        load_seconds=time.perf_counter() - converted,
+        cache_hit=result.hit,
+        converted_path=result.path,
+    )

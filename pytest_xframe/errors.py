@@ -1,0 +1,82 @@
+"""Errors raised by pytest-xframe.
+
+Every message is meant to fit on one screen: what was checked (model, backend), the cause in a
+line or two, and what to try next. Long framework tracebacks are kept on the exception
+(``details``) and in the artifacts, not in the headline.
+"""
+
+from __future__ import annotations
+
+
+class XframeError(Exception):
+    """Base class of every error pytest-xframe raises on purpose."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        model: str | None = None,
+        backend: str | None = None,
+        cause: str | None = None,
+        hint: str | None = None,
+        details: str | None = None,
+    ) -> None:
+        self.summary = summary
+        self.model = model
+        self.backend = backend
+        self.cause = cause
+        self.hint = hint
+        self.details = details
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ", ".join(
+            part for part in (f"model {self.model}" if self.model else "", f"backend {self.backend}" if self.backend else "") if part
+        )
+        lines = [f"{self.summary}" + (f" ({where})" if where else "")]
+        if self.cause:
+            lines.append(f"  cause: {self.cause}")
+        if self.hint:
+            lines.append(f"  try:   {self.hint}")
+        return "\n".join(lines)
+
+
+class SpecError(XframeError, ValueError):
+    """An input spec, option or argument is invalid; raised before anything runs."""
+
+
+class ExportError(XframeError):
+    """torch -> ONNX export failed."""
+
+
+class ConversionError(XframeError):
+    """ONNX -> TensorFlow (or another converter) failed."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        op_type: str | None = None,
+        op_version: int | None = None,
+        node_name: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        self.op_type = op_type
+        self.op_version = op_version
+        self.node_name = node_name
+        super().__init__(summary, **kwargs)  # type: ignore[arg-type]
+
+
+class BackendUnavailable(XframeError):
+    """A backend's packages are not installed; the test is skipped, naming the extra to install."""
+
+
+class ParityError(XframeError, AssertionError):
+    """Outputs differ beyond tolerance. The message is the full mismatch report."""
+
+    def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None) -> None:
+        self.report_text = report_text
+        super().__init__(report_text, model=model, backend=backend)
+
+    def _format(self) -> str:
+        return self.report_text

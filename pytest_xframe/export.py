@@ -1,0 +1,142 @@
+"""torch -> ONNX export with either exporter, dynamic axes from ``Dim`` and stable names."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ExportError
+from .spec import Dim, InputSlot
+
+
+@dataclass(frozen=True)
+class OnnxArtifact:
+    """An exported ONNX model on disk and how it was made."""
+
+    path: Path
+    exporter: str
+    opset: int
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.exporter}, opset {self.opset}"
+
+
+def example_feeds(slots: tuple[InputSlot, ...]) -> dict[str, np.ndarray]:
+    """Concrete export inputs; distinct ``Dim``s get distinct sizes so no exporter equates them."""
+    sizes: dict[str, int] = {}
+    for slot in slots:
+        for dim in slot.spec.dims if slot.spec else ():
+            if dim.name in sizes:
+                continue
+            taken = set(sizes.values())
+            start = max(dim.min, 2) if dim.max >= 2 else dim.min
+            size = next((s for s in range(start, dim.max + 1) if s not in taken), min(start, dim.max))
+            sizes[dim.name] = size
+    feeds = {}
+    for slot in slots:
+        if slot.spec is None:
+            feeds[slot.name] = slot.value
+            continue
+        shape = tuple(sizes[d.name] if isinstance(d, Dim) else d for d in slot.spec.shape)
+        lo, hi = slot.spec.bounds
+        rng = np.random.default_rng(0)
+        if np.dtype(slot.spec.dtype).kind in "iub":
+            feeds[slot.name] = rng.integers(int(lo), int(hi), size=shape, endpoint=True).astype(slot.spec.dtype)
+        else:
+            feeds[slot.name] = rng.uniform(lo, hi, size=shape).astype(slot.spec.dtype)
+    return feeds
+
+
+def dynamic_axes(slots: tuple[InputSlot, ...]) -> dict[str, dict[int, str]]:
+    return {
+        slot.name: {axis: d.name for axis, d in enumerate(slot.spec.shape) if isinstance(d, Dim)}
+        for slot in slots
+        if slot.spec is not None and slot.spec.dims
+    }
+
+
+def export(
+    model: Any,
+    slots: tuple[InputSlot, ...],
+    output_names: tuple[str, ...],
+    *,
+    exporter: str,
+    opset: int | None,
+    out_dir: Path,
+    model_name: str,
+    positional: bool,
+) -> OnnxArtifact:
+    """Export ``model`` to ``out_dir/model.onnx``; raise ``ExportError`` with a short cause."""
+    import onnx
+    import torch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.onnx"
+    feeds = {k: torch.from_numpy(v) for k, v in example_feeds(slots).items()}
+    names = [s.name for s in slots]
+    args: tuple[Any, ...] = tuple(feeds[n] for n in names) if positional else ()
+    kwargs = {} if positional else {n: feeds[n] for n in names}
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                args,
+                str(path),
+                kwargs=kwargs or None,
+                input_names=names,
+                output_names=list(output_names),
+                dynamic_axes=dynamic_axes(slots) or None,
+                opset_version=opset,
+                dynamo=exporter == "dynamo",
+                external_data=False,
+                verbose=False,
+            )
+        proto = onnx.load(str(path))
+    except Exception as exc:  # the exporters raise many unrelated types
+        raise ExportError(
+            f"torch.onnx.export failed with the {exporter} exporter" + (f" at opset {opset}" if opset else ""),
+            model=model_name,
+            cause=_one_line(exc),
+            hint=_export_hint(exporter),
+            details=traceback.format_exc(),
+        ) from exc
+    seconds = time.perf_counter() - start
+    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)
+    return OnnxArtifact(
+        path=path,
+        exporter=exporter,
+        opset=opset_used,
+        input_names=tuple(i.name for i in proto.graph.input),
+        output_names=tuple(o.name for o in proto.graph.output),
+        seconds=seconds,
+    )
+
+
+def _export_hint(exporter: str) -> str:
+    other = "torchscript" if exporter == "dynamo" else "dynamo"
+    return (
+        f"try exporter={other!r}; make forward free of data-dependent Python control flow; "
+        "or check the model with torch.onnx.export directly"
+    )
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first meaningful line of an exception, capped: exporter errors can be pages long."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,28 @@
+"""Stable names for a model's outputs, whatever structure ``forward`` returns.
+
+Exporters flatten tuples, lists and dicts depth-first in insertion order; we flatten the same
+way so ONNX output names and torch outputs line up one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def flatten(obj: Any, is_leaf: Callable[[Any], bool], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield ``(name, leaf)`` pairs; a bare tensor is ``output``, tuple items ``output_<i>``."""
+    if obj is None:
+        return
+    if is_leaf(obj):
+        yield (prefix or "output", obj)
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from flatten(value, is_leaf, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from flatten(value, is_leaf, f"{prefix}.{i}" if prefix else f"output_{i}")
+    else:
+        raise TypeError(f"unsupported output type {type(obj).__name__} at {prefix or 'output'}")

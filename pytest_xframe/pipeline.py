@@ -1,0 +1,377 @@
+"""One parity check: export once, prepare each backend once, then let hypothesis draw inputs.
+
+Every drawn input runs through torch (the reference) and each backend; outputs are compared one
+by one. Hypothesis shrinks a failing input; the final, minimal failure is saved for replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import artifacts, backends
+from .backends import BuildContext, Prepared
+from .cache import ArtifactCache
+from .compare import OutputComparison, compare_all, format_comparison
+from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError
+from .export import OnnxArtifact, example_feeds, export
+from .outputs import flatten
+from .settings import CheckOptions
+from .spec import InputSlot, bind_inputs, forward_parameters
+from .strategies import Feeds, describe_array, feeds_strategy, shared_dims
+
+
+@dataclass
+class BackendResult:
+    """Figures for one backend within one check; the worst comparison seen per output."""
+
+    backend: str
+    onnx: str = ""
+    examples: int = 0
+    worst: dict[str, OutputComparison] = field(default_factory=dict)
+    export_seconds: float = 0.0
+    convert_seconds: float = 0.0
+    load_seconds: float = 0.0
+    run_seconds: float = 0.0
+    cache_hit: bool = False
+    verdict: str = "pending"  # passed / failed / error / skipped
+    message: str = ""
+    artifacts: str | None = None
+
+    @property
+    def max_abs(self) -> float:
+        return max((c.max_abs for c in self.worst.values()), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((c.max_rel for c in self.worst.values()), default=0.0)
+
+    @property
+    def tolerance_ratio(self) -> float:
+        return max((c.tolerance_ratio for c in self.worst.values()), default=0.0)
+
+    def record(self, comparisons: list[OutputComparison]) -> None:
+        self.examples += 1
+        for c in comparisons:
+            seen = self.worst.get(c.name)
+            if seen is None or c.problem or (not seen.problem and c.tolerance_ratio > seen.tolerance_ratio):
+                self.worst[c.name] = c
+
+
+@dataclass
+class ParityReport:
+    """What ``xframe.check`` returns: per backend, per output figures."""
+
+    test_id: str
+    options: CheckOptions
+    model: str = ""
+    backends: dict[str, BackendResult] = field(default_factory=dict)
+
+    def __getitem__(self, backend: str) -> BackendResult:
+        return self.backends[backend]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.verdict == "passed" for r in self.backends.values())
+
+
+@dataclass
+class _Target:
+    """A backend ready to run: its runner and the ONNX model it came from."""
+
+    backend: str
+    artifact: OnnxArtifact
+    prepared: Prepared
+
+
+class Engine:
+    """Session-wide: exports and prepared backends, memoised by what determines them.
+
+    Failures are memoised too, so a model that cannot convert fails fast in every test using it.
+    """
+
+    def __init__(self, workdir: Path, cache: ArtifactCache) -> None:
+        self.workdir = workdir
+        self.cache = cache
+        self._exports: dict[tuple, OnnxArtifact | XframeError] = {}
+        self._prepared: dict[tuple, Prepared | XframeError] = {}
+
+    def export(self, key: tuple, make: Any) -> tuple[OnnxArtifact, bool]:
+        fresh = key not in self._exports
+        if fresh:
+            try:
+                self._exports[key] = make(self.workdir / f"export-{len(self._exports)}")
+            except XframeError as exc:
+                self._exports[key] = exc
+        found = self._exports[key]
+        if isinstance(found, XframeError):
+            raise found
+        return found, fresh
+
+    def prepare(self, backend: str, artifact: OnnxArtifact, model_name: str) -> tuple[Prepared, bool]:
+        key = (backend, str(artifact.path))
+        fresh = key not in self._prepared
+        if fresh:
+            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache)
+            try:
+                self._prepared[key] = backends.get(backend).prepare(artifact, ctx)
+            except XframeError as exc:
+                self._prepared[key] = exc
+        found = self._prepared[key]
+        if isinstance(found, XframeError):
+            raise found
+        return found, fresh
+
+
+def model_fingerprint(model: Any) -> str:
+    """Identity of a model for this session: classes, code, structure and every weight."""
+    h = hashlib.sha256()
+    for module in model.modules():
+        cls = type(module)
+        h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        code = getattr(cls.forward, "__code__", None)
+        if code is not None:
+            h.update(code.co_code)
+            h.update(repr(code.co_consts).encode())
+    h.update(repr(model).encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], positional: bool) -> dict[str, np.ndarray]:
+    import torch
+
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()}
+    with torch.no_grad():
+        out = model(*tensors.values()) if positional else model(**tensors)
+    return {name: t.detach().cpu().numpy() for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))}
+
+
+def _validate_model(model: Any, name: str) -> None:
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise SpecError(
+            f"xframe.check needs a torch.nn.Module, got {type(model).__name__}",
+            hint="pass the model instance, e.g. xframe.check(MyModel().eval(), inputs=[...])",
+        )
+    training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
+    if training:
+        raise SpecError(
+            "model is in training mode: dropout and batch-norm make its outputs random, so no backend can match",
+            model=name,
+            cause=f"training=True on {', '.join(training[:3])}" + (f" and {len(training) - 3} more" if len(training) > 3 else ""),
+            hint="call model.eval() before xframe.check",
+        )
+
+
+def _export_plan(backend: backends.Backend, options: CheckOptions) -> tuple[tuple[str, int | None], ...]:
+    if options.exporter is not None:
+        return ((options.exporter, options.opset),)
+    if options.opset is not None:
+        return tuple(dict.fromkeys((exp, options.opset) for exp, _ in backend.exports))
+    return backend.exports
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else text
+
+
+def run_check(
+    engine: Engine,
+    model: Any,
+    inputs: Any,
+    options: CheckOptions,
+    *,
+    report: ParityReport,
+    artifacts_root: Path,
+) -> ParityReport:
+    """The whole check; raises ParityError / ExportError / ConversionError, returns the report."""
+    __tracebackhide__ = True
+    from hypothesis import HealthCheck, given, seed, settings, target
+
+    name = options.name or type(model).__name__
+    report.model = name
+    _validate_model(model, name)
+    slots = bind_inputs(model, inputs, name)
+    shared_dims(slots)
+    params = [p.name for p in forward_parameters(model)]
+    positional = [s.name for s in slots] == params[: len(slots)]
+    report.model = name
+    test_id = report.test_id
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        reference_example = _torch_outputs(model, example_feeds(slots), positional)
+        output_names = tuple(reference_example)
+        fingerprint = model_fingerprint(model)
+        targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
+        run_one = _example_runner(model, targets, options, positional, report, name)
+
+        @settings(
+            max_examples=options.max_examples,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+            report_multiple_bugs=False,
+        )
+        @given(feeds_strategy(slots))
+        def parity(feeds: Feeds) -> None:
+            __tracebackhide__ = True
+            run_one(feeds)
+
+        parity.hypothesis.inner_test._hypothesis_internal_add_digest = (  # type: ignore[attr-defined]
+            f"{test_id}|{','.join(options.backends)}|{fingerprint}".encode()
+        )
+        if options.seed is not None:
+            parity = seed(options.seed)(parity)
+        try:
+            parity()
+        except ParityError as failure:
+            _finish_failure(failure, report, targets, artifacts_root, test_id, options)
+        for result in report.backends.values():
+            if result.verdict == "pending":
+                result.verdict = "passed"
+        return report
+    except XframeError as exc:
+        for result in report.backends.values():
+            if result.verdict == "pending":
+                result.verdict = "skipped" if isinstance(exc, BackendUnavailable) else "error"
+                result.message = result.message or _first_line(str(exc))
+        raise
+    finally:
+        for module, mode in modes:
+            module.train(mode) if module.training != mode else None
+
+
+def _prepare_backend(engine, backend_name, model, slots, output_names, options, fingerprint, positional, name, report) -> _Target:
+    backend = backends.get(backend_name)
+    result = report.backends.setdefault(backend_name, BackendResult(backend_name))
+    missing = backend.missing()
+    if missing:
+        raise BackendUnavailable(f"backend {backend_name} is not installed", model=name, backend=backend_name, cause=missing)
+    errors: list[XframeError] = []
+    for exporter, opset in _export_plan(backend, options):
+        key = (fingerprint, tuple((s.name, s.spec, None if s.value is None else s.value.tobytes()) for s in slots), exporter, opset)
+        try:
+            artifact, fresh_export = engine.export(
+                key,
+                lambda d: export(model, slots, output_names, exporter=exporter, opset=opset, out_dir=d, model_name=name, positional=positional),
+            )
+            prepared, fresh_prepare = engine.prepare(backend_name, artifact, name)
+        except (ExportError, ConversionError) as exc:
+            exc.backend = exc.backend or backend_name
+            errors.append(exc)
+            continue
+        result.onnx = artifact.label
+        result.export_seconds = artifact.seconds if fresh_export else 0.0
+        result.convert_seconds = prepared.convert_seconds if fresh_prepare else 0.0
+        result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
+        result.cache_hit = prepared.cache_hit or not fresh_prepare
+        if errors:
+            result.message = "fell back to " + artifact.label + " after: " + "; ".join(_first_line(str(e)) for e in errors)
+        return _Target(backend_name, artifact, prepared)
+    first = errors[0]
+    if len(errors) > 1:
+        first.cause = (first.cause or "") + "".join(f"\n  also failed: {_first_line(str(e))}" for e in errors[1:])
+        first.args = (first._format(),)
+    raise first
+
+
+def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: dict, outputs: dict, comparisons: dict) -> ParityError:
+    """A ParityError carrying what the final report and the artifacts need."""
+    error = ParityError(text, model=model, backend=backend)
+    error.feeds, error.reference, error.outputs, error.comparisons = feeds, reference, outputs, comparisons
+    return error
+
+
+def _example_runner(model, targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
+    from hypothesis import target
+
+    def run_one(feeds: Feeds) -> None:
+        __tracebackhide__ = True
+        start = time.perf_counter()
+        reference = _torch_outputs(model, feeds, positional)
+        torch_seconds = time.perf_counter() - start
+        failing: dict[str, list[OutputComparison]] = {}
+        outputs: dict[str, dict] = {}
+        for t in targets:
+            result = report.backends[t.backend]
+            start = time.perf_counter()
+            try:
+                got = t.prepared.runner.run(feeds)
+            except Exception as exc:
+                raise XframeError(
+                    f"{t.backend} raised while running the converted model",
+                    model=name,
+                    backend=t.backend,
+                    cause=f"{type(exc).__name__}: {_first_line(str(exc))[:300]}",
+                    hint="the failing input is shown below; the converted model may not support these shapes",
+                ) from exc
+            result.run_seconds += time.perf_counter() - start + torch_seconds / len(targets)
+            comparisons = compare_all(reference, got, options.tolerance, options.equal_nan)
+            result.record(comparisons)
+            worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)
+            target(min(worst, 1e12), label=f"tolerance ratio, {t.backend}")
+            outputs[t.backend] = got
+            if not all(c.ok for c in comparisons):
+                failing[t.backend] = comparisons
+        if failing:
+            lines = [f"{name}: outputs differ from torch on {', '.join(failing)}", f"input: {feeds!r}"]
+            for backend_name, comparisons in failing.items():
+                t = next(t for t in targets if t.backend == backend_name)
+                lines.append(f"[{backend_name}] ran ONNX from {t.artifact.label}")
+                lines.extend("  " + format_comparison(c).replace("\n", "\n  ") for c in comparisons if not c.ok)
+            raise _mismatch(
+                "\n".join(lines), model=name, backend=",".join(failing), feeds=feeds, reference=reference,
+                outputs={b: outputs[b] for b in failing}, comparisons=failing,
+            )
+
+    return run_one
+
+
+def _finish_failure(failure: ParityError, report: ParityReport, targets: list[_Target], root: Path, test_id: str, options: CheckOptions) -> None:
+    """Save the minimal failing case per failing backend, then re-raise with the replay hint."""
+    __tracebackhide__ = True
+    hints = []
+    for backend_name, comparisons in failure.comparisons.items():
+        result = report.backends[backend_name]
+        result.verdict = "failed"
+        for c in comparisons:  # the minimal failing example's figures are the ones to report
+            if not c.ok:
+                result.worst[c.name] = c
+        result.message = "; ".join(f"{c.name}: {c.problem or f'max abs {c.max_abs:.3g}'}" for c in comparisons if not c.ok)
+        directory = artifacts.case_dir(root, test_id, backend_name)
+        t = next(t for t in targets if t.backend == backend_name)
+        artifacts.save_case(
+            directory,
+            case={
+                "test_id": test_id,
+                "model": report.model,
+                "backend": backend_name,
+                "onnx": result.onnx,
+                "input_names": list(t.artifact.input_names),
+                "output_names": list(t.artifact.output_names),
+                "options": {k: v for k, v in vars(options).items()},
+                "inputs": {k: describe_array(v) for k, v in failure.feeds.items()},
+                "comparisons": [c.to_dict() for c in comparisons],
+            },
+            inputs=failure.feeds,
+            reference=failure.reference,
+            backend_outputs=failure.outputs[backend_name],
+            onnx_path=t.artifact.path,
+            converted_path=t.prepared.converted_path,
+        )
+        result.artifacts = str(directory)
+        hints.append(f"[{backend_name}] artifacts: {directory}\n  replay: python -m pytest_xframe replay {directory}")
+    failure.args = (failure.report_text + "\n" + "\n".join(hints),)
+    raise failure
+

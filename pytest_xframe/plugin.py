@@ -1,0 +1,146 @@
+"""pytest hooks for pytest-xframe: options, marker, fixture, reporting. No logic lives here.
+
+Nothing in this module imports torch, TensorFlow, ONNX or hypothesis: a run that uses no parity
+test pays nothing for the plugin being installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .settings import KNOWN_BACKENDS, OPTION_NAMES
+
+if TYPE_CHECKING:
+    from .fixture import Xframe
+    from .session import XframeSession
+
+MARKER = "xframe_parity"
+SESSION_KEY = pytest.StashKey["XframeSession"]()
+
+
+def _backends_arg(value: str) -> str:
+    from .errors import SpecError
+    from .settings import parse_backends
+
+    try:
+        return ",".join(parse_backends(value, "--xframe-backends"))
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {number}")
+    return number
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("xframe", "cross-framework parity testing (pytest-xframe)")
+    group.addoption("--xframe-backends", type=_backends_arg, default=None, metavar="LIST",
+                    help=f"comma-separated backends to check, overriding markers and check() ({', '.join(KNOWN_BACKENDS)}).")
+    group.addoption("--xframe-max-examples", type=_positive_int, default=None, metavar="N",
+                    help="hypothesis examples per parity check, overriding markers and check().")
+    group.addoption("--xframe-seed", type=_int, default=None, metavar="SEED",
+                    help="seed for drawing inputs, overriding markers and check(); see also --hypothesis-seed.")
+    group.addoption("--xframe-artifacts-dir", default=None, metavar="DIR",
+                    help="where failing cases are kept for replay (default: .pytest_cache/d/xframe-artifacts).")
+    group.addoption("--xframe-report", default=None, metavar="PATH",
+                    help="write a JSON report of every parity check (schema in the README).")
+    group.addoption("--xframe-cache-dir", default=None, metavar="DIR",
+                    help="cache of converted models across runs (default: .pytest_cache/d/xframe); --cache-clear empties it.")
+    group.addoption("--xframe-no-cache", action="store_true", default=False,
+                    help="convert every model afresh; read and write no cache.")
+    parser.addini("xframe_backends", "default backends for parity checks (comma or space separated).", type="args", default=[])
+    parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
+    parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
+    parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**options): run this test's xframe.check once per backend (ids [onnxruntime], "
+        f"[tensorflow]); options: {', '.join(OPTION_NAMES)}.",
+    )
+    from .session import XframeSession
+
+    session = XframeSession(config)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(_Collector(session), "xframe-collector")
+
+
+class _Collector:
+    """Gathers records from every test report, including those pytest-xdist workers send."""
+
+    def __init__(self, session: XframeSession) -> None:
+        self.session = session
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.session.records.extend(getattr(report, "xframe", None) or [])
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash[SESSION_KEY].header()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker(MARKER) is None:
+        return
+    session = metafunc.config.stash[SESSION_KEY]
+    backends = session.marked_backends(metafunc.definition)
+    metafunc.parametrize("xframe", backends, indirect=True, ids=list(backends))
+
+
+@pytest.fixture
+def xframe(request: pytest.FixtureRequest) -> Iterator[Xframe]:
+    """Parity checker: ``xframe.check(model, inputs, **options)`` exports ``model`` to ONNX,
+    runs it in torch, ONNX Runtime and TensorFlow on hypothesis-drawn inputs, and fails with a
+    per-output report when they differ. Under ``@pytest.mark.xframe_parity`` the test runs once
+    per backend; without it one call checks every configured backend."""
+    from .fixture import Xframe
+
+    checker = Xframe(request, request.config.stash[SESSION_KEY])
+    yield checker
+    checker.finish()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    records = item.stash.get(RECORDS_KEY, None)
+    if records and report.when == "call":
+        report.xframe = records  # plain JSON data: travels from pytest-xdist workers too
+    return report
+
+
+RECORDS_KEY = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    config.stash[SESSION_KEY].terminal_summary(terminalreporter)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[SESSION_KEY].write_json(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        state.close()

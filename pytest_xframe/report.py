@@ -1,0 +1,197 @@
+"""Reporting: per-test records, the terminal summary table, the JSON report and JUnit properties.
+
+A record is plain JSON data, so it travels from pytest-xdist workers to the controller on the
+test report and the controller alone writes the summary and the JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .pipeline import ParityReport
+
+REPORT_SCHEMA_ID = "pytest-xframe/report"
+REPORT_VERSION = 1
+
+_NUMBER = {"type": ["number", "null"]}
+OUTPUT_SCHEMA = {
+    "type": "object",
+    "required": ["name", "ok", "atol", "rtol", "shape", "dtype", "max_abs", "max_rel", "mean_abs", "p99_abs", "mismatches", "total"],
+    "properties": {
+        "name": {"type": "string"},
+        "ok": {"type": "boolean"},
+        "problem": {"type": ["string", "null"]},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "dtype": {"type": "string"},
+        "worst_index": {"type": ["array", "null"], "items": {"type": "integer"}},
+        "mismatches": {"type": "integer"},
+        "total": {"type": "integer"},
+        **{k: _NUMBER for k in ("atol", "rtol", "max_abs", "max_rel", "mean_abs", "p99_abs", "cosine", "worst_ref", "worst_got", "tolerance_ratio")},
+        **{k: {"type": "integer"} for k in ("nan_ref", "nan_got", "inf_ref", "inf_got")},
+    },
+}
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["test", "backend", "model", "verdict", "examples", "onnx", "max_abs", "max_rel", "tolerance_ratio", "seconds", "outputs"],
+    "properties": {
+        "test": {"type": "string"},
+        "backend": {"type": "string"},
+        "model": {"type": "string"},
+        "verdict": {"enum": ["passed", "failed", "error", "skipped", "pending"]},
+        "examples": {"type": "integer", "minimum": 0},
+        "onnx": {"type": "string"},
+        "max_abs": _NUMBER,
+        "max_rel": _NUMBER,
+        "tolerance_ratio": _NUMBER,
+        "cache_hit": {"type": "boolean"},
+        "message": {"type": "string"},
+        "artifacts": {"type": ["string", "null"]},
+        "seconds": {
+            "type": "object",
+            "required": ["export", "convert", "load", "run"],
+            "properties": {k: {"type": "number"} for k in ("export", "convert", "load", "run")},
+        },
+        "outputs": {"type": "array", "items": OUTPUT_SCHEMA},
+    },
+}
+REPORT_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "pytest-xframe report",
+    "type": "object",
+    "required": ["schema", "version", "created", "exit_status", "environment", "checks"],
+    "properties": {
+        "schema": {"const": REPORT_SCHEMA_ID},
+        "version": {"const": REPORT_VERSION},
+        "created": {"type": "string"},
+        "exit_status": {"type": "integer"},
+        "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+        "checks": {"type": "array", "items": RECORD_SCHEMA},
+    },
+}
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no inf/nan: write them as null (the verdict and counts say what happened)."""
+    return value if value is None or math.isfinite(value) else None
+
+
+def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+    records = []
+    for name, r in report.backends.items():
+        records.append(
+            {
+                "test": report.test_id,
+                "backend": name,
+                "model": report.model,
+                "verdict": r.verdict,
+                "examples": r.examples,
+                "onnx": r.onnx,
+                "max_abs": _finite(r.max_abs),
+                "max_rel": _finite(r.max_rel),
+                "tolerance_ratio": _finite(r.tolerance_ratio),
+                "cache_hit": r.cache_hit,
+                "message": r.message,
+                "artifacts": r.artifacts,
+                "seconds": {"export": r.export_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
+                "outputs": [
+                    {k: (_finite(v) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()}
+                    for c in r.worst.values()
+                ],
+            }
+        )
+    for name, reason in skipped:
+        records.append(
+            {"test": report.test_id, "backend": name, "model": report.model, "verdict": "skipped", "examples": 0, "onnx": "",
+             "max_abs": None, "max_rel": None, "tolerance_ratio": None, "cache_hit": False, "message": reason or "", "artifacts": None,
+             "seconds": {"export": 0.0, "convert": 0.0, "load": 0.0, "run": 0.0}, "outputs": []}
+        )
+    return records
+
+
+def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[tuple[str, str | None]]) -> None:
+    """Attach records to the test item (for the summary) and key figures as JUnit properties."""
+    from .plugin import RECORDS_KEY
+
+    records = records_from(report, skipped)
+    request.node.stash.setdefault(RECORDS_KEY, []).extend(records)
+    for rec in records:
+        prefix = f"xframe.{rec['backend']}"
+        for key in ("verdict", "examples", "max_abs", "max_rel", "onnx"):
+            request.node.user_properties.append((f"{prefix}.{key}", rec[key]))
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2g}"
+
+
+def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> None:
+    """The session table: one row per test x backend; -q one line plus failures; -v per output."""
+    failed = [r for r in records if r["verdict"] in ("failed", "error")]
+    counts = {v: sum(r["verdict"] == v for r in records) for v in ("passed", "failed", "error", "skipped")}
+    worst = max((r for r in records if r["tolerance_ratio"] is not None), key=lambda r: r["tolerance_ratio"], default=None)
+    headline = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    tr.write_sep("=", "xframe parity summary")
+    if worst is not None:
+        headline += f"; worst {worst['max_abs']!s:.9} abs ({worst['tolerance_ratio']:.2g}x tolerance) in {worst['test']} [{worst['backend']}]"
+    if verbosity < 0:
+        tr.write_line(f"xframe: {len(records)} checks: {headline}")
+        for r in failed:
+            tr.write_line(f"  {r['verdict'].upper()} {r['test']} [{r['backend']}]: {r['message']}")
+        return
+    rows = [("test", "backend", "onnx", "ex", "max abs", "atol", "max rel", "rtol", "verdict", "export s", "convert s", "run s")]
+    for r in records:
+        tol = max(r["outputs"], key=lambda o: o["tolerance_ratio"] or 0.0, default=None)
+        rows.append(
+            (
+                r["test"], r["backend"], r["onnx"] or "-", str(r["examples"]), _fmt(r["max_abs"]),
+                _fmt(tol["atol"]) if tol else "-", _fmt(r["max_rel"]), _fmt(tol["rtol"]) if tol else "-",
+                r["verdict"] + (" (cached)" if r["cache_hit"] and r["verdict"] == "passed" else ""),
+                f"{r['seconds']['export']:.2f}", f"{r['seconds']['convert'] + r['seconds']['load']:.2f}", f"{r['seconds']['run']:.2f}",
+            )
+        )
+        if verbosity > 0:
+            for o in r["outputs"]:
+                rows.append((f"  {o['name']}", "", f"{o['dtype']}{o['shape']}", "", _fmt(o["max_abs"]), _fmt(o["atol"]),
+                             _fmt(o["max_rel"]), _fmt(o["rtol"]), "ok" if o["ok"] else (o.get("problem") or "MISMATCH"), "", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+        markup = {"red": True} if i and any(word in row[8] for word in ("failed", "error")) else {}
+        tr.write_line(line, **markup)
+    tr.write_line(f"xframe: {headline}")
+
+
+def environment() -> dict[str, str]:
+    """Versions of the stack, read from package metadata: nothing is imported."""
+    out = {}
+    for dist in ("pytest-xframe", "torch", "onnx", "onnxruntime", "onnxscript", "tensorflow", "tensorflow-cpu", "keras", "onnx-tf", "hypothesis", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_json(path: Path, records: list[dict[str, Any]], exit_status: int) -> None:
+    """Write the versioned JSON report atomically (a CI gate never reads half a file)."""
+    document = {
+        "schema": REPORT_SCHEMA_ID,
+        "version": REPORT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "exit_status": exit_status,
+        "environment": environment(),
+        "checks": records,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(document, indent=2))
+    os.replace(tmp, path)

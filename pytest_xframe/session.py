@@ -1,0 +1,126 @@
+"""Per-run state: resolved options, the engine (built on first use), collected results."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SpecError
+from .settings import CheckOptions, parse_backends, resolve, validate
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .pipeline import Engine
+
+MARKER = "xframe_parity"
+
+
+class XframeSession:
+    """Everything pytest-xframe keeps for one pytest run (one per xdist worker)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: list[dict[str, Any]] = []
+        self._engine: Engine | None = None
+        self._workdir: Path | None = None
+        self._ini = self._ini_options()
+        self._cli = self._cli_options()
+
+    # -- options -----------------------------------------------------------------------------
+    def _ini_options(self) -> dict[str, Any]:
+        ini: dict[str, Any] = {}
+        backends = [b for item in self.config.getini("xframe_backends") for b in item.split(",") if b]
+        if backends:
+            ini["backends"] = parse_backends(backends, "ini option xframe_backends")
+        for name, key in (("xframe_max_examples", "max_examples"), ("xframe_seed", "seed")):
+            raw = str(self.config.getini(name)).strip()
+            if raw:
+                try:
+                    ini[key] = int(raw)
+                except ValueError:
+                    raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
+        return validate(ini, "the ini file")
+
+    def _cli_options(self) -> dict[str, Any]:
+        cli: dict[str, Any] = {}
+        if self.config.getoption("xframe_backends"):
+            cli["backends"] = tuple(self.config.getoption("xframe_backends").split(","))
+        if self.config.getoption("xframe_max_examples") is not None:
+            cli["max_examples"] = self.config.getoption("xframe_max_examples")
+        if self.config.getoption("xframe_seed") is not None:
+            cli["seed"] = self.config.getoption("xframe_seed")
+        return cli
+
+    def marker_options(self, node: Any) -> dict[str, Any]:
+        """Marker kwargs merged module < class < function; positional args are refused."""
+        merged: dict[str, Any] = {}
+        for marker in reversed(list(node.iter_markers(MARKER))):
+            if marker.args:
+                raise SpecError(
+                    f"@pytest.mark.{MARKER} takes keyword options only, got positional {marker.args!r}",
+                    hint=f"e.g. @pytest.mark.{MARKER}(atol=1e-5, backends=['onnxruntime'])",
+                )
+            merged.update(marker.kwargs)
+        return validate(merged, f"@pytest.mark.{MARKER} on {node.nodeid}")
+
+    def options(self, marker: dict[str, Any], check: dict[str, Any]) -> CheckOptions:
+        return resolve(self._ini, marker, check, self._cli)
+
+    def marked_backends(self, node: Any) -> tuple[str, ...]:
+        return resolve(self._ini, self.marker_options(node), self._cli).backends
+
+    # -- paths and engine --------------------------------------------------------------------
+    def _pytest_cache_dir(self, name: str) -> Path | None:
+        cache = getattr(self.config, "cache", None)
+        return Path(cache.mkdir(name)) if cache is not None else None
+
+    @property
+    def artifacts_root(self) -> Path:
+        chosen = self.config.getoption("xframe_artifacts_dir") or self.config.getini("xframe_artifacts_dir")
+        if chosen:
+            return Path(chosen) if Path(chosen).is_absolute() else Path(self.config.invocation_params.dir) / chosen
+        return self._pytest_cache_dir("xframe-artifacts") or Path(self.config.rootpath) / ".xframe-artifacts"
+
+    @property
+    def cache_root(self) -> Path | None:
+        if self.config.getoption("xframe_no_cache"):
+            return None
+        chosen = self.config.getoption("xframe_cache_dir")
+        if chosen:
+            return Path(chosen).resolve()
+        return self._pytest_cache_dir("xframe")
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from .cache import ArtifactCache
+            from .pipeline import Engine
+
+            self._workdir = Path(tempfile.mkdtemp(prefix="pytest-xframe-"))
+            self._engine = Engine(self._workdir, ArtifactCache(self.cache_root, scratch=self._workdir))
+        return self._engine
+
+    def close(self) -> None:
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # -- reporting ---------------------------------------------------------------------------
+    def header(self) -> str:
+        backends = resolve(self._ini, self._cli).backends
+        cache = self.cache_root
+        return f"xframe: backends {', '.join(backends)}; cache {cache if cache else 'off'}"
+
+    def terminal_summary(self, terminalreporter: Any) -> None:
+        if self.records:
+            from .report import write_summary
+
+            write_summary(terminalreporter, self.records, self.config.get_verbosity())
+
+    def write_json(self, exitstatus: int) -> None:
+        path = self.config.getoption("xframe_report")
+        if path:
+            from .report import write_json
+
+            write_json(Path(path), self.records, int(exitstatus))

@@ -1,0 +1,106 @@
+"""Check options and their precedence, resolved in one place.
+
+Precedence, lowest to highest: built-in defaults < ini file < marker kwargs < ``check()`` kwargs <
+command line. The ini file sets a project's defaults; the command line overrides everything for
+one run (``--xframe-max-examples=200`` in a nightly job, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import SpecError
+
+KNOWN_BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite")
+DEFAULT_BACKENDS = ("onnxruntime", "tensorflow")
+EXPORTERS = ("dynamo", "torchscript")
+
+#: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-6),
+    "float32": (1e-5, 1e-4),
+    "float16": (1e-3, 1e-3),
+    "bfloat16": (1e-2, 1e-2),
+}
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Everything that decides how one parity check runs."""
+
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
+    atol: float | None = None
+    rtol: float | None = None
+    max_examples: int = 20
+    seed: int | None = None
+    #: None = each backend's preferred exporter (see export.py); or "dynamo" / "torchscript" for all
+    exporter: str | None = None
+    #: None = the exporter's preferred opset for that backend
+    opset: int | None = None
+    equal_nan: bool = False
+    #: display name of the model in messages and reports (default: its class name)
+    name: str | None = None
+
+    def tolerance(self, dtype: str) -> tuple[float, float]:
+        """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
+        default = DEFAULT_TOLERANCES.get(dtype)
+        if default is None:
+            return (0.0, 0.0)
+        return (default[0] if self.atol is None else self.atol, default[1] if self.rtol is None else self.rtol)
+
+
+OPTION_NAMES = tuple(f.name for f in fields(CheckOptions))
+
+
+def validate(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check names and types of user options; ``where`` says where they came from."""
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise SpecError(
+            f"unknown xframe option(s) {', '.join(map(repr, unknown))} in {where}",
+            hint=f"valid options: {', '.join(OPTION_NAMES)}",
+        )
+    out = dict(options)
+    if "backends" in out:
+        out["backends"] = parse_backends(out["backends"], where)
+    for name in ("atol", "rtol"):
+        if out.get(name) is not None:
+            value = out[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise SpecError(f"{name} must be a number >= 0, got {value!r} in {where}")
+            out[name] = float(value)
+    if "max_examples" in out:
+        value = out["max_examples"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(f"max_examples must be an int >= 1, got {value!r} in {where}")
+    if out.get("seed") is not None and (isinstance(out["seed"], bool) or not isinstance(out["seed"], int)):
+        raise SpecError(f"seed must be an int, got {out['seed']!r} in {where}")
+    if out.get("exporter") is not None and out["exporter"] not in EXPORTERS:
+        raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
+    if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
+        raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    return out
+
+
+def parse_backends(value: Any, where: str) -> tuple[str, ...]:
+    """Accept "a,b", ["a", "b"] or ("a",); reject unknown names listing the valid ones."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    items = [v for v in items if v]
+    unknown = [v for v in items if v not in KNOWN_BACKENDS]
+    if unknown or not items:
+        raise SpecError(
+            f"unknown backend(s) {', '.join(map(repr, unknown)) or '(none given)'} in {where}",
+            hint=f"valid backends: {', '.join(KNOWN_BACKENDS)}",
+        )
+    return tuple(dict.fromkeys(items))
+
+
+def resolve(*layers: Mapping[str, Any]) -> CheckOptions:
+    """Apply option layers lowest precedence first; each layer must be validated already."""
+    options = CheckOptions()
+    for layer in layers:
+        if layer:
+            options = replace(options, **{k: v for k, v in layer.items()})
+    return options
