@@ -148,12 +148,13 @@ def model_fingerprint(model: Any) -> str:
     return h.hexdigest()
 
 
-def _torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], positional: bool) -> dict[str, np.ndarray]:
+def _torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], names: list[str], positional: bool) -> dict[str, np.ndarray]:
+    """Run the reference; ``names`` orders positional arguments as ``forward`` declares them."""
     import torch
 
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()}
+    tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names]
     with torch.no_grad():
-        out = model(*tensors.values()) if positional else model(**tensors)
+        out = model(*tensors) if positional else model(**dict(zip(names, tensors)))
     return {name: t.detach().cpu().numpy() for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))}
 
 
@@ -211,11 +212,11 @@ def run_check(
     test_id = report.test_id
     modes = [(m, m.training) for m in model.modules()]
     try:
-        reference_example = _torch_outputs(model, example_feeds(slots), positional)
+        reference_example = _torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional)
         output_names = tuple(reference_example)
         fingerprint = model_fingerprint(model)
         targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
-        run_one = _example_runner(model, targets, options, positional, report, name)
+        run_one = _example_runner(model, [s.name for s in slots], targets, options, positional, report, name)
 
         @settings(
             max_examples=options.max_examples,
@@ -293,13 +294,13 @@ def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: d
     return error
 
 
-def _example_runner(model, targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
+def _example_runner(model, names: list[str], targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
     from hypothesis import target
 
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
-        reference = _torch_outputs(model, feeds, positional)
+        reference = _torch_outputs(model, feeds, names, positional)
         torch_seconds = time.perf_counter() - start
         failing: dict[str, list[OutputComparison]] = {}
         outputs: dict[str, dict] = {}

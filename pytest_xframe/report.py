@@ -141,7 +141,7 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
     headline = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     tr.write_sep("=", "xframe parity summary")
     if worst is not None:
-        headline += f"; worst {worst['max_abs']!s:.9} abs ({worst['tolerance_ratio']:.2g}x tolerance) in {worst['test']} [{worst['backend']}]"
+        headline += f"; worst {_fmt(worst['max_abs'])} abs ({worst['tolerance_ratio']:.2g}x tolerance) in {worst['test']} [{worst['backend']}]"
     if verbosity < 0:
         tr.write_line(f"xframe: {len(records)} checks: {headline}")
         for r in failed:

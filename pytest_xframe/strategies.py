@@ -100,6 +100,7 @@ def feeds_strategy(slots: tuple[InputSlot, ...]) -> Any:
 
     dims = shared_dims(slots)
     sizes = st.fixed_dictionaries({name: st.integers(d.min, d.max) for name, d in dims.items()})
+    names = [s.name for s in slots]
     return sizes.flatmap(
-        lambda chosen: st.fixed_dictionaries({s.name: _array(s, chosen) for s in slots}).map(Feeds)
+        lambda chosen: st.tuples(*(_array(s, chosen) for s in slots)).map(lambda arrays: Feeds(zip(names, arrays)))
     )
