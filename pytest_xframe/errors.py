@@ -27,7 +27,11 @@ class XframeError(Exception):
         self.cause = cause
         self.hint = hint
         self.details = details
-        super().__init__(self._format())
+        super().__init__(summary)
+
+    def __str__(self) -> str:
+        # formatted on demand: callers may add the backend or more cause after raising
+        return self._format()
 
     def _format(self) -> str:
         where = ", ".join(
@@ -76,7 +80,7 @@ class ParityError(XframeError, AssertionError):
 
     def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None) -> None:
         self.report_text = report_text
-        super().__init__(report_text, model=model, backend=backend)
+        super().__init__(report_text.splitlines()[0] if report_text else "", model=model, backend=backend)
 
     def _format(self) -> str:
         return self.report_text

@@ -283,7 +283,6 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
     first = errors[0]
     if len(errors) > 1:
         first.cause = (first.cause or "") + "".join(f"\n  also failed: {_first_line(str(e))}" for e in errors[1:])
-        first.args = (first._format(),)
     raise first
 
 
@@ -373,6 +372,6 @@ def _finish_failure(failure: ParityError, report: ParityReport, targets: list[_T
         )
         result.artifacts = str(directory)
         hints.append(f"[{backend_name}] artifacts: {directory}\n  replay: python -m pytest_xframe replay {directory}")
-    failure.args = (failure.report_text + "\n" + "\n".join(hints),)
+    failure.report_text += "\n" + "\n".join(hints)
     raise failure
 

@@ -122,6 +122,11 @@ def xframe(request: pytest.FixtureRequest) -> Iterator[Xframe]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and report.failed and _is_xframe_error(excinfo.value):
+        from .report import short_failure
+
+        report.longrepr = short_failure(item, excinfo, item.config.get_verbosity())
     records = item.stash.get(RECORDS_KEY, None)
     if records and report.when == "call":
         report.xframe = records  # plain JSON data: travels from pytest-xdist workers too
@@ -129,6 +134,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 RECORDS_KEY = pytest.StashKey[list]()
+
+
+def _is_xframe_error(exc: BaseException) -> bool:
+    from .errors import XframeError
+
+    return isinstance(exc, XframeError)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

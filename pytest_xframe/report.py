@@ -95,9 +95,9 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) ->
                 "verdict": r.verdict,
                 "examples": r.examples,
                 "onnx": r.onnx,
-                "max_abs": _finite(r.max_abs),
-                "max_rel": _finite(r.max_rel),
-                "tolerance_ratio": _finite(r.tolerance_ratio),
+                "max_abs": _finite(r.max_abs) if r.worst else None,
+                "max_rel": _finite(r.max_rel) if r.worst else None,
+                "tolerance_ratio": _finite(r.tolerance_ratio) if r.worst else None,
                 "cache_hit": r.cache_hit,
                 "message": r.message,
                 "artifacts": r.artifacts,
@@ -129,6 +129,29 @@ def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[t
             request.node.user_properties.append((f"{prefix}.{key}", rec[key]))
 
 
+def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
+    """One screen for a pytest-xframe error: where the test called us, then our message.
+
+    Our messages already say what was checked, the cause and what to try, so the frames of the
+    plugin and of the frameworks add only noise; with -v the converter's own traceback follows.
+    """
+    exc = excinfo.value
+    where = next(
+        (
+            f"{os.path.relpath(entry.path, item.config.invocation_params.dir)}:{entry.lineno + 1}"
+            for entry in reversed(excinfo.traceback)
+            if str(entry.path) == str(item.path)
+        ),
+        item.nodeid,
+    )
+    lines = [f"{where}: {type(exc).__module__.split('.')[0]}.{type(exc).__name__}", str(exc)]
+    lines.extend(getattr(exc, "__notes__", []) or [])
+    details = getattr(exc, "details", None)
+    if details:
+        lines.append("full traceback:\n" + details if verbosity > 0 else "(run with -v for the full converter/exporter traceback)")
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2g}"
 
@@ -137,7 +160,7 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
     """The session table: one row per test x backend; -q one line plus failures; -v per output."""
     failed = [r for r in records if r["verdict"] in ("failed", "error")]
     counts = {v: sum(r["verdict"] == v for r in records) for v in ("passed", "failed", "error", "skipped")}
-    worst = max((r for r in records if r["tolerance_ratio"] is not None), key=lambda r: r["tolerance_ratio"], default=None)
+    worst = max((r for r in records if r["examples"] and r["tolerance_ratio"] is not None), key=lambda r: r["tolerance_ratio"], default=None)
     headline = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     tr.write_sep("=", "xframe parity summary")
     if worst is not None:

@@ -1,0 +1,312 @@
+"""Plugin behaviour, through real pytest sessions (pytester) and real frameworks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_marker_fixture_and_options_are_documented(pytester: pytest.Pytester) -> None:
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.xframe_parity(**options):*backend*"])
+    fixtures = pytester.runpytest("--fixtures")
+    fixtures.stdout.fnmatch_lines(["xframe*", "*xframe.check(model, inputs*"])
+    helptext = pytester.runpytest("--help")
+    helptext.stdout.fnmatch_lines(
+        ["*--xframe-backends=LIST*", "*--xframe-max-examples=N*", "*--xframe-seed=SEED*", "*xframe_backends*", "*xframe_max_examples*", "*xframe_seed*"]
+    )
+
+
+def test_marker_parametrizes_per_backend(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP
+        from pytest_xframe import TensorSpec, Dim
+
+        @pytest.mark.xframe_parity(atol=1e-5, rtol=1e-4, max_examples=5, exporter="torchscript")
+        def test_mlp(xframe):
+            xframe.check(MLP().eval(), inputs=[TensorSpec((Dim("batch", 1, 4), 6))])
+        """
+    )
+    result = xf_pytester.runpytest("-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_mlp[[]onnxruntime[]] PASSED*", "*test_mlp[[]tensorflow[]] PASSED*", "*xframe parity summary*"])
+    only_tf = xf_pytester.runpytest("-v", "-k", "tensorflow")
+    only_tf.assert_outcomes(passed=1, deselected=1)
+
+
+def test_marker_on_class_and_module_merges_options(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP
+        from pytest_xframe import TensorSpec
+
+        pytestmark = pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=7, exporter="torchscript")
+
+        @pytest.mark.xframe_parity(max_examples=3)
+        class TestModels:
+            def test_mlp(self, xframe):
+                report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+                assert report["onnxruntime"].examples == 3
+        """
+    )
+    result = xf_pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_mlp[[]onnxruntime[]] PASSED*"])
+
+
+def test_option_precedence_marker_then_check_then_command_line(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=3, exporter="torchscript")
+        def test_marker_only(xframe):
+            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+            print("EXAMPLES marker_only", report["onnxruntime"].examples)
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=3, exporter="torchscript")
+        def test_check_overrides_marker(xframe):
+            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))], max_examples=5)
+            print("EXAMPLES check", report["onnxruntime"].examples)
+        """
+    )
+    result = xf_pytester.runpytest("-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*EXAMPLES marker_only 3*", "*EXAMPLES check 5*"])
+    result = xf_pytester.runpytest("-s", "--xframe-max-examples=2")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*EXAMPLES marker_only 2*", "*EXAMPLES check 2*"])
+
+
+def test_ini_sets_defaults_below_the_marker(xf_pytester: pytest.Pytester, shared_cache) -> None:
+    xf_pytester.makeini(
+        f"[pytest]\naddopts = --xframe-cache-dir={shared_cache}\nxframe_backends = onnxruntime\nxframe_max_examples = 4\n"
+    )
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.xframe_parity(exporter="torchscript")
+        def test_ini(xframe):
+            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+            assert report["onnxruntime"].examples == 4
+
+        @pytest.mark.xframe_parity(exporter="torchscript", max_examples=2)
+        def test_marker_wins(xframe):
+            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+            assert report["onnxruntime"].examples == 2
+        """
+    )
+    result = xf_pytester.runpytest("-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_ini[[]onnxruntime[]] PASSED*"])
+
+
+def test_command_line_backends_override_marker(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.xframe_parity(max_examples=2, exporter="torchscript")
+        def test_mlp(xframe):
+            xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+        """
+    )
+    result = xf_pytester.runpytest("-v", "--xframe-backends=onnxruntime")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_mlp[[]onnxruntime[]] PASSED*"])
+    bad = xf_pytester.runpytest("--xframe-backends=onnxruntime,caffe")
+    assert bad.ret != 0
+    bad.stderr.fnmatch_lines(["*unknown backend(s) 'caffe' in --xframe-backends*", "*valid backends: onnxruntime, tensorflow*"])
+
+
+def test_diverging_model_fails_with_the_report(xf_pytester: pytest.Pytester) -> None:
+    """The torchscript exporter freezes the branch the example took; other inputs take the other."""
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import Branchy
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.xframe_parity(exporter="torchscript", max_examples=50, seed=1)
+        def test_branchy(xframe):
+            xframe.check(Branchy().eval(), inputs=[TensorSpec((3,))])
+        """
+    )
+    result = xf_pytester.runpytest()
+    result.assert_outcomes(failed=2)
+    text = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "test_diverging_model_fails_with_the_report.py:7: pytest_xframe.ParityError",
+            "Branchy: outputs differ from torch on onnxruntime",
+            "*input: Feeds(x=float32[[]3[]] [[]*[]])*",
+            "*ran ONNX from torchscript, opset*",
+            "*output 'output' float32[[]3[]]: * / 3 elements (*%) out of tolerance (atol=1e-05, rtol=0.0001)*",
+            "*max abs error *, max rel error *",
+            "*worst at index [[]*[]]: reference *, backend *",
+            "*replay: python -m pytest_xframe replay *",
+        ]
+    )
+    assert "Falsifying example" in text or "Failing test case" in text
+    assert "Branchy: outputs differ from torch on tensorflow" in text
+
+
+def test_fixture_without_marker_checks_every_backend(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        from conftest import TwoIn
+        from pytest_xframe import TensorSpec, Dim
+
+        def test_two(xframe):
+            batch = Dim("batch", 1, 3)
+            report = xframe.check(TwoIn().eval(), inputs={"right": TensorSpec((batch, 3)), "left": TensorSpec((batch, 4))},
+                                  max_examples=4, exporter="torchscript")
+            assert set(report.backends) == {"onnxruntime", "tensorflow"}
+            for backend in report.backends.values():
+                assert backend.verdict == "passed" and backend.examples == 4
+                assert set(backend.worst) == {"sum", "pair.0", "pair.1"}
+                assert backend.max_abs < 1e-5
+        """
+    )
+    result = xf_pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_two PASSED*"])
+
+
+def test_dynamic_dims_are_drawn_within_bounds(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest, torch
+        from pytest_xframe import TensorSpec, Dim
+
+        seen = []
+
+        class Recorder(torch.nn.Module):
+            def forward(self, x):
+                seen.append(tuple(x.shape))
+                return x.cumsum(1) * 0.5
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime", "tensorflow"], max_examples=25, exporter="torchscript")
+        def test_dims(xframe):
+            seen.clear()
+            xframe.check(Recorder().eval(), inputs=[TensorSpec((Dim("batch", 1, 4), Dim("seq", 2, 9)))])
+            batches = {int(s[0]) for s in seen}
+            seqs = {int(s[1]) for s in seen}
+            assert batches <= set(range(1, 5)) and len(batches) > 1
+            assert seqs <= set(range(2, 10)) and len(seqs) > 1
+        """
+    )
+    xf_pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_export_failure_is_a_short_export_error(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest, torch
+        from pytest_xframe import TensorSpec, ExportError
+
+        class SvdInside(torch.nn.Module):
+            # no ONNX op computes an SVD: the export must fail
+
+            def forward(self, x):
+                return torch.linalg.svd(x)[1]
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], exporter="torchscript")
+        def test_export(xframe):
+            xframe.check(SvdInside().eval(), inputs=[TensorSpec((2, 3))])
+
+        def test_raises(xframe):
+            with pytest.raises(ExportError) as info:
+                xframe.check(SvdInside().eval(), inputs=[TensorSpec((2, 3))], backends=["onnxruntime"], exporter="torchscript")
+            message = str(info.value)
+            assert len(message.splitlines()) <= 6, message
+            assert "model SvdInside" in message and "torchscript" in message and "try:" in message
+        """
+    )
+    result = xf_pytester.runpytest()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["test_export_failure_is_a_short_export_error.py:*: pytest_xframe.ExportError", "torch.onnx.export failed with the torchscript exporter (model SvdInside, backend onnxruntime)", "  cause: UnsupportedOperatorError: *aten::linalg_svd*", "  try: *"])
+
+
+def test_marked_test_that_never_checks_fails(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"])
+        def test_forgot(xframe):
+            pass
+        """
+    )
+    result = xf_pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*marked xframe_parity but never called xframe.check*"])
+
+
+def test_json_report_validates_against_its_schema(xf_pytester: pytest.Pytester) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_xframe.report import REPORT_SCHEMA
+
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP, Branchy
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=3, exporter="torchscript")
+        def test_ok(xframe):
+            xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=30, exporter="torchscript", seed=0)
+        def test_bad(xframe):
+            xframe.check(Branchy().eval(), inputs=[TensorSpec((3,))])
+        """
+    )
+    result = xf_pytester.runpytest("--xframe-report=out/report.json", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    document = json.loads((xf_pytester.path / "out" / "report.json").read_text())
+    jsonschema.validate(document, REPORT_SCHEMA)
+    assert document["exit_status"] == 1
+    verdicts = {c["test"]: c["verdict"] for c in document["checks"]}
+    assert verdicts == {"test_json_report_validates_against_its_schema.py::test_ok[onnxruntime]": "passed",
+                        "test_json_report_validates_against_its_schema.py::test_bad[onnxruntime]": "failed"}
+    bad = next(c for c in document["checks"] if c["verdict"] == "failed")
+    assert bad["max_abs"] > 0 and bad["outputs"][0]["mismatches"] >= 1 and bad["artifacts"]
+    junit = (xf_pytester.path / "junit.xml").read_text()
+    assert 'name="xframe.onnxruntime.verdict" value="failed"' in junit
+    assert 'name="xframe.onnxruntime.max_abs"' in junit
+
+
+def test_xdist_workers_share_the_marker_and_the_report(xf_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP, TwoIn
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.xframe_parity(max_examples=3, exporter="torchscript")
+        def test_mlp(xframe):
+            xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+
+        @pytest.mark.xframe_parity(max_examples=3, exporter="torchscript")
+        def test_two(xframe):
+            xframe.check(TwoIn().eval(), inputs=[TensorSpec((2, 4)), TensorSpec((2, 3))])
+        """
+    )
+    result = xf_pytester.runpytest_subprocess("-n", "2", "--xframe-report=report.json")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*xframe parity summary*", "*4 passed*"])
+    document = json.loads((xf_pytester.path / "report.json").read_text())
+    assert len(document["checks"]) == 4
