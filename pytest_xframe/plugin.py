@@ -101,8 +101,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MARKER) is None:
         return
+    from .errors import XframeError
+
     session = metafunc.config.stash[SESSION_KEY]
-    backends = session.marked_backends(metafunc.definition)
+    try:
+        backends = session.marked_backends(metafunc.definition)
+    except XframeError as exc:
+        # fail this test alone (at setup, with the message), not the whole module's collection
+        metafunc.parametrize("xframe", [pytest.param(exc, id="invalid-marker")], indirect=True)
+        return
     metafunc.parametrize("xframe", backends, indirect=True, ids=list(backends))
 
 
@@ -114,6 +121,8 @@ def xframe(request: pytest.FixtureRequest) -> Iterator[Xframe]:
     per backend; without it one call checks every configured backend."""
     from .fixture import Xframe
 
+    if isinstance(getattr(request, "param", None), Exception):
+        raise request.param
     checker = Xframe(request, request.config.stash[SESSION_KEY])
     yield checker
     checker.finish()
