@@ -23,12 +23,17 @@ Three entry points:
   Limits (said in the report's note where they apply): only values at module boundaries can be
   compared, so when the first divergent value is produced by several nodes since the last values
   that agree, the report names the node producing the divergent value and lists the others as
-  candidates; functional code in one ``forward`` is not split further. A module called several
-  times is matched call by call only through torchscript's ``name_1``, ``name_2`` scope suffixes.
-  Values whose shape/dtype match several boundary values ambiguously are skipped, not guessed.
-  An exporter that fuses a module away (Conv + BatchNorm folding) leaves a value that matches a
-  later hooked tensor (the next module's input) but not the fused module's output; a value that
-  matches *any* of its hooked tensors counts as within tolerance.
+  candidates; functional code in one ``forward`` is not split further. Constants baked in by the
+  exporter (initializers, Constant nodes) count as equal, as graph inputs do: a Python scalar
+  that changed since export shows up at the node reading it. A module called several times is
+  matched call by call through torchscript's ``name_1``, ``name_2`` scope suffixes, or (dynamo,
+  one scope for all calls) when its nodes fall into as many unconnected pieces as there were
+  calls. Tensors whose shape/dtype fit several boundary values ambiguously are skipped, not
+  guessed. A module the exporter fused into a neighbour (Conv + BatchNorm) has no nodes of its
+  own; the value next to it is paired with both its input and its output tensor, and a value
+  that matches *any* of its pairings counts as within tolerance. Modules with ONNX nodes that
+  torch did not call for this input (the other side of a frozen branch) are named in the note.
+  Subgraphs (If/Loop bodies) are not looked into, by either locator.
 
 * :func:`attribute_step`: which step (export, conversion, runtime) a final mismatch belongs to,
   from the outputs of torch, onnxruntime and the backend.
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +222,12 @@ def _shapes_of(node: Any, values: Mapping[str, np.ndarray], graph: Any) -> list[
     return shapes
 
 
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _names(items: list[str]) -> str:
     shown = ", ".join(repr(i) for i in items[:_MAX_LISTED])
     return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
@@ -247,7 +259,7 @@ def locate_conversion_divergence(
     """First node whose TensorFlow (onnx-tf) output leaves tolerance of onnxruntime's, inputs agreeing.
 
     ``onnx_model`` is an ``onnx.ModelProto`` (a path or bytes are loaded); ``feeds`` are keyed by
-    ONNX input name; the augmented SavedModel is written to ``workdir/divergence_saved_model``.
+    ONNX input name; the augmented SavedModel is written to a new ``workdir/divergence_saved_model_*``.
     NaN at the same place on both sides counts as equal unless ``equal_nan`` is False: the point
     is where the backends part ways, not whether the model makes NaNs.
     """
@@ -268,9 +280,13 @@ def locate_conversion_divergence(
     if skipped:
         remarks.append(f"{skipped} intermediate(s) of unknown or non-tensor type were not compared")
 
-    ort_values = _run_ort_unoptimized(augmented, feeds)
+    try:
+        ort_values = _run_ort_unoptimized(augmented, feeds)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+        return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {_one_line(exc)}")
     _fill_output_ranks(augmented, ort_values)
-    out_dir = Path(workdir) / "divergence_saved_model"
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    out_dir = Path(tempfile.mkdtemp(prefix="divergence_saved_model_", dir=workdir))
     try:
         convert(augmented, out_dir, model_name=model_name)
         runner = load_saved_model(out_dir, input_names, output_names)
@@ -289,7 +305,7 @@ def locate_conversion_divergence(
     except Exception as exc:  # noqa: BLE001 - TF raises many unrelated types
         return DivergenceReport(
             between, None, "unknown",
-            "; ".join([f"the model with its intermediates exposed failed in TensorFlow: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"] + remarks),
+            "; ".join([f"the model with its intermediates exposed failed in TensorFlow: {_one_line(exc)}"] + remarks),
         )
 
     status: dict[str, OutputComparison] = {}
@@ -468,6 +484,39 @@ def _run_torch_hooked(torch_model: Any, feeds: Mapping[str, np.ndarray], positio
     return calls, [_to_numpy(t) for t in _tensor_leaves(out, torch)]
 
 
+def _split_repeated_calls(members: dict[tuple[str, int], list[int]], calls: Mapping[str, list[Any]], nodes: list[Any]) -> None:
+    """Share a module's nodes out among its calls when the scope names do not number them.
+
+    The dynamo exporter gives every call of a module the same scope; the nodes of separate calls
+    form separate connected pieces, assigned to the calls in topological order. When the pieces
+    do not line up with the calls, all stay with the first call (and will not match: ambiguous).
+    """
+    for qname, per_call in calls.items():
+        if len(per_call) < 2 or (qname, 0) not in members or any((qname, k) in members for k in range(1, len(per_call))):
+            continue
+        inside = members[(qname, 0)]
+        parent = {i: i for i in inside}
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        producer = {v: i for i in inside for v in nodes[i].output if v}
+        for i in inside:
+            for v in nodes[i].input:
+                if v in producer:
+                    parent[root(i)] = root(producer[v])
+        pieces: dict[int, list[int]] = {}
+        for i in inside:
+            pieces.setdefault(root(i), []).append(i)
+        if len(pieces) != len(per_call):
+            continue
+        for k, piece in enumerate(sorted(pieces.values(), key=min)):
+            members[(qname, k)] = sorted(piece)
+
+
 def _match_by_shape(arrays: list[np.ndarray], candidates: list[str], values: Mapping[str, np.ndarray]) -> tuple[list[tuple[int, str]], int]:
     """Pair hooked tensors with ONNX values of the same shape and dtype where that is unambiguous."""
     pairs, ambiguous = [], 0
@@ -498,8 +547,9 @@ def locate_export_divergence(
     """First ONNX node whose output leaves tolerance of the torch module output it stands for.
 
     ``feeds`` are keyed by input name in ``forward``'s order; ``positional`` calls
-    ``torch_model(*feeds.values())`` instead of ``torch_model(**feeds)``. See the module docstring
-    for how ONNX values are matched to torch tensors and for the limits.
+    ``torch_model(*feeds.values())`` instead of ``torch_model(**feeds)``. The model runs as it is
+    (put it in eval mode: dropout would differ on its own). See the module docstring for how ONNX
+    values are matched to torch tensors and for the limits.
     """
     import onnx
 
@@ -508,7 +558,10 @@ def locate_export_divergence(
         onnx_model = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx.load(str(onnx_model))
     graph = onnx_model.graph
     augmented, _, _, _ = _augment(onnx_model)
-    ort_values = _run_ort_unoptimized(augmented, feeds)
+    try:
+        ort_values = _run_ort_unoptimized(augmented, feeds)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+        return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {_one_line(exc)}")
     for name in _constant_names(graph, feeds):
         if name in feeds:
             ort_values.setdefault(name, np.asarray(feeds[name]))
@@ -519,6 +572,10 @@ def locate_export_divergence(
     resolve = _ScopeResolver(torch_model)
     graph_outputs = [o.name for o in graph.output]
     inits = {i.name for i in graph.initializer}
+    consumers: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for v in node.input:
+            consumers.setdefault(v, []).append(i)
 
     # which nodes sit inside each (module, call)
     members: dict[tuple[str, int], list[int]] = {}
@@ -530,6 +587,8 @@ def locate_export_divergence(
             continue
         for scope in chain[1:]:
             members.setdefault(scope, []).append(i)
+
+    _split_repeated_calls(members, calls, nodes)
 
     points: list[_Point] = []
     unmatched = ambiguous = 0
@@ -566,8 +625,7 @@ def locate_export_divergence(
             inside_set = set(inside)
             produced = [v for i in inside for v in nodes[i].output if v]
             produced_set = set(produced)
-            used_outside = {v for j, node in enumerate(nodes) if j not in inside_set for v in node.input}
-            boundary_out = [v for v in produced if v in used_outside or v in graph_outputs]
+            boundary_out = [v for v in produced if v in graph_outputs or any(j not in inside_set for j in consumers.get(v, ()))]
             boundary_in: list[str] = []
             for i in inside:
                 for v in nodes[i].input:
@@ -576,25 +634,31 @@ def locate_export_divergence(
             add(outs, boundary_out, f"output of {label}")
             add(ins, boundary_in, f"input of {label}")
 
-    # A module without nodes of its own was folded into its producer (BatchNorm into Conv) or is an
-    # identity: the ONNX value standing for its input may hold its output instead. Pair that value
-    # with the module's output too; chains of folded modules take several rounds.
-    paired: set[tuple[str, str]] = set()
+    # A module without nodes of its own was fused with a neighbour: into its producer (torchscript
+    # folds BatchNorm into the Conv before it), so the ONNX value standing for its input holds its
+    # output; or into its consumer (the dynamo exporter leaves the fused Conv in the BatchNorm's
+    # scope), so the value standing for its output holds its input. Pair those values with the
+    # other tensor too; chains of fused modules take several rounds.
+    paired: set[tuple[str, str, str]] = set()
     for _ in range(len(folded)):
         added = False
         for label, ins, outs in folded:
             if len(ins) != 1 or len(outs) != 1:
                 continue
             for p in list(points):
-                key = (p.value, label)
-                if key in paired or p.array.shape != ins[0].shape or p.array.dtype != ins[0].dtype:
-                    continue
-                if not np.array_equal(p.array, ins[0], equal_nan=ins[0].dtype.kind in "fc"):
-                    continue
-                paired.add(key)
-                added = True
-                points.append(_Point(p.value, f"output of {label} (folded into this value's producer)",
-                                     compare_output(p.value, outs[0], ort_values[p.value], atol, rtol, equal_nan), outs[0]))
+                for seen, other, how in ((ins[0], outs[0], "folded into this value's producer"),
+                                         (outs[0], ins[0], "fused into this value's consumer")):
+                    key = (p.value, label, how)
+                    if key in paired or p.array.shape != seen.shape or p.array.dtype != seen.dtype:
+                        continue
+                    if not np.array_equal(p.array, seen, equal_nan=seen.dtype.kind in "fc"):
+                        continue
+                    if other.shape != p.array.shape or other.dtype != p.array.dtype:
+                        continue
+                    paired.add(key)
+                    added = True
+                    what = f"output of {label} ({how})" if other is outs[0] else f"input of {label} ({how})"
+                    points.append(_Point(p.value, what, compare_output(p.value, other, ort_values[p.value], atol, rtol, equal_nan), other))
         if not added:
             break
 
@@ -609,6 +673,10 @@ def locate_export_divergence(
                        "so only the model outputs could be compared")
     elif unscoped:
         remarks.append(f"{unscoped} of {len(nodes)} ONNX nodes had a scope that names no torch module")
+    not_called = sorted({q for q, k in members if k >= len(calls.get(q, []))})
+    if not_called:
+        remarks.append(f"module(s) with ONNX nodes that torch did not call (this often) for this input: {_names(not_called)}"
+                       " - control flow that took another path at export?")
     if no_nodes:
         remarks.append(f"{len(no_nodes)} module call(s) have no ONNX nodes of their own (fused, folded or inlined by the exporter): {_names(no_nodes)}")
     if unmatched or ambiguous:
@@ -659,7 +727,7 @@ def locate_export_divergence(
         head += "; the values it is computed from agree, so this node is the first to diverge"
         baked = [v for v in node.input if v in constants or v in inits]
         if baked:
-            head += f" (it also reads constant(s) fixed at export: {_names(baked)})"
+            head += f" (it also reads constant(s) fixed at export, which count as equal: {_names(baked)})"
     else:
         head += (f"; it is computed from values that agree through {len(region)} nodes, any of which may be the cause: "
                  + _names([nodes[i].name or nodes[i].op_type for i in region]))

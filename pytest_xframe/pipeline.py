@@ -44,6 +44,8 @@ class BackendResult:
     verdict: str = "pending"  # passed / failed / error / skipped
     message: str = ""
     artifacts: str | None = None
+    #: for a failure: the step that broke and the first divergent ONNX node, as text
+    diagnosis: str | None = None
 
     @property
     def max_abs(self) -> float:
@@ -237,7 +239,7 @@ def run_check(
         try:
             parity()
         except ParityError as failure:
-            _finish_failure(failure, report, targets, artifacts_root, test_id, options)
+            _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
         for result in report.backends.values():
             if result.verdict == "pending":
                 result.verdict = "passed"
@@ -338,8 +340,42 @@ def _example_runner(model, names: list[str], targets: list[_Target], options: Ch
     return run_one
 
 
-def _finish_failure(failure: ParityError, report: ParityReport, targets: list[_Target], root: Path, test_id: str, options: CheckOptions) -> None:
-    """Save the minimal failing case per failing backend, then re-raise with the replay hint."""
+def _diagnose(t: _Target, failure: ParityError, comparisons: list[OutputComparison], model: Any, positional: bool, workdir: Path, name: str, options: CheckOptions) -> str:
+    """Which step broke (export, conversion, runtime) and the first ONNX node where it shows.
+
+    Only runs on the final, minimal failing input; a diagnosis that itself fails says so in a
+    line and never hides the mismatch.
+    """
+    from .backends.onnxruntime_runner import make_session
+    from .divergence import attribute_step, locate_conversion_divergence, locate_export_divergence
+
+    worst = max((c for c in comparisons if not c.ok), key=lambda c: c.tolerance_ratio)
+    atol, rtol = options.tolerance(worst.dtype)
+    try:
+        backend_out = failure.outputs[t.backend]
+        if t.backend == "onnxruntime":
+            ort_out, converted = backend_out, None
+        else:
+            ort_out, converted = make_session(str(t.artifact.path)).run(failure.feeds), backend_out
+        step = attribute_step(failure.reference, ort_out, converted, options.tolerance, equal_nan=options.equal_nan)
+        located = None
+        if step == "export":
+            located = locate_export_divergence(model, str(t.artifact.path), failure.feeds, atol, rtol, positional)
+        elif step == "conversion" and t.backend == "tensorflow":
+            located = locate_conversion_divergence(str(t.artifact.path), failure.feeds, atol, rtol, workdir, name)
+    except Exception as exc:  # a diagnosis is a bonus: report why it failed, keep the mismatch
+        return f"diagnosis: could not locate the divergence ({type(exc).__name__}: {_first_line(str(exc))[:200]})"
+    lines = [f"diagnosis: the {step} step introduced the error" if step != "unknown" else "diagnosis: the step could not be pinned down"]
+    if located is not None:
+        lines.append(located.format())
+    return "\n".join(lines)
+
+
+def _finish_failure(
+    failure: ParityError, report: ParityReport, targets: list[_Target], root: Path, test_id: str, options: CheckOptions,
+    model: Any, positional: bool, workdir: Path,
+) -> None:
+    """Diagnose and save the minimal failing case per failing backend, then re-raise with the replay hint."""
     __tracebackhide__ = True
     hints = []
     for backend_name, comparisons in failure.comparisons.items():
@@ -351,6 +387,7 @@ def _finish_failure(failure: ParityError, report: ParityReport, targets: list[_T
         result.message = "; ".join(f"{c.name}: {c.problem or f'max abs {c.max_abs:.3g}'}" for c in comparisons if not c.ok)
         directory = artifacts.case_dir(root, test_id, backend_name)
         t = next(t for t in targets if t.backend == backend_name)
+        result.diagnosis = _diagnose(t, failure, comparisons, model, positional, workdir, report.model, options)
         artifacts.save_case(
             directory,
             case={
@@ -363,6 +400,7 @@ def _finish_failure(failure: ParityError, report: ParityReport, targets: list[_T
                 "options": {k: v for k, v in vars(options).items()},
                 "inputs": {k: describe_array(v) for k, v in failure.feeds.items()},
                 "comparisons": [c.to_dict() for c in comparisons],
+                "diagnosis": result.diagnosis,
             },
             inputs=failure.feeds,
             reference=failure.reference,
@@ -371,6 +409,8 @@ def _finish_failure(failure: ParityError, report: ParityReport, targets: list[_T
             converted_path=t.prepared.converted_path,
         )
         result.artifacts = str(directory)
+        hints.append(result.diagnosis.replace("\n", "\n  ") if result.diagnosis.startswith("diagnosis:") else result.diagnosis)
+        hints[-1] = f"[{backend_name}] {hints[-1]}"
         hints.append(f"[{backend_name}] artifacts: {directory}\n  replay: python -m pytest_xframe replay {directory}")
     failure.report_text += "\n" + "\n".join(hints)
     raise failure

@@ -55,6 +55,7 @@ RECORD_SCHEMA = {
         "cache_hit": {"type": "boolean"},
         "message": {"type": "string"},
         "artifacts": {"type": ["string", "null"]},
+        "diagnosis": {"type": ["string", "null"]},
         "seconds": {
             "type": "object",
             "required": ["export", "convert", "load", "run"],
@@ -101,6 +102,7 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) ->
                 "cache_hit": r.cache_hit,
                 "message": r.message,
                 "artifacts": r.artifacts,
+                "diagnosis": r.diagnosis,
                 "seconds": {"export": r.export_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
                 "outputs": [
                     {k: (_finite(v) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()}
