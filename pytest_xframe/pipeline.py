@@ -409,6 +409,13 @@ def _finish_failure(
             converted_path=t.prepared.converted_path,
         )
         result.artifacts = str(directory)
+        from .plots import save_error_plot
+
+        for c in comparisons:
+            if not c.ok and not c.problem:
+                plot = save_error_plot(directory, c.name, failure.reference[c.name], failure.outputs[backend_name][c.name], c.atol, c.rtol)
+                if plot is not None:
+                    hints.append(f"[{backend_name}] error plot of {c.name!r}: {plot}")
         hints.append(result.diagnosis.replace("\n", "\n  ") if result.diagnosis.startswith("diagnosis:") else result.diagnosis)
         hints[-1] = f"[{backend_name}] {hints[-1]}"
         hints.append(f"[{backend_name}] artifacts: {directory}\n  replay: python -m pytest_xframe replay {directory}")

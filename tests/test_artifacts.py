@@ -53,6 +53,10 @@ def test_failure_is_kept_and_replayed_in_a_clean_process(xf_pytester: pytest.Pyt
         assert {"model.onnx", "inputs.npz", "reference.npz", "backend.npz", "case.json"} <= {p.name for p in directory.iterdir()}
         if check["backend"] == "tensorflow":
             assert (directory / "converted" / "saved_model.pb").is_file()
+        if _has_matplotlib():
+            plots = list(directory.glob("error-output-*.png"))
+            assert len(plots) == 1 and plots[0].stat().st_size > 1000
+            assert f"error plot of 'output': {plots[0]}" in result.stdout.str()
         assert f"replay: python -m pytest_xframe replay {directory}" in result.stdout.str()
     for check in (checks[0], next(c for c in checks if c["backend"] == "tensorflow")):
         replay = subprocess.run(
@@ -63,6 +67,12 @@ def test_failure_is_kept_and_replayed_in_a_clean_process(xf_pytester: pytest.Pyt
         assert f"max abs error {output['max_abs']:.6g}, max rel error {output['max_rel']:.6g}" in replay.stdout
         assert f"{output['mismatches']} / {output['total']} elements" in replay.stdout
         assert replay.stdout.rstrip().endswith("verdict: MISMATCH")
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def test_replay_of_a_missing_case_says_what_to_pass(tmp_path: Path) -> None:
