@@ -16,10 +16,6 @@ import numpy as np
 from ..export import OnnxArtifact
 from . import BuildContext, Prepared
 
-#: bump when our compatibility layer or lowering changes what a conversion produces
-CONVERTER_REVISION = "1"
-
-
 def _sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
@@ -85,12 +81,12 @@ def file_digest(path: Path) -> str:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
-    from ..convert.onnx_tf import convert
+    from ..convert.onnx_tf import convert, converter_revision
 
     key = {
         "onnx_sha256": file_digest(artifact.path),
         "converter": "onnx-tf",
-        "revision": CONVERTER_REVISION,
+        "revision": converter_revision(),
         **versions("onnx", "onnx-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy"),
     }
     start = time.perf_counter()

@@ -100,13 +100,14 @@ def signature_input_names(model: onnx.ModelProto) -> dict[str, str]:
     return mapping
 
 
-def tf_safe_input_names(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Rename graph inputs as :func:`signature_input_names` says.
+def tf_safe_input_names(model: onnx.ModelProto, names: dict[str, str] | None = None) -> onnx.ModelProto:
+    """Rename graph inputs as ``names`` (default: :func:`signature_input_names`) says.
 
     The old name is kept inside the graph by an ``Identity`` from the new input, so node inputs,
     subgraphs and an input that is also an output need no rewriting.
     """
-    renames = {old: new for old, new in signature_input_names(model).items() if old != new}
+    names = signature_input_names(model) if names is None else names
+    renames = {old: new for old, new in names.items() if old != new}
     if not renames:
         return model
     import onnx
@@ -129,8 +130,10 @@ def tf_safe_input_names(model: onnx.ModelProto) -> onnx.ModelProto:
 def lower_for_onnx_tf(model: onnx.ModelProto, *, max_opset: int = LAST_SUPPORTED_OPSET) -> onnx.ModelProto:
     """All rewrites, in order: inline local functions, cap the opset, TF-safe input names.
 
-    The input model is not modified.
+    The input model is not modified. Input names follow :func:`signature_input_names` of the
+    model as given, so callers can map their feeds from the original model.
     """
+    names = signature_input_names(model)
     model = inline_functions(model)
     model = cap_opset(model, max_opset)
-    return tf_safe_input_names(model)
+    return tf_safe_input_names(model, names)

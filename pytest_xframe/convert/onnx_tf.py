@@ -24,6 +24,7 @@ __all__ = [
     "BACKEND",
     "LAST_SUPPORTED_OPSET",
     "convert",
+    "converter_revision",
     "signature_feeds",
     "signature_input_names",
 ]
@@ -58,7 +59,30 @@ def _load_backend(model_name: str) -> Any:
             hint=_INSTALL_HINT,
             details=traceback.format_exc(),
         ) from exc
+    except Exception as exc:  # noqa: BLE001 - installed but broken (version clash): not a skip
+        raise ConversionError(
+            "tensorflow / onnx-tf are installed but fail to load",
+            model=model_name,
+            backend=BACKEND,
+            cause=f"{type(exc).__name__}: {_first_line(str(exc))}",
+            hint=f"reinstall the TensorFlow extra: {_INSTALL_HINT}",
+            details=traceback.format_exc(),
+        ) from exc
     return onnx_tf.backend
+
+
+def converter_revision() -> str:
+    """A short hash of this converter's own code (compat layer, lowering, this module).
+
+    Put it in the cache key of converted SavedModels: a changed handler then rebuilds them.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    here = pathlib.Path(__file__).resolve().parent
+    for name in ("onnx_tf.py", "onnx_tf_compat.py", "lowering.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _opset_of(model: onnx.ModelProto, domain: str) -> int | None:

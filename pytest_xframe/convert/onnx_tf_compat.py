@@ -9,12 +9,15 @@ fails in three ways, each fixed here at run time (site-packages is never edited)
    stand-ins in ``sys.modules`` only when the real packages cannot be imported. A stand-in raises
    :class:`MissingOptionalModule` (naming the op, the module and the fix) the moment a handler uses
    it, so a model that needs it fails loudly instead of converting wrongly.
-2. Coverage: no handlers for op versions newer than ~opset 15 (Unsqueeze-13, Squeeze-13,
-   Reduce*-18, Reshape-19, Resize-19, LayerNormalization-17, Gelu-20, ...). We add them.
-3. Recurrent ops: its GRU rejects ``linear_before_reset=1`` (what PyTorch exports) and its LSTM
-   uses ``LSTMStateTuple`` and Keras RNN cells (gone in Keras 3; it also shares one cell between
-   all LSTM nodes of a model). We replace both with small ``tf.scan`` implementations of the ONNX
-   equations, which need no Keras at all.
+2. Coverage: no handlers for op versions newer than ~opset 15. We add Unsqueeze/Squeeze-13,
+   Reduce*-18 (and ReduceSum-13, whose onnx-tf version reduces over the first axis only),
+   Reshape-19, Resize-18/19, LayerNormalization-17, Gelu-20, Split-18, Pad-18, and map the op
+   versions of opsets 16-21 that only widened the types (Where-16, Shape-19, ...) onto onnx-tf's
+   older handler, after checking any new attribute is unused (see :func:`handled_versions`).
+3. Recurrent ops: its GRU rejects ``linear_before_reset=1`` (what PyTorch exports), its LSTM
+   uses ``LSTMStateTuple`` (gone with Keras 3), and all three share one Keras cell between the
+   RNN nodes of a model. We replace RNN, GRU and LSTM with small ``tf.scan`` implementations of
+   the ONNX equations, which need no Keras at all.
 
 :func:`install` does all of that once per process. Nothing happens at import time of this module,
 and it imports onnx / tensorflow / onnx_tf only inside functions.
@@ -34,10 +37,10 @@ from pytest_xframe.errors import ConversionError
 
 __all__ = [
     "MissingOptionalModule",
+    "handled_versions",
     "install",
     "last_failed_node",
     "reset_failed_node",
-    "handled_versions",
 ]
 
 _LOCK = threading.Lock()
@@ -105,7 +108,7 @@ def _build_onnx_mapping() -> types.ModuleType:
     mod = types.ModuleType("onnx.mapping", "Rebuilt by pytest_xframe for onnx-tf (removed in onnx 1.17).")
     mod.__spec__ = importlib.machinery.ModuleSpec("onnx.mapping", None)
     to_np = {int(k): v.np_dtype for k, v in TENSOR_TYPE_MAP.items()}
-    np_to = {}
+    np_to: dict[Any, int] = {}
     for k, dtype in to_np.items():
         np_to.setdefault(dtype, k)  # the first (standard) type wins, as in onnx 1.15
     storage_to_field = {
@@ -206,12 +209,14 @@ class _StandInModule(types.ModuleType):
 
 
 def _importable(name: str) -> bool:
+    """Whether the real package imports; a failed attempt leaves nothing of it in sys.modules."""
     if name in sys.modules:
         return not isinstance(sys.modules[name], _StandInModule)
     try:
         importlib.import_module(name)
     except Exception:  # noqa: BLE001 - tfa/tfp raise all sorts of errors on a newer TF
-        sys.modules.pop(name, None)
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
         return False
     return True
 
@@ -261,6 +266,11 @@ def _static_ints(node: Any, kwargs: dict[str, Any], index: int, what: str) -> li
             "only a constant (initializer or Constant node) is supported"
         )
     return [int(v) for v in value.reshape(-1)]
+
+
+def _str_attr(node: Any, name: str, default: str) -> str:
+    value = node.attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _rank(x: Any, node: Any) -> int:
@@ -332,19 +342,16 @@ def resize_18(cls: type, node: Any, **kwargs: Any) -> list[Any]:
         unsupported.append("antialias=1")
     if attrs.get("axes") is not None:
         unsupported.append("axes")
-    policy = attrs.get("keep_aspect_ratio_policy", "stretch")
-    policy = policy.decode() if isinstance(policy, bytes) else policy
+    policy = _str_attr(node, "keep_aspect_ratio_policy", "stretch")
     if policy != "stretch":
         unsupported.append(f"keep_aspect_ratio_policy={policy}")
-    mode = attrs.get("coordinate_transformation_mode", "half_pixel")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode == "half_pixel_symmetric":
+    if _str_attr(node, "coordinate_transformation_mode", "half_pixel") == "half_pixel_symmetric":
         unsupported.append("coordinate_transformation_mode=half_pixel_symmetric")
     if unsupported:
         raise NotImplementedError(
             f"Resize node {node.name!r} uses {', '.join(unsupported)}, which onnx-tf does not implement"
         )
-    return cls.version_11.__func__(cls, node, **kwargs)
+    return getattr(cls, "version_11").__func__(cls, node, **kwargs)  # noqa: B009 - cls is onnx-tf's Resize
 
 
 resize_18.delegates_to_onnx_tf = True  # type: ignore[attr-defined]
@@ -380,9 +387,7 @@ def gelu_20(cls: type, node: Any, **kwargs: Any) -> list[Any]:
     """Gelu-20: exact (erf) or ``approximate='tanh'``."""
     tf = _tf()
     x = kwargs["tensor_dict"][node.inputs[0]]
-    approximate = node.attrs.get("approximate", "none")
-    approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
-    return [tf.nn.gelu(x, approximate=approximate == "tanh")]
+    return [tf.nn.gelu(x, approximate=_str_attr(node, "approximate", "none") == "tanh")]
 
 
 def split_18(cls: type, node: Any, **kwargs: Any) -> list[Any]:
@@ -414,8 +419,7 @@ def pad_18(cls: type, node: Any, **kwargs: Any) -> list[Any]:
     full = [[0, 0] for _ in range(rank)]
     for i, a in enumerate(axes):
         full[a] = [pads[i], pads[i + n]]
-    mode = node.attrs.get("mode", "constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = _str_attr(node, "mode", "constant")
     if any(p < 0 for pair in full for p in pair):
         raise NotImplementedError(f"Pad node {node.name!r}: negative pads are not supported")
     if mode == "constant":
@@ -425,11 +429,9 @@ def pad_18(cls: type, node: Any, **kwargs: Any) -> list[Any]:
         return [tf.pad(x, full, mode="REFLECT")]
     if mode == "edge":
         for a, (lo, hi) in enumerate(full):
-            if lo or hi:
-                parts = [tf.repeat(tf.gather(x, [0], axis=a), lo, axis=a), x] if lo else [x]
-                if hi:
-                    parts.append(tf.repeat(tf.gather(x, [-1 % int(x.shape[a])], axis=a), hi, axis=a))
-                x = tf.concat(parts, axis=a)
+            first = tf.gather(x, [0], axis=a)
+            last = tf.gather(x, tf.shape(x)[a : a + 1] - 1, axis=a)
+            x = tf.concat([tf.repeat(first, lo, axis=a), x, tf.repeat(last, hi, axis=a)], axis=a) if lo or hi else x
         return [x]
     raise NotImplementedError(f"Pad node {node.name!r}: mode {mode!r} is not supported")
 
@@ -448,11 +450,6 @@ def _same_as(version: int, guard: Callable[[Any], str | None] | None = None) -> 
     handler.delegates_to_onnx_tf = True  # type: ignore[attr-defined]
     handler.__doc__ = f"Reuse onnx-tf's version_{version}."
     return handler
-
-
-def _str_attr(node: Any, name: str, default: str) -> str:
-    value = node.attrs.get(name, default)
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _no_reduction(node: Any) -> str | None:
@@ -543,7 +540,9 @@ def _rnn_activations(node: Any, defaults: Sequence[str], num_directions: int) ->
         fns = []
         for i in range(k):
             j = d * k + i
-            fns.append(_rnn_activation(names[j], alphas[j] if j < len(alphas) else None, betas[j] if j < len(betas) else None))
+            alpha = alphas[j] if j < len(alphas) else None
+            beta = betas[j] if j < len(betas) else None
+            fns.append(_rnn_activation(names[j], alpha, beta))
         out.append(fns)
     return out
 
@@ -558,8 +557,7 @@ def _rnn_prepare(node: Any, kwargs: dict[str, Any], gates: int) -> dict[str, Any
     w = kwargs["tensor_dict"][node.inputs[1]]
     r = kwargs["tensor_dict"][node.inputs[2]]
     hidden = int(node.attrs.get("hidden_size", r.shape[-1]))
-    direction = node.attrs.get("direction", "forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = _str_attr(node, "direction", "forward")
     num_directions = 2 if direction == "bidirectional" else 1
     b = _input(node, kwargs, 3)
     if b is None:
@@ -602,7 +600,7 @@ def _rnn_outputs(node: Any, ys: list[Any], finals: list[list[Any]], layout: int)
     if layout == 1:
         y = tf.transpose(y, [2, 0, 1, 3])  # [batch, seq, dirs, H]
         states = [tf.transpose(s, [1, 0, 2]) for s in states]
-    return ([y] + states)[: len(node.outputs)]
+    return [y, *states][: len(node.outputs)]
 
 
 def _clip(v: Any, clip: float | None) -> Any:
@@ -622,74 +620,100 @@ def _run_direction(step: Callable[[Any, Any], Any], x: Any, init: Any, reverse: 
     return h_all, last
 
 
-def lstm_7(cls: type, node: Any, **kwargs: Any) -> list[Any]:
-    """LSTM-7/14/22 as a ``tf.scan`` over the ONNX equations (gate order i, o, f, c), no Keras."""
+def _lstm_step(w: Any, r: Any, b: Any, peep: Any, acts: list[Callable[[Any], Any]], clip: float | None,
+               hidden: int) -> Callable[[Any, Any], Any]:
+    """One LSTM time step for one direction: ``(h, c), x_t -> (h', c')``; ONNX gate order i, o, f, c."""
     tf = _tf()
+    f_act, g_act, h_act = acts
+    wt, rt, bias = tf.transpose(w), tf.transpose(r), b[: 4 * hidden] + b[4 * hidden :]
+    pi, po, pf = (None, None, None) if peep is None else tf.split(peep, 3)
+
+    def step(state: Any, xt: Any) -> Any:
+        h, c = state
+        zi, zo, zf, zc = tf.split(tf.matmul(xt, wt) + tf.matmul(h, rt) + bias, 4, axis=-1)
+        if pi is not None:
+            zi, zf = zi + pi * c, zf + pf * c
+        i, f, g = f_act(_clip(zi, clip)), f_act(_clip(zf, clip)), g_act(_clip(zc, clip))
+        c_new = f * c + i * g
+        if po is not None:
+            zo = zo + po * c_new
+        return (f_act(_clip(zo, clip)) * h_act(c_new), c_new)
+
+    return step
+
+
+def _gru_step(w: Any, r: Any, b: Any, acts: list[Callable[[Any], Any]], clip: float | None, hidden: int,
+              linear_before_reset: bool) -> Callable[[Any, Any], Any]:
+    """One GRU time step for one direction: ``h, x_t -> h'``; ONNX gate order z, r, h."""
+    tf = _tf()
+    f_act, g_act = acts
+    w_zr, w_h = tf.split(w, [2 * hidden, hidden], axis=0)
+    r_zr, r_h = tf.split(r, [2 * hidden, hidden], axis=0)
+    wb, rb = b[: 3 * hidden], b[3 * hidden :]
+    b_zr, wb_h, rb_h = wb[: 2 * hidden] + rb[: 2 * hidden], wb[2 * hidden :], rb[2 * hidden :]
+
+    def step(h: Any, xt: Any) -> Any:
+        zr = tf.matmul(xt, w_zr, transpose_b=True) + tf.matmul(h, r_zr, transpose_b=True) + b_zr
+        z, r_gate = tf.split(f_act(_clip(zr, clip)), 2, axis=-1)
+        x_part = tf.matmul(xt, w_h, transpose_b=True) + wb_h
+        if linear_before_reset:
+            hh = x_part + r_gate * (tf.matmul(h, r_h, transpose_b=True) + rb_h)
+        else:
+            hh = x_part + tf.matmul(r_gate * h, r_h, transpose_b=True) + rb_h
+        hh = g_act(_clip(hh, clip))
+        return (1.0 - z) * hh + z * h
+
+    return step
+
+
+def rnn_7(cls: type, node: Any, **kwargs: Any) -> list[Any]:
+    """RNN-7/14 (``h' = f(x W^T + h R^T + Wb + Rb)``) as a ``tf.scan``; onnx-tf's needs Keras 2 cells."""
+    tf = _tf()
+    p = _rnn_prepare(node, kwargs, gates=1)
+    h0 = p["initial"](5)
+    acts = _rnn_activations(node, ["Tanh"], p["num_directions"])
+    ys, finals = [], []
+    for d in range(p["num_directions"]):
+        wt, rt = tf.transpose(p["w"][d]), tf.transpose(p["r"][d])
+        bias = p["b"][d][: p["hidden"]] + p["b"][d][p["hidden"] :]
+
+        def step(h: Any, xt: Any, wt: Any = wt, rt: Any = rt, bias: Any = bias, act: Any = acts[d][0]) -> Any:
+            return act(_clip(tf.matmul(xt, wt) + tf.matmul(h, rt) + bias, p["clip"]))
+
+        y, last = _run_direction(step, p["x"], h0[d], reverse=p["direction"] == "reverse" or d == 1)
+        ys.append(y)
+        finals.append(list(last))
+    return _rnn_outputs(node, ys, finals, p["layout"])
+
+
+def lstm_7(cls: type, node: Any, **kwargs: Any) -> list[Any]:
+    """LSTM-7/14 as a ``tf.scan`` over the ONNX equations; needs no Keras (gone LSTMStateTuple)."""
     p = _rnn_prepare(node, kwargs, gates=4)
     if node.attrs.get("input_forget", 0):
         raise NotImplementedError(f"LSTM node {node.name!r}: input_forget=1 is not supported")
-    hsz, nd = p["hidden"], p["num_directions"]
     peep = _input(node, kwargs, 7)
     h0, c0 = p["initial"](5), p["initial"](6)
-    acts = _rnn_activations(node, ["Sigmoid", "Tanh", "Tanh"], nd)
-    clip = p["clip"]
+    acts = _rnn_activations(node, ["Sigmoid", "Tanh", "Tanh"], p["num_directions"])
     ys, finals = [], []
-    for d in range(nd):
-        wt = tf.transpose(p["w"][d])  # [in, 4H]
-        rt = tf.transpose(p["r"][d])  # [H, 4H]
-        bias = p["b"][d][: 4 * hsz] + p["b"][d][4 * hsz :]
-        pi, po, pf = (peep[d][:hsz], peep[d][hsz : 2 * hsz], peep[d][2 * hsz :]) if peep is not None else (None, None, None)
-        f_act, g_act, h_act = acts[d]
-
-        def step(state: Any, xt: Any, wt: Any = wt, rt: Any = rt, bias: Any = bias, pi: Any = pi, po: Any = po, pf: Any = pf,
-                 f_act: Any = f_act, g_act: Any = g_act, h_act: Any = h_act) -> Any:
-            h, c = state
-            zi, zo, zf, zc = tf.split(tf.matmul(xt, wt) + tf.matmul(h, rt) + bias, 4, axis=-1)
-            if pi is not None:
-                zi, zf = zi + pi * c, zf + pf * c
-            i, f, g = f_act(_clip(zi, clip)), f_act(_clip(zf, clip)), g_act(_clip(zc, clip))
-            c_new = f * c + i * g
-            if po is not None:
-                zo = zo + po * c_new
-            h_new = f_act(_clip(zo, clip)) * h_act(c_new)
-            return (h_new, c_new)
-
-        reverse = p["direction"] == "reverse" or d == 1
-        y, last = _run_direction(step, p["x"], (h0[d], c0[d]), reverse)
+    for d in range(p["num_directions"]):
+        step = _lstm_step(p["w"][d], p["r"][d], p["b"][d], None if peep is None else peep[d], acts[d], p["clip"],
+                          p["hidden"])
+        y, last = _run_direction(step, p["x"], (h0[d], c0[d]), reverse=p["direction"] == "reverse" or d == 1)
         ys.append(y)
         finals.append(list(last))
     return _rnn_outputs(node, ys, finals, p["layout"])
 
 
 def gru_7(cls: type, node: Any, **kwargs: Any) -> list[Any]:
-    """GRU-7/14/22 as a ``tf.scan`` (gate order z, r, h), with either ``linear_before_reset``."""
-    tf = _tf()
+    """GRU-7/14 as a ``tf.scan``, including ``linear_before_reset=1`` (what PyTorch exports)."""
     p = _rnn_prepare(node, kwargs, gates=3)
-    hsz, nd = p["hidden"], p["num_directions"]
     h0 = p["initial"](5)
-    acts = _rnn_activations(node, ["Sigmoid", "Tanh"], nd)
-    lbr = int(node.attrs.get("linear_before_reset", 0))
-    clip = p["clip"]
+    acts = _rnn_activations(node, ["Sigmoid", "Tanh"], p["num_directions"])
+    lbr = bool(node.attrs.get("linear_before_reset", 0))
     ys, finals = [], []
-    for d in range(nd):
-        w_zr, w_h = tf.split(p["w"][d], [2 * hsz, hsz], axis=0)
-        r_zr, r_h = tf.split(p["r"][d], [2 * hsz, hsz], axis=0)
-        wb, rb = p["b"][d][: 3 * hsz], p["b"][d][3 * hsz :]
-        f_act, g_act = acts[d]
-
-        def step(h: Any, xt: Any, w_zr: Any = w_zr, w_h: Any = w_h, r_zr: Any = r_zr, r_h: Any = r_h, wb: Any = wb,
-                 rb: Any = rb, f_act: Any = f_act, g_act: Any = g_act) -> Any:
-            zr = tf.matmul(xt, w_zr, transpose_b=True) + tf.matmul(h, r_zr, transpose_b=True) + wb[: 2 * hsz] + rb[: 2 * hsz]
-            z, r = tf.split(f_act(_clip(zr, clip)), 2, axis=-1)
-            if lbr:
-                hh = tf.matmul(xt, w_h, transpose_b=True) + wb[2 * hsz :] + r * (tf.matmul(h, r_h, transpose_b=True) + rb[2 * hsz :])
-            else:
-                hh = tf.matmul(xt, w_h, transpose_b=True) + wb[2 * hsz :] + tf.matmul(r * h, r_h, transpose_b=True) + rb[2 * hsz :]
-            hh = g_act(_clip(hh, clip))
-            return (1.0 - z) * hh + z * h
-
-        reverse = p["direction"] == "reverse" or d == 1
-        y, last = _run_direction(step, p["x"], h0[d], reverse)
+    for d in range(p["num_directions"]):
+        step = _gru_step(p["w"][d], p["r"][d], p["b"][d], acts[d], p["clip"], p["hidden"], lbr)
+        y, last = _run_direction(step, p["x"], h0[d], reverse=p["direction"] == "reverse" or d == 1)
         ys.append(y)
         finals.append(list(last))
     return _rnn_outputs(node, ys, finals, p["layout"])
@@ -709,8 +733,10 @@ def _handler_table() -> dict[str, dict[int, Callable[..., list[Any]]]]:
         "Gelu": {20: gelu_20},
         "Split": {18: split_18},
         "Pad": {v: pad_18 for v in (18, 19, 21)},
-        "GRU": {v: gru_7 for v in (7, 14)},
-        "LSTM": {v: lstm_7 for v in (7, 14)},
+        # all versions: onnx-tf's own RNN handlers need Keras 2 cells (and share one between nodes)
+        "RNN": {v: rnn_7 for v in (1, 7, 14)},
+        "GRU": {v: gru_7 for v in (1, 3, 7, 14)},
+        "LSTM": {v: lstm_7 for v in (1, 7, 14)},
     }
     for op in _REDUCE_OPS:
         table[op] = {18: reduce_18, 20: reduce_18} if op in ("ReduceMax", "ReduceMin") else {18: reduce_18}
@@ -737,10 +763,10 @@ def _register_handlers() -> None:
         if cls is None:
             cls = type(op, (BackendHandler,), {"ONNX_OP": op, "DOMAIN": "", "__module__": __name__})
             _NEW_HANDLER_CLASSES[op] = cls
-        if op in ("GRU", "LSTM"):
+        if op in ("RNN", "GRU", "LSTM"):
             # ours need no tf.Variables and accept every attribute combination we implement
-            cls.get_req_vars_template = classmethod(lambda c, node, init_dict: {})
-            cls.args_check = classmethod(lambda c, node, **kw: None)
+            setattr(cls, "get_req_vars_template", classmethod(lambda c, node, init_dict: {}))  # noqa: B010
+            setattr(cls, "args_check", classmethod(lambda c, node, **kw: None))  # noqa: B010
         for version, fn in versions.items():
             # Ours use plain Python control flow only: AutoGraph conversion adds nothing but
             # warnings. Those delegating to onnx-tf's own code keep AutoGraph, as onnx-tf expects.
