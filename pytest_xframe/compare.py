@@ -67,8 +67,9 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rto
         diff = np.where(same_special, 0.0, diff)
         diff = np.where(nan_r | nan_g, np.where(same_special, 0.0, np.inf), diff)
         allowed = atol + rtol * np.abs(r64)
-        bad = ~(diff <= allowed)
+        bad = ~(diff <= allowed) & ~same_special
         ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
+        ratio = np.where(same_special, 0.0, ratio)
     return _summarise(
         base, ref, got, diff, bad, ratio, total,
         nan=(int(nan_r.sum()), int(nan_g.sum()), int(inf_r.sum()), int(inf_g.sum())),
@@ -147,6 +148,11 @@ def format_comparison(c: OutputComparison) -> str:
     ]
     if c.nan_ref or c.nan_got or c.inf_ref or c.inf_got:
         lines.append(f"    NaN: reference {c.nan_ref}, backend {c.nan_got}; Inf: reference {c.inf_ref}, backend {c.inf_got}")
+    if c.nan_ref:
+        lines.append(
+            "    torch itself produced NaN for this input: the model is undefined there; narrow the "
+            "TensorSpec's low/high, or pass equal_nan=True if NaN on both sides is fine"
+        )
     return "\n".join(lines)
 
 
