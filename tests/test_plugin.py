@@ -310,3 +310,53 @@ def test_xdist_workers_share_the_marker_and_the_report(xf_pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*xframe parity summary*", "*4 passed*"])
     document = json.loads((xf_pytester.path / "report.json").read_text())
     assert len(document["checks"]) == 4
+
+
+RARE = """
+import pytest, torch
+from pytest_xframe import TensorSpec
+
+class Rare(torch.nn.Module):
+    def forward(self, x):
+        if x.max() > 0.99:      # frozen by the torchscript exporter on an input that does not take it
+            return x * 3.0
+        return x + 1.0
+
+@pytest.mark.xframe_parity(backends=["onnxruntime"], exporter="torchscript")
+def test_rare(xframe):
+    xframe.check(Rare().eval(), inputs=[TensorSpec((2,))])
+"""
+
+
+def test_hypothesis_database_replays_a_failure_first(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(RARE)
+    xf_pytester.runpytest("--xframe-max-examples=200").assert_outcomes(failed=1)
+    # one example is not enough to find it afresh, but the saved failure is replayed first
+    xf_pytester.runpytest("--xframe-max-examples=1").assert_outcomes(failed=1)
+    import shutil
+
+    shutil.rmtree(xf_pytester.path / ".hypothesis")
+    xf_pytester.runpytest("--xframe-max-examples=1").assert_outcomes(passed=1)
+
+
+def test_hypothesis_seed_makes_runs_repeatable(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import MLP
+        from pytest_xframe import TensorSpec, Dim
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], exporter="torchscript", max_examples=5)
+        def test_mlp(xframe):
+            xframe.check(MLP().eval(), inputs=[TensorSpec((Dim("b", 1, 9), 6), low=-50, high=50)])
+        """
+    )
+    figures = []
+    for seed_args in (("--hypothesis-seed=7",), ("--hypothesis-seed=7",), ("--xframe-seed=7",), ("--xframe-seed=7",)):
+        xf_pytester.runpytest(*seed_args, "-p", "no:cacheprovider", "--xframe-report=r.json").assert_outcomes(passed=1)
+        check = json.loads((xf_pytester.path / "r.json").read_text())["checks"][0]
+        figures.append((check["max_abs"], check["outputs"][0]["shape"]))
+        shutil_db = xf_pytester.path / ".hypothesis"
+        if shutil_db.exists():
+            __import__("shutil").rmtree(shutil_db)
+    assert figures[0] == figures[1] and figures[2] == figures[3]
