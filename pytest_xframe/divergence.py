@@ -470,7 +470,10 @@ def _run_torch_hooked(torch_model: Any, feeds: Mapping[str, np.ndarray], positio
     for qname, module in torch_model.named_modules():
         handles.append(module.register_forward_pre_hook(pre_hook(qname), with_kwargs=True))
         handles.append(module.register_forward_hook(hook(qname), with_kwargs=True))
-    tensors = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in feeds.items()}
+    from .export import model_device
+
+    device = model_device(torch_model)
+    tensors = {k: torch.from_numpy(np.array(v, copy=True)).to(device) for k, v in feeds.items()}
     try:
         with torch.no_grad():
             out = torch_model(*tensors.values()) if positional else torch_model(**tensors)

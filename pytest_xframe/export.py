@@ -59,6 +59,15 @@ def example_feeds(slots: tuple[InputSlot, ...]) -> dict[str, np.ndarray]:
     return feeds
 
 
+def model_device(model: Any) -> Any:
+    """Where the model's weights live (CPU when it has none): inputs must go there too."""
+    import torch
+
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def dynamic_axes(slots: tuple[InputSlot, ...]) -> dict[str, dict[int, str]]:
     return {
         slot.name: {axis: d.name for axis, d in enumerate(slot.spec.shape) if isinstance(d, Dim)}
@@ -84,7 +93,8 @@ def export(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
-    feeds = {k: torch.from_numpy(v) for k, v in example_feeds(slots).items()}
+    device = model_device(model)
+    feeds = {k: torch.from_numpy(v).to(device) for k, v in example_feeds(slots).items()}
     names = [s.name for s in slots]
     args: tuple[Any, ...] = tuple(feeds[n] for n in names) if positional else ()
     kwargs = {} if positional else {n: feeds[n] for n in names}

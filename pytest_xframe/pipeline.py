@@ -21,7 +21,7 @@ from .backends import BuildContext, Prepared
 from .cache import ArtifactCache
 from .compare import OutputComparison, compare_all, format_comparison
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError
-from .export import OnnxArtifact, example_feeds, export
+from .export import OnnxArtifact, example_feeds, export, model_device
 from .outputs import flatten
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, forward_parameters
@@ -154,7 +154,8 @@ def _torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], names: list[str]
     """Run the reference; ``names`` orders positional arguments as ``forward`` declares them."""
     import torch
 
-    tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names]
+    device = model_device(model)
+    tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in names]
     with torch.no_grad():
         out = model(*tensors) if positional else model(**dict(zip(names, tensors)))
     return {name: t.detach().cpu().numpy() for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))}
