@@ -252,8 +252,8 @@ def run_check(
                 result.message = result.message or _first_line(str(exc))
         raise
     finally:
-        for module, mode in modes:
-            module.train(mode) if module.training != mode else None
+        for module, mode in modes:  # exporters may flip modes; put every module back as it was
+            module.training = mode
 
 
 def _prepare_backend(engine, backend_name, model, slots, output_names, options, fingerprint, positional, name, report) -> _Target:
