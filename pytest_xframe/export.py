@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import time
 import traceback
@@ -91,6 +92,12 @@ def export(
     import onnx
     import torch
 
+    if exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
+        raise ExportError(
+            "the dynamo exporter needs onnxscript, which is not installed",
+            model=model_name,
+            hint="pip install 'pytest-xframe[dynamo]', or pass exporter='torchscript'",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
     device = model_device(model)
