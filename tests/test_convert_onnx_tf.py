@@ -87,6 +87,7 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], workdir: Path, na
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kw.get("dynamo"):
+            pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript (extra 'dynamo')")
             kw.setdefault("external_data", False)
             kw.setdefault("verbose", False)
         torch.onnx.export(module, args, str(path), **kw)

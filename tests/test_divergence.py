@@ -34,6 +34,8 @@ ATOL, RTOL = 1e-4, 1e-4
 
 
 def _export(model, args, opset=13, dynamo=False):
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript (extra 'dynamo')")
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
