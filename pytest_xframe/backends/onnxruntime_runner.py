@@ -30,6 +30,8 @@ def make_session(model: str | bytes, providers: tuple[str, ...] = ("CPUExecution
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # torch and TensorFlow run between our calls: idle ORT threads spinning would steal their CPU
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(model, sess_options=options, providers=list(providers))
     return OrtRunner(
         session,
