@@ -331,7 +331,6 @@ def test_rare(xframe):
 def test_hypothesis_database_replays_a_failure_first(xf_pytester: pytest.Pytester) -> None:
     xf_pytester.makepyfile(RARE)
     xf_pytester.runpytest("--xframe-max-examples=300").assert_outcomes(failed=1)
-    assert any((xf_pytester.path / ".hypothesis").rglob("*")), "the failure was saved"
     # one fresh example lands on the failing input 1 time in 25; the saved failure is tried first
     for _ in range(3):
         xf_pytester.runpytest("--xframe-max-examples=1").assert_outcomes(failed=1)

@@ -87,6 +87,21 @@ BACKENDS: dict[str, Backend] = {
             exports=(("torchscript", 13), ("torchscript", 17), ("dynamo", None)),
             loader="pytest_xframe.backends.tensorflow_runner:prepare",
         ),
+        Backend(
+            name="onnx2tf",
+            # onnx2tf itself is installed with --no-deps (it pins old numpy/onnx/tensorflow)
+            modules=("tensorflow", "onnx2tf", "tf_keras", "onnx_graphsurgeon", "sng4onnx", "psutil", "ai_edge_litert"),
+            extra="onnx2tf",
+            exports=(("torchscript", 17), ("dynamo", None), ("torchscript", 13)),
+            loader="pytest_xframe.backends.onnx2tf_runner:prepare",
+        ),
+        Backend(
+            name="tflite",
+            modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+            extra="tflite",
+            exports=(("torchscript", 13), ("torchscript", 17), ("dynamo", None)),
+            loader="pytest_xframe.backends.tflite_runner:prepare",
+        ),
     )
 }
 

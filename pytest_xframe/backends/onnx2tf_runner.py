@@ -1,0 +1,96 @@
+"""TensorFlow through onnx2tf: convert to a SavedModel, load it back, compare in the ONNX layout.
+
+onnx2tf makes image-like tensors channels-last. Inputs stay in the ONNX layout at conversion
+(see :mod:`pytest_xframe.convert.onnx2tf`); outputs it made channels-last are transposed back
+here, and outputs whose dtype onnx2tf narrowed are cast back to the ONNX dtype so that the
+comparison shows values, not a dtype mismatch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..export import OnnxArtifact
+from . import BuildContext, Prepared
+from .tensorflow_runner import file_digest, versions
+
+
+@dataclass
+class Onnx2tfRunner:
+    """Calls ``serving_default`` of an onnx2tf SavedModel for every example."""
+
+    function: Any
+    metadata: dict[str, Any]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        from ..convert.onnx2tf import to_onnx_layout
+
+        kwargs = {}
+        for spec in self.metadata["inputs"]:
+            value = np.asarray(feeds[spec["onnx"]])
+            if spec["perm"]:
+                value = np.transpose(value, spec["perm"])
+            declared = self._input_dtypes.get(spec["key"])
+            if declared is not None and value.dtype != declared:
+                value = value.astype(declared)
+            kwargs[spec["key"]] = tf.constant(value)
+        result = self.function(**kwargs)
+        out = {}
+        for spec in self.metadata["outputs"]:
+            if spec["key"] not in result:
+                continue
+            value = to_onnx_layout(result[spec["key"]].numpy(), spec)
+            if str(value.dtype) != spec["dtype"]:
+                value = value.astype(spec["dtype"])
+            out[spec["onnx"]] = value
+        return out
+
+    def __post_init__(self) -> None:
+        _, kwargs = self.function.structured_input_signature
+        self._input_dtypes = {k: np.dtype(v.dtype.as_numpy_dtype) for k, v in kwargs.items()}
+
+
+def load_saved_model(path: Path) -> Onnx2tfRunner:
+    import tensorflow as tf
+
+    from ..convert.onnx2tf import read_metadata
+
+    metadata = read_metadata(path)
+    loaded = tf.saved_model.load(str(path))
+    function = loaded.signatures[metadata["signature"]]
+    function._xframe_owner = loaded  # keep the trackable alive as long as the function
+    return Onnx2tfRunner(function, metadata)
+
+
+def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+    import onnx
+
+    from ..convert.onnx2tf import convert, converter_revision
+
+    key = {
+        "onnx_sha256": file_digest(artifact.path),
+        "converter": "onnx2tf",
+        "revision": converter_revision(),
+        **versions("onnx2tf", "onnx", "onnx_graphsurgeon", "tensorflow", "tensorflow-cpu", "tf_keras", "numpy"),
+    }
+    start = time.perf_counter()
+    result = ctx.cache.get_or_build(
+        "onnx2tf", key, lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name)
+    )
+    converted = time.perf_counter()
+    runner = load_saved_model(result.path)
+    return Prepared(
+        runner,
+        convert_seconds=converted - start,
+        load_seconds=time.perf_counter() - converted,
+        cache_hit=result.hit,
+        converted_path=result.path,
+    )

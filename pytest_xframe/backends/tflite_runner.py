@@ -1,0 +1,224 @@
+"""TFLite through the TensorFlow route: ONNX -> onnx-tf SavedModel -> TFLiteConverter -> LiteRT.
+
+The SavedModel is the tensorflow backend's (same cache entry, so a run with both backends
+converts once); ``tf.lite.TFLiteConverter.from_saved_model`` turns it into a flatbuffer (builtin
+ops only: the standalone LiteRT interpreter has no TensorFlow "select" ops), which
+``ai_edge_litert.interpreter.Interpreter`` runs through its ``serving_default`` signature runner:
+
+* inputs and outputs are matched by name (signature outputs come back as a key-sorted dict,
+  not in ONNX order);
+* feeds are cast to the dtypes the flatbuffer declares (int64 token ids -> int32 where the
+  converter narrowed them; a value that does not fit raises instead of wrapping around), and
+  outputs are cast back to the ONNX dtype;
+* the signature runner resizes inputs and re-allocates tensors on every call, so dynamic
+  dimensions (a batch ``Dim``) work.
+
+litert-torch (torch -> TFLite without ONNX) would need the torch module, which a backend does
+not get (it gets the ONNX export), so it is not used here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ConversionError
+from ..export import OnnxArtifact
+from . import BuildContext, Prepared
+from .tensorflow_runner import file_digest, versions
+
+BACKEND = "tflite"
+SIGNATURE = "serving_default"
+FLATBUFFER_NAME = "model.tflite"
+_INSTALL_HINT = "pip install 'pytest-xframe[tflite]'"
+
+
+def _revision() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def _sanitize(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _match(onnx_names: list[str], keys: list[str], preferred: Mapping[str, str] | None = None) -> dict[str, str]:
+    """ONNX name -> signature key: the preferred key, the name itself, or its sanitized form."""
+    by_sanitized = {_sanitize(k): k for k in keys}
+    mapping = {}
+    for name in onnx_names:
+        for candidate in ((preferred or {}).get(name), name, _sanitize(name)):
+            if candidate in keys:
+                mapping[name] = candidate
+                break
+        else:
+            if _sanitize(name) in by_sanitized:
+                mapping[name] = by_sanitized[_sanitize(name)]
+    return mapping
+
+
+def _cast_feed(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    if value.dtype == dtype:
+        return value
+    if value.dtype.kind in "iu" and dtype.kind in "iu" and value.size:
+        info = np.iinfo(dtype)
+        low, high = value.min(), value.max()
+        if low < info.min or high > info.max:
+            raise ValueError(
+                f"input {name!r} holds values in [{low}, {high}], outside {dtype} which the TFLite model declares"
+            )
+    return value.astype(dtype)
+
+
+@dataclass
+class TfliteRunner:
+    """One LiteRT interpreter and its signature runner, reused for every example."""
+
+    interpreter: Any
+    signature: Any
+    #: ONNX input name -> (signature input key, dtype the flatbuffer declares)
+    inputs: dict[str, tuple[str, np.dtype]]
+    #: signature output key -> (ONNX output name, ONNX dtype)
+    outputs: dict[str, tuple[str, np.dtype]]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        kwargs = {
+            key: np.ascontiguousarray(_cast_feed(np.asarray(feeds[name]), dtype, name))
+            for name, (key, dtype) in self.inputs.items()
+        }
+        result = self.signature(**kwargs)
+        out = {}
+        for key, value in result.items():
+            if key in self.outputs:
+                name, dtype = self.outputs[key]
+                out[name] = np.array(value, dtype=dtype, copy=True)
+        return out
+
+
+def load_flatbuffer(path: Path, onnx_model: Any, model_name: str | None = None) -> TfliteRunner:
+    import onnx.helper
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ..convert.onnx_tf import signature_input_names
+
+    interpreter = Interpreter(model_path=str(path))
+    signatures = interpreter.get_signature_list()
+    key = SIGNATURE if SIGNATURE in signatures else next(iter(signatures))
+    runner = interpreter.get_signature_runner(key)
+    input_details = runner.get_input_details()
+    output_details = runner.get_output_details()
+    initialized = {init.name for init in onnx_model.graph.initializer}
+    onnx_inputs = [vi.name for vi in onnx_model.graph.input if vi.name not in initialized]
+    in_map = _match(onnx_inputs, list(input_details), signature_input_names(onnx_model))
+    out_map = _match([vi.name for vi in onnx_model.graph.output], list(output_details))
+    onnx_dtypes = {
+        vi.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        for vi in onnx_model.graph.output
+    }
+    missing = [n for n in onnx_inputs if n not in in_map]
+    if missing or len(in_map) != len(input_details):
+        raise ConversionError(
+            "the TFLite model's inputs do not match the ONNX inputs",
+            model=model_name,
+            backend=BACKEND,
+            cause=f"ONNX {onnx_inputs}, TFLite signature {sorted(input_details)}",
+        )
+    return TfliteRunner(
+        interpreter,
+        runner,
+        {name: (k, np.dtype(input_details[k]["dtype"])) for name, k in in_map.items()},
+        {k: (name, onnx_dtypes[name]) for name, k in out_map.items()},
+    )
+
+
+def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
+    """One readable line out of the MLIR converter's message: the op and what it objects to."""
+    text = str(exc)
+    select = re.search(r"TF Select ops: ([^\n]+)", text)
+    if select:
+        ops = select.group(1).strip()
+        return ConversionError(
+            f"TFLite has no builtin kernel for {ops} (in the onnx-tf SavedModel)",
+            op_type=ops.split(",")[0].strip(),
+            model=model_name,
+            backend=BACKEND,
+            cause=f"the converter would need TensorFlow 'select' ops ({ops}), which the LiteRT interpreter does not include",
+            hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
+            details="".join(traceback.format_exception(exc)),
+        )
+    line = next((ln.strip() for ln in text.splitlines() if "error:" in ln), text.strip().splitlines()[0] if text.strip() else "")
+    op = re.search(r'fused\["([A-Za-z0-9_.]+):', line)
+    message = line.split("error:", 1)[-1].strip()
+    if message.startswith("loc("):  # loc(callsite(fused[...] at ...))): 'tfl.squeeze' op ...
+        message = re.sub(r"^loc\(.*?\)+: ", "", message, count=1)
+    return ConversionError(
+        "TFLiteConverter failed on the onnx-tf SavedModel" + (f" at a TensorFlow {op.group(1)} op" if op else ""),
+        op_type=op.group(1) if op else None,
+        model=model_name,
+        backend=BACKEND,
+        cause=f"{type(exc).__name__}: {message[:300]}",
+        hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
+        details="".join(traceback.format_exception(exc)),
+    )
+
+
+def _to_flatbuffer(saved_model: Path, out: Path, model_name: str) -> None:
+    import tensorflow as tf
+
+    try:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        flatbuffer = converter.convert()
+    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and others
+        raise _converter_error(exc, model_name) from exc
+    (out / FLATBUFFER_NAME).write_bytes(flatbuffer)
+
+
+def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+    import onnx
+
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "tflite backend not installed", model=ctx.model_name, backend=BACKEND, cause=str(exc), hint=_INSTALL_HINT
+        ) from exc
+    from ..convert.onnx_tf import convert, converter_revision
+
+    onnx_tf_key = {  # as the tensorflow backend spells it, so both share one SavedModel
+        "onnx_sha256": file_digest(artifact.path),
+        "converter": "onnx-tf",
+        "revision": converter_revision(),
+        **versions("onnx", "onnx-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy"),
+    }
+    key = {**onnx_tf_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision()}
+
+    def build(out: Path) -> None:
+        saved = ctx.cache.get_or_build(
+            "onnx-tf", onnx_tf_key, lambda d: convert(onnx.load(str(artifact.path)), d, model_name=ctx.model_name)
+        )
+        try:
+            _to_flatbuffer(saved.path, out, ctx.model_name)
+        finally:
+            if ctx.cache.root is None:  # an uncached SavedModel is a scratch dir only we know of
+                shutil.rmtree(saved.path, ignore_errors=True)
+
+    start = time.perf_counter()
+    result = ctx.cache.get_or_build("tflite", key, build)
+    converted = time.perf_counter()
+    runner = load_flatbuffer(result.path / FLATBUFFER_NAME, onnx.load(str(artifact.path)), ctx.model_name)
+    return Prepared(
+        runner,
+        convert_seconds=converted - start,
+        load_seconds=time.perf_counter() - converted,
+        cache_hit=result.hit,
+        converted_path=result.path,
+    )
