@@ -6,8 +6,8 @@ by one. Hypothesis shrinks a failing input; the final, minimal failure is saved 
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import inspect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -202,7 +202,7 @@ def run_check(
 ) -> ParityReport:
     """The whole check; raises ParityError / ExportError / ConversionError, returns the report."""
     __tracebackhide__ = True
-    from hypothesis import HealthCheck, given, seed, settings, target
+    from hypothesis import HealthCheck, given, seed, settings
 
     name = options.name or type(model).__name__
     report.model = name
@@ -211,7 +211,6 @@ def run_check(
     shared_dims(slots)
     params = [p.name for p in forward_parameters(model)]
     positional = [s.name for s in slots] == params[: len(slots)]
-    report.model = name
     test_id = report.test_id
     modes = [(m, m.training) for m in model.modules()]
     try:
@@ -272,7 +271,8 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
             )
             prepared, fresh_prepare = engine.prepare(backend_name, artifact, name)
         except (ExportError, ConversionError) as exc:
-            exc.backend = exc.backend or backend_name
+            exc = copy.copy(exc)  # memoised for the session: name this backend on a copy
+            exc.backend = backend_name
             errors.append(exc)
             continue
         result.onnx = artifact.label
