@@ -390,7 +390,9 @@ class _ScopeResolver:
             }
 
     def __call__(self, node: Any) -> list[tuple[str, int]] | None:
-        for prop in node.metadata_props:
+        # NodeProto.metadata_props is onnx >= 1.16 (IR 10); an older onnx cannot carry dynamo's
+        # scope metadata, so only the torchscript node names are there to read.
+        for prop in getattr(node, "metadata_props", ()):
             if prop.key == "pkg.torch.onnx.name_scopes":
                 return self._dynamo(prop.value)
         if node.name.startswith("/"):

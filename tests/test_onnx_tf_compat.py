@@ -1,11 +1,15 @@
 """The onnx-tf compatibility layer: onnx.mapping rebuild, tfa/tfp stand-ins, handler registration.
 
 Real onnx / TensorFlow / onnx-tf throughout; where a test needs a pristine process (install() is
-once per process) it runs one.
+once per process) it runs one. The layer must engage only where needed, so what a test expects
+depends on the stack: on the current one (onnx 1.23, TF 2.21) onnx.mapping is rebuilt and
+tensorflow-addons / tensorflow-probability are stood in for; on the older pinned one (tox
+``py311-tf215``: onnx 1.15, TF 2.15 with the real packages) install() leaves all of them alone.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import subprocess
 import sys
@@ -27,6 +31,20 @@ from pytest_xframe.convert.onnx_tf import convert  # noqa: E402
 from pytest_xframe.errors import ConversionError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: onnx <= 1.16 still ships onnx/mapping.py (the older stack); install() must keep that module.
+ONNX_SHIPS_MAPPING = (Path(onnx.__file__).parent / "mapping.py").is_file()
+
+
+def _real_package_installed(name: str) -> bool:
+    """Whether the real package is on sys.path; a stand-in in sys.modules does not count."""
+    return importlib.machinery.PathFinder.find_spec(name) is not None
+
+
+#: tensorflow-addons / tensorflow-probability: installed on the older stack (TF 2.15), which they
+#: support; no release for TF 2.21, so absent on the current one, where stand-ins take their place.
+HAS_TFA = _real_package_installed("tensorflow_addons")
+HAS_TFP = _real_package_installed("tensorflow_probability")
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -86,10 +104,18 @@ def test_install_is_idempotent_and_cheap(installed: None) -> None:
 
 
 def test_onnx_mapping_rebuilt_consistently(installed: None) -> None:
+    """onnx >= 1.17: the rebuilt module agrees with onnx's helpers. onnx <= 1.16: install() kept
+    onnx's own module (nothing to rebuild), which agrees with them as well."""
     import onnx.mapping as mapping  # the rebuilt module is importable the old way too
 
     assert onnx.helper.mapping is mapping  # type: ignore[attr-defined]
-    from onnx._mapping import TENSOR_TYPE_MAP
+    assert onnx.mapping is mapping  # type: ignore[attr-defined]
+    if ONNX_SHIPS_MAPPING:
+        assert Path(mapping.__file__) == Path(onnx.__file__).parent / "mapping.py"
+        TENSOR_TYPE_MAP = mapping.TENSOR_TYPE_MAP
+    else:
+        assert getattr(mapping, "__file__", None) is None  # ours, built in memory
+        from onnx._mapping import TENSOR_TYPE_MAP
 
     assert set(mapping.TENSOR_TYPE_TO_NP_TYPE) == set(TENSOR_TYPE_MAP)
     for dtype in TENSOR_TYPE_MAP:
@@ -107,13 +133,19 @@ def test_onnx_mapping_rebuilt_consistently(installed: None) -> None:
 
 def test_install_keeps_existing_mapping_and_importable_modules() -> None:
     """On a stack that still has onnx.mapping (onnx <= 1.16) and the optional packages,
-    install() must leave them alone and only stand in for what is really missing."""
+    install() must leave them alone and only stand in for what is really missing.
+
+    tensorflow_addons is made importable here (a fake); tensorflow_probability is whatever the
+    stack has: a stand-in where it is not installed, else the real package, untouched."""
     result = _run_python(
-        """
+        f"""
         import sys, types
         import onnx, onnx.helper
         from pytest_xframe.convert import onnx_tf_compat
-        original = onnx_tf_compat._build_onnx_mapping()
+        if {ONNX_SHIPS_MAPPING!r}:  # onnx <= 1.16: its own module is the pre-existing one
+            import onnx.mapping as original
+        else:
+            original = onnx_tf_compat._build_onnx_mapping()
         original.MARKER = "pre-existing"
         onnx.mapping = original
         onnx.helper.mapping = original
@@ -128,7 +160,12 @@ def test_install_keeps_existing_mapping_and_importable_modules() -> None:
         assert sys.modules["tensorflow_addons"] is fake_tfa
         import onnx_tf.handlers.backend.hardmax as hm
         assert hm.Hardmax.TF_FUNC is hardmax
-        assert isinstance(sys.modules["tensorflow_probability"], onnx_tf_compat._StandInModule)
+        tfp = sys.modules["tensorflow_probability"]
+        if {HAS_TFP!r}:
+            assert not isinstance(tfp, onnx_tf_compat._StandInModule), tfp
+            assert tfp.__file__.endswith("tensorflow_probability/__init__.py"), tfp.__file__
+        else:
+            assert isinstance(tfp, onnx_tf_compat._StandInModule), tfp
         print("ok")
         """
     )
@@ -139,6 +176,15 @@ def test_install_keeps_existing_mapping_and_importable_modules() -> None:
 def test_stand_in_allows_attribute_access_but_not_calls(installed: None) -> None:
     import tensorflow_addons as tfa
 
+    if HAS_TFA:
+        # older stack: the real package is used, not shadowed; check the stand-in install() would
+        # have used in its place
+        assert not isinstance(tfa, onnx_tf_compat._StandInModule)
+        assert tfa.__file__.endswith("tensorflow_addons/__init__.py"), tfa.__file__
+        assert sys.modules["tensorflow_addons"] is tfa
+        tfa = onnx_tf_compat._stand_in("tensorflow_addons")
+    else:
+        assert isinstance(tfa, onnx_tf_compat._StandInModule)
     fn = tfa.seq2seq.hardmax  # onnx-tf evaluates this at import time
     with pytest.raises(onnx_tf_compat.MissingOptionalModule) as info:
         fn([[1.0, 2.0]])
@@ -147,8 +193,29 @@ def test_stand_in_allows_attribute_access_but_not_calls(installed: None) -> None
     assert "Hardmax" in str(info.value)
 
 
+def _run_saved_model(saved_model: Path, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(saved_model)).signatures["serving_default"](x=tf.constant(x))["y"].numpy()
+
+
 def test_hardmax_conversion_names_op_and_missing_module(installed: None, tmp_path: Path) -> None:
+    """Without tensorflow-addons: a short error naming op, node and module. With it (older
+    stack): nothing was stood in, and Hardmax converts through the real package."""
     model = _single_node_model("Hardmax", 13, "hardmax_0")
+    if HAS_TFA:
+        assert not isinstance(sys.modules["tensorflow_addons"], onnx_tf_compat._StandInModule)
+        convert(model, tmp_path / "sm", model_name="hardmax")
+        assert (tmp_path / "sm" / "saved_model.pb").exists()
+        x = np.array([[0.5, -1.0, 2.0], [3.0, 1.0, -2.0]], dtype=np.float32)
+        import onnxruntime as ort
+
+        want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        got = _run_saved_model(tmp_path / "sm", x)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, [[0, 0, 1], [1, 0, 0]])
+        return
     with pytest.raises(ConversionError) as info:
         convert(model, tmp_path / "sm", model_name="hardmax")
     err = info.value
@@ -163,7 +230,24 @@ def test_hardmax_conversion_names_op_and_missing_module(installed: None, tmp_pat
 
 
 def test_bernoulli_conversion_names_op_and_missing_module(installed: None, tmp_path: Path) -> None:
+    """Without tensorflow-probability: an error naming op and module. With it (older stack):
+    Bernoulli converts through the real package (probabilities 0 and 1 make it deterministic)."""
     model = _single_node_model("Bernoulli", 15, "bern_0")
+    if HAS_TFP:
+        assert not isinstance(sys.modules["tensorflow_probability"], onnx_tf_compat._StandInModule)
+        convert(model, tmp_path / "sm", model_name="bernoulli")
+        assert (tmp_path / "sm" / "saved_model.pb").exists()
+        x = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+        got = _run_saved_model(tmp_path / "sm", x)
+        # against onnx's reference implementation: onnxruntime 1.32's Bernoulli draws 1 with
+        # probability 1 - p (p=0 gives 1), against the ONNX spec and onnx.reference
+        from onnx.reference import ReferenceEvaluator
+
+        want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, x)  # the spec: 1 with probability p
+        return
     with pytest.raises(onnx_tf_compat.MissingOptionalModule) as info:
         convert(model, tmp_path / "sm", model_name="bernoulli")
     assert "Bernoulli" in str(info.value) and "tensorflow_probability" in str(info.value)
@@ -191,12 +275,24 @@ def test_unimplemented_op_error_is_short_and_actionable(installed: None, tmp_pat
 
 
 def test_added_versions_are_dispatched(installed: None) -> None:
-    """Every op version we add is what onnx-tf picks at an opset where that version is current."""
+    """Every op version we add is what onnx-tf picks at an opset where that version is current.
+
+    onnx-tf picks the version from the installed onnx's schemas. An op version newer than the
+    installed onnx knows (Cast-21 etc. on onnx 1.15, which stops at opset 20) cannot be picked, nor
+    be in a model that onnx loads as that version: there the newest version onnx does know must
+    be picked, and have a handler."""
+    from onnx import defs
     from onnx_tf.common.handler_helper import get_all_backend_handlers
 
+    last_known = defs.onnx_opset_version()
     for op, versions in onnx_tf_compat.handled_versions().items():
         for version in versions:
             handler = get_all_backend_handlers({"": version})[""][op]
+            if version > last_known:
+                current = defs.get_schema(op, version).since_version
+                assert current <= last_known and handler.SINCE_VERSION == current, (op, version)
+                assert callable(getattr(handler, f"version_{current}")), (op, version, current)
+                continue
             assert handler.SINCE_VERSION == version, (op, version)
             assert callable(getattr(handler, f"version_{version}")), (op, version)
 

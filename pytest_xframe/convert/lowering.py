@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 #: Highest ai.onnx opset that onnx-tf (with our handlers) converts; newer models are
-#: down-converted to it first. An exporter can use it as ``opset_version``.
+#: down-converted to it first (where the installed onnx's version converter can read them, see
+#: :func:`cap_opset`). An exporter can use it as ``opset_version``.
 LAST_SUPPORTED_OPSET = 21
 
 
@@ -50,11 +51,18 @@ def cap_opset(model: onnx.ModelProto, max_opset: int = LAST_SUPPORTED_OPSET) -> 
 
     onnx's version converter lacks adapters for some ops; then the model is returned unchanged and
     the converter reports the op it cannot handle, which is a clearer error than the adapter's.
+    The same holds when the model's opset is newer than the installed onnx knows (onnx 1.15 stops
+    at opset 20): its converter cannot read such a model at all, and onnx-tf then dispatches each
+    op to the newest version the installed onnx defines.
     """
     current = _opset(model)
     if current is None or current <= max_opset:
         return model
+    import onnx.defs
     import onnx.version_converter
+
+    if current > onnx.defs.onnx_opset_version():
+        return model  # convert_version would only fail its version-range assertion
 
     try:
         return onnx.version_converter.convert_version(model, max_opset)

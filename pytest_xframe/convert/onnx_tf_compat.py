@@ -221,13 +221,18 @@ def _importable(name: str) -> bool:
     return True
 
 
+def _stand_in(name: str) -> _StandInModule:
+    """The stand-in module for ``name`` (one of ``_STAND_IN_MODULES``), not yet in sys.modules."""
+    mod = _StandInModule(name, f"pytest_xframe stand-in: {name} is not importable")
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    return mod
+
+
 def _ensure_stand_ins() -> None:
     """Install stand-ins only for optional modules that really cannot be imported."""
     for name in _STAND_IN_MODULES:
         if not _importable(name):
-            mod = _StandInModule(name, f"pytest_xframe stand-in: {name} is not importable")
-            mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
-            sys.modules[name] = mod
+            sys.modules[name] = _stand_in(name)
 
 
 # --------------------------------------------------------------------------------------------
