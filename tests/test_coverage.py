@@ -1,0 +1,210 @@
+"""Coverage matrix: every model of ``coverage_models`` x backend x exporter, through ``xframe``.
+
+One test per (model, backend, exporter), ids ``[<model>-<backend>-<exporter>]``, so ``-k onnx2tf``
+or ``-k "bert_like and tensorflow"`` selects a slice. A combination that genuinely fails today is
+marked ``xfail(strict=True, raises=<the pytest_xframe error>, reason=<why>)`` in ``KNOWN_FAILURES``:
+a converter that gets fixed turns it into an XPASS(strict) failure, so the table stays true.
+Backends whose packages are missing are skipped by the fixture itself.
+
+``benchmarks/coverage_matrix.py`` runs this file and prints the results as a Markdown matrix.
+
+Run time on 2 cores, cold conversion cache (pytest-xframe caches conversions under .pytest_cache):
+onnxruntime + tensorflow, both exporters ~2 min (``-k "onnxruntime or tensorflow"``); onnx2tf alone
+~1.3 min; tflite alone ~2 min; the whole file ~4.3 min (exports are shared between backends).
+Inputs are drawn with a fixed ``seed`` so strict xfails cannot flake; ``--xframe-seed`` overrides it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_xframe import ConversionError, ParityError, XframeError
+
+from coverage_models import CASES
+
+BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite")
+EXPORTERS = ("dynamo", "torchscript")
+#: kept small: the whole file runs in CI on 2 cores
+MAX_EXAMPLES = 3
+ATOL, RTOL = 1e-4, 1e-3
+#: inputs are drawn deterministically, so a strict xfail that depends on the input cannot flake
+SEED = 0
+
+# Reasons read "<short name> -- <details>"; benchmarks/coverage_matrix.py shows the short name.
+# A failure at run time (the converted model raises) is a plain XframeError: the test checks the
+# exact class, so a known run-time failure that turns into a ParityError still fails the test.
+_MHA_FROZEN_SEQ = (
+    "TorchScript exporter freezes seq length in nn.MultiheadAttention -- the packed in-projection's "
+    "k/v `.view(k.shape[0], bsz * num_heads, head_dim)` is exported as Reshape(shape=Concat(Constant [3], ...)) "
+    "(3 = the export example's seq), so every other seq length fails at run time "
+    "('/layer/self_attn/Reshape_4': input {2,2,32} cannot be reshaped to {3,8,8}); the dynamo export is fine"
+)
+_TFLITE_SQUEEZE = (
+    "TFLiteConverter rejects Squeeze after a dynamic rank-5 Transpose -- nn.MultiheadAttention's packed "
+    "QKV split (unflatten/unsqueeze/transpose/squeeze) becomes tf.Transpose(rank 5, dynamic dims) + "
+    "tf.Squeeze(axis=3) in the onnx-tf SavedModel, and the TF 2.21 TFLite converter fails legalizing it: "
+    "\"'tfl.squeeze' op attribute 'squeeze_dims' failed to satisfy constraint: 64-bit integer array attribute "
+    "whose size is at most 8\" (a static-shape Transpose+Squeeze converts fine)"
+)
+_TFLITE_TENSORLIST = (
+    "TFLite cannot lower the tf.scan RNN with a dynamic batch -- the compat layer's LSTM/GRU handlers "
+    "are tf.scan loops; with a dynamic batch 'tf.TensorListReserve' op requires element_shape to be static "
+    "during TF Lite transformation pass, and tensor-list ops need SELECT_TF_OPS, which LiteRT lacks"
+)
+_ONNX2TF_SHAPE_SLICE = (
+    "onnx2tf Shape(start=0, end=1) on a rank-3 input returns 2 values -- onnx2tf keeps the rank-3 input "
+    "channels-last inside and maps Shape-15's start/end through its NCW->NWC axis conversion "
+    "(end 1 -> 2): Shape(x[batch, seq, 16], start=0, end=1) gives [batch, 16] instead of [batch]; "
+    "the dynamo export reads the batch size this way"
+)
+KNOWN_FAILURES: dict[tuple[str, str | None, str | None], tuple[type[XframeError], str]] = {
+    # --- the TorchScript exporter and nn.MultiheadAttention: every backend runs the frozen shape
+    ("transformer_layer", "onnxruntime", "torchscript"): (XframeError, _MHA_FROZEN_SEQ),
+    ("transformer_layer", "tensorflow", "torchscript"): (XframeError, _MHA_FROZEN_SEQ),
+    ("bert_like", "onnxruntime", "torchscript"): (XframeError, _MHA_FROZEN_SEQ),
+    ("bert_like", "tensorflow", "torchscript"): (XframeError, _MHA_FROZEN_SEQ),
+    # --- tflite (onnx-tf SavedModel -> TFLiteConverter, builtin ops only)
+    ("transformer_layer", "tflite", None): (ConversionError, _TFLITE_SQUEEZE),
+    ("bert_like", "tflite", None): (ConversionError, _TFLITE_SQUEEZE),
+    ("lstm_2l_bi", "tflite", None): (ConversionError, _TFLITE_TENSORLIST),
+    ("gru", "tflite", None): (ConversionError, _TFLITE_TENSORLIST),
+    ("dynamic_shapes", "tflite", "torchscript"): (
+        ConversionError,
+        "TFLite has no float64 RealDiv -- onnx-tf converts the int64 Div of the shape arithmetic `d // 4` "
+        "(TorchScript export; dynamo folds it) with tf.math.truediv, i.e. tf.RealDiv on float64 then a cast "
+        "back, and RealDiv(f64) is not a TFLite builtin ('neither a custom op nor a flex op')",
+    ),
+    # --- onnx2tf 1.29.24
+    ("transformer_layer", "onnx2tf", "dynamo"): (
+        ConversionError,
+        "onnx2tf Shape(start, end) bug -> Reshape fails -- " + _ONNX2TF_SHAPE_SLICE.split(" -- ", 1)[1]
+        + "; batch*heads is then 2 values and Reshape node_Reshape_18 (to [1]) fails: "
+        "'Cannot reshape a tensor with 2 elements to shape [1]'",
+    ),
+    ("dynamic_shapes", "onnx2tf", "dynamo"): (
+        ConversionError,
+        "onnx2tf Shape(start, end) bug -> rank-5 reshape -- " + _ONNX2TF_SHAPE_SLICE.split(" -- ", 1)[1]
+        + "; the reshape target (b, s, 4, d // 4) gets 5 values and Transpose node_transpose fails: "
+        "'Dimension must be 5 but is 4'",
+    ),
+    ("lstm_2l_bi", "onnx2tf", "dynamo"): (
+        ConversionError,
+        "onnx2tf Shape(start, end) bug -> bad LSTM initial_h -- " + _ONNX2TF_SHAPE_SLICE.split(" -- ", 1)[1]
+        + "; initial_h = Expand(zeros, Concat(2, Shape(x, 0, 1), 16)) gets rank 4, and the Keras RNN rejects it: "
+        "'initial_state ... not compatible with cell.state_size [16, 16]'",
+    ),
+    ("gru", "onnx2tf", "dynamo"): (
+        ConversionError,
+        "onnx2tf Shape(start, end) bug -> bad GRU initial_h -- " + _ONNX2TF_SHAPE_SLICE.split(" -- ", 1)[1]
+        + "; initial_h = Expand(zeros, Concat(1, Shape(x, 0, 1), 16)) gets rank 4, and the Keras RNN rejects it: "
+        "'initial_state ... not compatible with cell.state_size [16]'",
+    ),
+    ("dynamic_shapes", "onnx2tf", "torchscript"): (
+        XframeError,
+        "onnx2tf Shape of a rank-3 input is channels-last -- Shape(x[batch, seq, 16]) returns [batch, 16, seq], "
+        "so the `b, s, d = x.shape` arithmetic swaps seq and features and the converted model fails at run "
+        "time on every input, the export shape included: 'Input to reshape is a tensor with 96 values, but "
+        "the requested shape has 0' (d // 4 computed from seq 3)",
+    ),
+    ("gru", "onnx2tf", "torchscript"): (
+        ParityError,
+        "onnx2tf GRU runs the recurrence over the batch axis -- on the TorchScript export (Transpose to "
+        "seq-major, GRU layout=0, linear_before_reset=1) the converted GRU treats seq as batch and batch as "
+        "time: its outputs equal torch's GRU on x.transpose(0, 1) (to 6e-8); with batch 1 each step "
+        "restarts from h0 (max abs 0.079), with batch != seq it fails on 'Incompatible shapes [4,16] vs. [2,16]'",
+    ),
+    ("lstm_2l_bi", "onnx2tf", "torchscript"): (
+        ConversionError,
+        "onnx2tf bidirectional LSTM needs a static input size -- layer 2's X comes from a Reshape with a "
+        "run-time shape (dynamic batch/seq), so onnx2tf's `input_size = X.shape[-1]` is unknown and reshaping "
+        "W to [4, hidden, input_size] fails: 'Can't convert Python sequence with mixed types to Tensor'",
+    ),
+    ("transformer_layer", "onnx2tf", "torchscript"): (
+        XframeError,
+        "onnx2tf mis-converts the TorchScript MultiheadAttention graph -- the converted model fails at run "
+        "time on every input, the export shape included: 'Incompatible shapes: [4] vs. [3,4,2,8]' at "
+        "tf.math.multiply (and the exporter froze seq, see the onnxruntime column)",
+    ),
+    ("bert_like", "onnx2tf", "dynamo"): (
+        ConversionError,
+        "onnx2tf loses the rank of a run-time Reshape -- MultiheadAttention's head merge reshapes to "
+        "Concat(Shape/Slice of view_9) (node_Reshape_143); onnx2tf gives the result unknown rank and the "
+        "next Transpose (node_Transpose_144) fails: 'Cannot take the length of shape with unknown rank'",
+    ),
+    ("bert_like", "onnx2tf", "torchscript"): (
+        ConversionError,
+        "onnx2tf Expand fails on a constant-folded shape -- the key-padding-mask broadcast "
+        "'/layer/attn/Expand' has a shape that onnx2tf folds to the numpy array [1 1 1 4]; its strict-mode "
+        "check builds a Keras Model with it as an output: 'Output tensors of a Functional model must be the "
+        "output of a TensorFlow `Layer`'",
+    ),
+}
+
+
+def _known_failure(model: str, backend: str, exporter: str) -> tuple[type[XframeError], str] | None:
+    for key in ((model, backend, exporter), (model, backend, None), (model, None, exporter), (model, None, None)):
+        if key in KNOWN_FAILURES:
+            return KNOWN_FAILURES[key]
+    return None
+
+
+@contextlib.contextmanager
+def _without_shrinking() -> Iterator[None]:
+    """Hypothesis settings without the shrink and explain phases, for known failures only.
+
+    Shrinking a failure that is already understood costs 15-50 s per test (every shrink step runs
+    torch and the backend, and a backend that raises is slow to raise); unexpected failures are
+    still shrunk to a minimal input. The previous profile is loaded again afterwards.
+    """
+    from hypothesis import Phase, settings
+
+    previous = settings.get_current_profile_name()
+    name = f"xframe-coverage-no-shrink-{previous}"
+    phases = [p for p in settings.get_profile(previous).phases if p not in (Phase.shrink, Phase.explain)]
+    settings.register_profile(name, parent=settings.get_profile(previous), phases=phases)
+    settings.load_profile(name)
+    try:
+        yield
+    finally:
+        settings.load_profile(previous)
+
+
+def _params() -> list:
+    params = []
+    for model in CASES:
+        for backend in BACKENDS:
+            for exporter in EXPORTERS:
+                known = _known_failure(model, backend, exporter)
+                marks = [pytest.mark.xfail(strict=True, raises=known[0], reason=known[1])] if known else []
+                params.append(pytest.param(model, backend, exporter, id=f"{model}-{backend}-{exporter}", marks=marks))
+    return params
+
+
+@pytest.mark.parametrize(("model_name", "backend", "exporter"), _params())
+def test_coverage(xframe, model_name: str, backend: str, exporter: str) -> None:
+    case = CASES[model_name]
+    known = _known_failure(model_name, backend, exporter)
+    with _without_shrinking() if known else contextlib.nullcontext():
+        try:
+            report = xframe.check(
+                case.build(),
+                case.inputs,
+                backends=[backend],
+                exporter=exporter,
+                max_examples=MAX_EXAMPLES,
+                atol=ATOL,
+                rtol=RTOL,
+                seed=SEED,
+                name=model_name,
+            )
+        except XframeError as exc:
+            if known and type(exc) is not known[0]:  # xfail(raises=) would accept any subclass
+                pytest.fail(f"expected {known[0].__name__} ({known[1].split(' -- ')[0]}), got {type(exc).__name__}: {exc}")
+            raise
+    result = report[backend]
+    assert result.verdict == "passed"
+    assert result.examples >= 1
+    assert result.onnx.startswith(exporter), f"{backend} ran {result.onnx}, not the {exporter} export"
