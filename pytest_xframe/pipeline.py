@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,8 @@ def run_check(
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
             report_multiple_bugs=False,
+            # the explain phase lists lines of our own code that only failing runs took: noise here
+            phases=[p for p in settings.default.phases if p.name != "explain"],
         )
         @given(feeds_strategy(slots))
         def parity(feeds: Feeds) -> None:
@@ -238,6 +241,8 @@ def run_check(
             parity = seed(options.seed)(parity)
         try:
             parity()
+        except _RuntimeCrash as crash:
+            raise crash.error from crash.__cause__
         except ParityError as failure:
             _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
         for result in report.backends.values():
@@ -289,6 +294,28 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
     raise first
 
 
+class _RuntimeCrash(BaseException):
+    """Carries a backend's run-time crash out of hypothesis, which re-raises BaseException at once."""
+
+    def __init__(self, error: XframeError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _informative_lines(text: str, limit: int = 400) -> str:
+    """The lines of a framework error that say what broke, without TF's boilerplate and stacks."""
+    import re
+
+    boring = ("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Stack trace", "<stack traces", "  ")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(boring)]
+    lines = [ln for ln in lines if not ln.startswith(boring)] or [text.strip()]
+    nodes = re.findall(r"\{\{node ([^}]+)\}\}", text)
+    if nodes:
+        lines.append(f"at node {nodes[0]}")
+    joined = " | ".join(dict.fromkeys(lines))
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: dict, outputs: dict, comparisons: dict) -> ParityError:
     """A ParityError carrying what the final report and the artifacts need."""
     error = ParityError(text, model=model, backend=backend)
@@ -312,12 +339,17 @@ def _example_runner(model, names: list[str], targets: list[_Target], options: Ch
             try:
                 got = t.prepared.runner.run(feeds)
             except Exception as exc:
-                raise XframeError(
-                    f"{t.backend} raised while running the converted model",
-                    model=name,
-                    backend=t.backend,
-                    cause=f"{type(exc).__name__}: {_first_line(str(exc))[:300]}",
-                    hint="the failing input is shown below; the converted model may not support these shapes",
+                # a crash is not a numeric mismatch: stop at the first input that causes it
+                # instead of letting hypothesis shrink (each try costs a framework error)
+                raise _RuntimeCrash(
+                    XframeError(
+                        f"{t.backend} raised while running the converted model (ONNX from {t.artifact.label})",
+                        model=name,
+                        backend=t.backend,
+                        cause=f"{type(exc).__name__}: {_informative_lines(str(exc))}\n  input: {feeds!r}",
+                        hint="the converted model may not support these shapes or values; run with -v for the full error",
+                        details="".join(traceback.format_exception(exc)),
+                    )
                 ) from exc
             result.run_seconds += time.perf_counter() - start + torch_seconds / len(targets)
             comparisons = compare_all(reference, got, options.tolerance, options.equal_nan)

@@ -46,7 +46,7 @@ RECORD_SCHEMA = {
         "test": {"type": "string"},
         "backend": {"type": "string"},
         "model": {"type": "string"},
-        "verdict": {"enum": ["passed", "failed", "error", "skipped", "pending"]},
+        "verdict": {"enum": ["passed", "failed", "error", "skipped", "xfailed", "pending"]},
         "examples": {"type": "integer", "minimum": 0},
         "onnx": {"type": "string"},
         "max_abs": _NUMBER,
@@ -161,7 +161,7 @@ def _fmt(value: float | None) -> str:
 def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> None:
     """The session table: one row per test x backend; -q one line plus failures; -v per output."""
     failed = [r for r in records if r["verdict"] in ("failed", "error")]
-    counts = {v: sum(r["verdict"] == v for r in records) for v in ("passed", "failed", "error", "skipped")}
+    counts = {v: sum(r["verdict"] == v for r in records) for v in ("passed", "failed", "error", "skipped", "xfailed")}
     worst = max((r for r in records if r["examples"] and r["tolerance_ratio"] is not None), key=lambda r: r["tolerance_ratio"], default=None)
     headline = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     tr.write_sep("=", "xframe parity summary")

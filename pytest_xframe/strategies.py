@@ -25,6 +25,10 @@ class Feeds(dict):
     def __repr__(self) -> str:
         return "Feeds(" + ", ".join(f"{k}={describe_array(v)}" for k, v in self.items()) + ")"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # hypothesis would otherwise print how the value was built (the mapping lambda)
+        printer.text(repr(self))
+
 
 #: arrays with at most this many elements are shown value by value in messages
 SHOW_VALUES_LIMIT = 16

@@ -357,3 +357,32 @@ def test_hypothesis_seed_makes_runs_repeatable(xf_pytester: pytest.Pytester) -> 
         if shutil_db.exists():
             __import__("shutil").rmtree(shutil_db)
     assert figures[0] == figures[1] and figures[2] == figures[3]
+
+
+def test_backend_crash_is_reported_at_the_first_input_without_shrinking(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest, torch
+        from pytest_xframe import TensorSpec, Dim
+
+        class Frozen(torch.nn.Module):
+            def forward(self, x):
+                return x.reshape(int(x.shape[0]), 12)  # int() freezes the export's batch size: other sizes crash
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], exporter="torchscript", max_examples=50)
+        def test_frozen(xframe):
+            xframe.check(Frozen().eval(), inputs=[TensorSpec((Dim("batch", 1, 6), 3, 4))])
+        """
+    )
+    result = xf_pytester.runpytest("--xframe-report=r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "test_backend_crash_is_reported_at_the_first_input_without_shrinking.py:*: pytest_xframe.XframeError",
+            "onnxruntime raised while running the converted model (ONNX from torchscript, opset *) (model Frozen, backend onnxruntime)",
+            "  cause: *",
+            "  input: Feeds(x=float32[[]*, 3, 4[]]*)",
+        ]
+    )
+    check = json.loads((xf_pytester.path / "r.json").read_text())["checks"][0]
+    assert check["verdict"] == "error" and check["examples"] <= 3  # no shrinking over a crash
