@@ -53,7 +53,10 @@ class Backend:
     #: modules that must be importable, and the pip extra that brings them
     modules: tuple[str, ...]
     extra: str
-    #: (exporter, opset) tried in order when the user does not choose; opset None = exporter default
+    #: (exporter, opset) tried in order when the user does not choose; opset None = exporter default.
+    #: Chosen from the coverage matrix (README): with our onnx-tf handlers the dynamo export converts
+    #: every architecture there, while TorchScript freezes attention's sequence length; onnx2tf
+    #: handles the TorchScript graphs better. The next entry is tried when export or conversion fails.
     exports: tuple[tuple[str, int | None], ...]
     #: "module:function" building a runner: fn(artifact, ctx) -> Prepared
     loader: str
@@ -84,7 +87,7 @@ BACKENDS: dict[str, Backend] = {
             name="tensorflow",
             modules=("tensorflow", "onnx_tf"),
             extra="tf",
-            exports=(("torchscript", 13), ("torchscript", 17), ("dynamo", None)),
+            exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
             loader="pytest_xframe.backends.tensorflow_runner:prepare",
         ),
         Backend(
@@ -99,7 +102,7 @@ BACKENDS: dict[str, Backend] = {
             name="tflite",
             modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
             extra="tflite",
-            exports=(("torchscript", 13), ("torchscript", 17), ("dynamo", None)),
+            exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
             loader="pytest_xframe.backends.tflite_runner:prepare",
         ),
     )
