@@ -9,6 +9,7 @@ tensorflow-addons / tensorflow-probability are stood in for; on the older pinned
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import importlib.util
 import subprocess
@@ -36,15 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 ONNX_SHIPS_MAPPING = (Path(onnx.__file__).parent / "mapping.py").is_file()
 
 
-def _real_package_installed(name: str) -> bool:
-    """Whether the real package is on sys.path; a stand-in in sys.modules does not count."""
-    return importlib.machinery.PathFinder.find_spec(name) is not None
-
-
-#: tensorflow-addons / tensorflow-probability: installed on the older stack (TF 2.15), which they
-#: support; no release for TF 2.21, so absent on the current one, where stand-ins take their place.
-HAS_TFA = _real_package_installed("tensorflow_addons")
-HAS_TFP = _real_package_installed("tensorflow_probability")
+@functools.cache
+def _real_package_works(name: str) -> bool:
+    """Whether the real package imports, asked of a fresh interpreter (an oracle independent of
+    install()). tensorflow-addons / -probability work on the older stack (TF 2.15); on TF 2.21 they
+    are absent, or installed (onnx-tf's dependency pulls tensorflow-addons) but fail to import
+    under Keras 3: either way stand-ins take their place."""
+    if importlib.machinery.PathFinder.find_spec(name) is None:
+        return False
+    return subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True).returncode == 0
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -161,7 +162,7 @@ def test_install_keeps_existing_mapping_and_importable_modules() -> None:
         import onnx_tf.handlers.backend.hardmax as hm
         assert hm.Hardmax.TF_FUNC is hardmax
         tfp = sys.modules["tensorflow_probability"]
-        if {HAS_TFP!r}:
+        if {_real_package_works("tensorflow_probability")!r}:
             assert not isinstance(tfp, onnx_tf_compat._StandInModule), tfp
             assert tfp.__file__.endswith("tensorflow_probability/__init__.py"), tfp.__file__
         else:
@@ -176,7 +177,7 @@ def test_install_keeps_existing_mapping_and_importable_modules() -> None:
 def test_stand_in_allows_attribute_access_but_not_calls(installed: None) -> None:
     import tensorflow_addons as tfa
 
-    if HAS_TFA:
+    if _real_package_works("tensorflow_addons"):
         # older stack: the real package is used, not shadowed; check the stand-in install() would
         # have used in its place
         assert not isinstance(tfa, onnx_tf_compat._StandInModule)
@@ -203,7 +204,7 @@ def test_hardmax_conversion_names_op_and_missing_module(installed: None, tmp_pat
     """Without tensorflow-addons: a short error naming op, node and module. With it (older
     stack): nothing was stood in, and Hardmax converts through the real package."""
     model = _single_node_model("Hardmax", 13, "hardmax_0")
-    if HAS_TFA:
+    if _real_package_works("tensorflow_addons"):
         assert not isinstance(sys.modules["tensorflow_addons"], onnx_tf_compat._StandInModule)
         convert(model, tmp_path / "sm", model_name="hardmax")
         assert (tmp_path / "sm" / "saved_model.pb").exists()
@@ -233,7 +234,7 @@ def test_bernoulli_conversion_names_op_and_missing_module(installed: None, tmp_p
     """Without tensorflow-probability: an error naming op and module. With it (older stack):
     Bernoulli converts through the real package (probabilities 0 and 1 make it deterministic)."""
     model = _single_node_model("Bernoulli", 15, "bern_0")
-    if HAS_TFP:
+    if _real_package_works("tensorflow_probability"):
         assert not isinstance(sys.modules["tensorflow_probability"], onnx_tf_compat._StandInModule)
         convert(model, tmp_path / "sm", model_name="bernoulli")
         assert (tmp_path / "sm" / "saved_model.pb").exists()
