@@ -72,6 +72,17 @@ def save_case(
     return directory
 
 
+def save_error(directory: Path, *, text: str, onnx_path: Path | None) -> Path:
+    """Keep an export/conversion failure: the message with the full traceback, and the ONNX model."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    (directory / "error.txt").write_text(text)
+    if onnx_path is not None and Path(onnx_path).exists():
+        shutil.copy2(onnx_path, directory / "model.onnx")
+    return directory
+
+
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}

@@ -27,7 +27,15 @@ class XframeError(Exception):
         self.cause = cause
         self.hint = hint
         self.details = details
+        #: where the failure's artifacts (ONNX model, full traceback) were kept, once they were
+        self.kept: str | None = None
         super().__init__(summary)
+
+    def __copy__(self) -> XframeError:
+        # subclasses have their own __init__ signatures: copy the state, do not call __init__
+        new = type(self).__new__(type(self), *self.args)
+        new.__dict__.update(self.__dict__)
+        return new
 
     def __str__(self) -> str:
         # formatted on demand: callers may add the backend or more cause after raising
@@ -42,6 +50,8 @@ class XframeError(Exception):
             lines.append(f"  cause: {self.cause}")
         if self.hint:
             lines.append(f"  try:   {self.hint}")
+        if self.kept:
+            lines.append(f"  kept:  {self.kept}")
         return "\n".join(lines)
 
 

@@ -250,10 +250,12 @@ def run_check(
                 result.verdict = "passed"
         return report
     except XframeError as exc:
+        _keep_error(exc, artifacts_root, test_id)
         for result in report.backends.values():
             if result.verdict == "pending":
                 result.verdict = "skipped" if isinstance(exc, BackendUnavailable) else "error"
                 result.message = result.message or _first_line(str(exc))
+                result.artifacts = exc.kept
         raise
     finally:
         for module, mode in modes:  # exporters may flip modes; put every module back as it was
@@ -274,11 +276,13 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
                 key,
                 lambda d: export(model, slots, output_names, exporter=exporter, opset=opset, out_dir=d, model_name=name, positional=positional),
             )
+        except ExportError as exc:
+            errors.append(_for_backend(exc, backend_name, None))
+            continue
+        try:
             prepared, fresh_prepare = engine.prepare(backend_name, artifact, name)
-        except (ExportError, ConversionError) as exc:
-            exc = copy.copy(exc)  # memoised for the session: name this backend on a copy
-            exc.backend = backend_name
-            errors.append(exc)
+        except ConversionError as exc:
+            errors.append(_for_backend(exc, backend_name, artifact.path))
             continue
         result.onnx = artifact.label
         result.export_seconds = artifact.seconds if fresh_export else 0.0
@@ -314,6 +318,23 @@ def _informative_lines(text: str, limit: int = 400) -> str:
         lines.append(f"at node {nodes[0]}")
     joined = " | ".join(dict.fromkeys(lines))
     return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
+def _for_backend(exc: XframeError, backend: str, onnx_path: Path | None) -> XframeError:
+    """A copy of a session-memoised error that names this backend and the ONNX model it had."""
+    exc = copy.copy(exc)
+    exc.backend = backend
+    exc.onnx_path = onnx_path  # type: ignore[attr-defined]
+    return exc
+
+
+def _keep_error(exc: XframeError, root: Path, test_id: str) -> None:
+    """An export or conversion failure keeps the ONNX model and the full traceback for later."""
+    if not exc.details or not exc.backend:
+        return
+    directory = artifacts.case_dir(root, test_id, exc.backend)
+    artifacts.save_error(directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None))
+    exc.kept = str(directory)
 
 
 def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: dict, outputs: dict, comparisons: dict) -> ParityError:

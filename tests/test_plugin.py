@@ -386,3 +386,34 @@ def test_backend_crash_is_reported_at_the_first_input_without_shrinking(xf_pytes
     )
     check = json.loads((xf_pytester.path / "r.json").read_text())["checks"][0]
     assert check["verdict"] == "error" and check["examples"] <= 3  # no shrinking over a crash
+
+
+def test_conversion_failure_names_the_op_and_keeps_the_onnx_model(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest, torch
+        from pytest_xframe import TensorSpec, ConversionError
+
+        class Hard(torch.nn.Module):
+            def forward(self, x):
+                return torch.nn.functional.one_hot(x.argmax(-1), 4).float() + torch.bitwise_left_shift(x.long(), 1).float()
+
+        @pytest.mark.xframe_parity(backends=["tensorflow"], exporter="torchscript", opset=17, max_examples=2)
+        def test_hard(xframe):
+            xframe.check(Hard().eval(), inputs=[TensorSpec((2, 4))])
+        """
+    )
+    result = xf_pytester.runpytest("--xframe-artifacts-dir=kept")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*.py:10: pytest_xframe.ConversionError",
+            "onnx-tf failed converting OneHot-11 (node '/OneHot', model opset ai.onnx 17) (model Hard, backend tensorflow)",
+            "  cause: *int64*not supported in Tensorflow*",
+            "  try: *exporter=*",
+            "  kept: *",
+        ]
+    )
+    kept = next((xf_pytester.path / "kept").rglob("error.txt"))
+    assert "Traceback" in kept.read_text() and (kept.parent / "model.onnx").is_file()
+    assert f"kept:  {kept.parent}" in result.stdout.str()

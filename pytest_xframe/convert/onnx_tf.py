@@ -31,8 +31,8 @@ __all__ = [
 
 BACKEND = "tensorflow (onnx-tf)"
 _INSTALL_HINT = "pip install pytest-xframe[tf]"
-_OTHER_ROUTES = "use another converter (onnx2tf, litert-torch), or compare against onnxruntime only"
-_ALTERNATIVES = f"export with torch.onnx.export(..., dynamo=False, opset_version=13) (or 17), or {_OTHER_ROUTES}"
+_OTHER_ROUTES = "try backends=['onnx2tf'] or ['tflite'], or check against onnxruntime only"
+_ALTERNATIVES = f"pass exporter='torchscript', opset=13 (or 17), or exporter='dynamo'; or {_OTHER_ROUTES}"
 _NOT_IMPLEMENTED = re.compile(r"(\w+)(?: version (\d+))? is not implemented")
 
 
