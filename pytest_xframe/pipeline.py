@@ -7,6 +7,7 @@ by one. Hypothesis shrinks a failing input; the final, minimal failure is saved 
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import time
 import traceback
@@ -38,6 +39,8 @@ class BackendResult:
     examples: int = 0
     worst: dict[str, OutputComparison] = field(default_factory=dict)
     export_seconds: float = 0.0
+    #: importing the backend's framework (TensorFlow: seconds), kept apart from convert and load
+    import_seconds: float = 0.0
     convert_seconds: float = 0.0
     load_seconds: float = 0.0
     run_seconds: float = 0.0
@@ -105,6 +108,7 @@ class Engine:
         self.cache = cache
         self._exports: dict[tuple, OnnxArtifact | XframeError] = {}
         self._prepared: dict[tuple, Prepared | XframeError] = {}
+        self._output_names: dict[tuple, tuple[str, ...]] = {}
 
     def export(self, key: tuple, make: Any) -> tuple[OnnxArtifact, bool]:
         fresh = key not in self._exports
@@ -118,9 +122,12 @@ class Engine:
             raise found
         return found, fresh
 
-    def prepare(self, backend: str, artifact: OnnxArtifact, model_name: str) -> tuple[Prepared, bool]:
+    def prepare(self, backend: str, artifact: OnnxArtifact, model_name: str) -> tuple[Prepared, bool, float]:
+        """The backend's runner for this ONNX model, whether it was built now, and the seconds
+        its framework's import took (0 when it was imported before)."""
         key = (backend, str(artifact.path))
         fresh = key not in self._prepared
+        import_seconds = backends.get(backend).import_framework() if fresh else 0.0
         if fresh:
             ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache)
             try:
@@ -130,7 +137,13 @@ class Engine:
         found = self._prepared[key]
         if isinstance(found, XframeError):
             raise found
-        return found, fresh
+        return found, fresh, import_seconds
+
+    def output_names(self, key: tuple, make: Any) -> tuple[str, ...]:
+        """Output names of a model for given inputs, found by one torch run per session."""
+        if key not in self._output_names:
+            self._output_names[key] = make()
+        return self._output_names[key]
 
 
 def model_fingerprint(model: Any) -> str:
@@ -180,6 +193,10 @@ def _validate_model(model: Any, name: str) -> None:
         )
 
 
+def _slots_key(slots: tuple[InputSlot, ...]) -> tuple:
+    return tuple((s.name, s.spec, None if s.value is None else (s.value.dtype.str, s.value.shape, s.value.tobytes())) for s in slots)
+
+
 def _export_plan(backend: backends.Backend, options: CheckOptions) -> tuple[tuple[str, int | None], ...]:
     if options.exporter is not None:
         return ((options.exporter, options.opset),)
@@ -215,9 +232,11 @@ def run_check(
     test_id = report.test_id
     modes = [(m, m.training) for m in model.modules()]
     try:
-        reference_example = _torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional)
-        output_names = tuple(reference_example)
         fingerprint = model_fingerprint(model)
+        slots_key = _slots_key(slots)
+        output_names = engine.output_names(
+            (fingerprint, slots_key), lambda: tuple(_torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
+        )
         targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
         run_one = _example_runner(model, [s.name for s in slots], targets, options, positional, report, name)
 
@@ -239,12 +258,16 @@ def run_check(
         )
         if options.seed is not None:
             parity = seed(options.seed)(parity)
+        gc.collect()
+        gc.freeze()  # the frameworks' long-lived objects: keep the collector off them per example
         try:
             parity()
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
             _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
+        finally:
+            gc.unfreeze()
         for result in report.backends.values():
             if result.verdict == "pending":
                 result.verdict = "passed"
@@ -270,7 +293,7 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
         raise BackendUnavailable(f"backend {backend_name} is not installed", model=name, backend=backend_name, cause=missing)
     errors: list[XframeError] = []
     for exporter, opset in _export_plan(backend, options):
-        key = (fingerprint, tuple((s.name, s.spec, None if s.value is None else s.value.tobytes()) for s in slots), exporter, opset)
+        key = (fingerprint, _slots_key(slots), exporter, opset)
         try:
             artifact, fresh_export = engine.export(
                 key,
@@ -280,12 +303,13 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
             errors.append(_for_backend(exc, backend_name, None))
             continue
         try:
-            prepared, fresh_prepare = engine.prepare(backend_name, artifact, name)
+            prepared, fresh_prepare, import_seconds = engine.prepare(backend_name, artifact, name)
         except ConversionError as exc:
             errors.append(_for_backend(exc, backend_name, artifact.path))
             continue
         result.onnx = artifact.label
         result.export_seconds = artifact.seconds if fresh_export else 0.0
+        result.import_seconds = import_seconds
         result.convert_seconds = prepared.convert_seconds if fresh_prepare else 0.0
         result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
         result.cache_hit = prepared.cache_hit or not fresh_prepare

@@ -58,8 +58,8 @@ RECORD_SCHEMA = {
         "diagnosis": {"type": ["string", "null"]},
         "seconds": {
             "type": "object",
-            "required": ["export", "convert", "load", "run"],
-            "properties": {k: {"type": "number"} for k in ("export", "convert", "load", "run")},
+            "required": ["export", "import", "convert", "load", "run"],
+            "properties": {k: {"type": "number"} for k in ("export", "import", "convert", "load", "run")},
         },
         "outputs": {"type": "array", "items": OUTPUT_SCHEMA},
     },
@@ -103,7 +103,7 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) ->
                 "message": r.message,
                 "artifacts": r.artifacts,
                 "diagnosis": r.diagnosis,
-                "seconds": {"export": r.export_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
+                "seconds": {"export": r.export_seconds, "import": r.import_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
                 "outputs": [
                     {k: (_finite(v) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()}
                     for c in r.worst.values()
@@ -114,7 +114,7 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) ->
         records.append(
             {"test": report.test_id, "backend": name, "model": report.model, "verdict": "skipped", "examples": 0, "onnx": "",
              "max_abs": None, "max_rel": None, "tolerance_ratio": None, "cache_hit": False, "message": reason or "", "artifacts": None,
-             "seconds": {"export": 0.0, "convert": 0.0, "load": 0.0, "run": 0.0}, "outputs": []}
+             "seconds": {"export": 0.0, "import": 0.0, "convert": 0.0, "load": 0.0, "run": 0.0}, "outputs": []}
         )
     return records
 
@@ -162,7 +162,7 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
     """The session table: one row per test x backend; -q one line plus failures; -v per output."""
     failed = [r for r in records if r["verdict"] in ("failed", "error")]
     counts = {v: sum(r["verdict"] == v for r in records) for v in ("passed", "failed", "error", "skipped", "xfailed")}
-    worst = max((r for r in records if r["examples"] and r["tolerance_ratio"] is not None), key=lambda r: r["tolerance_ratio"], default=None)
+    worst = max((r for r in records if r["examples"] and r["verdict"] != "xfailed" and r["tolerance_ratio"] is not None), key=lambda r: r["tolerance_ratio"], default=None)
     headline = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     tr.write_sep("=", "xframe parity summary")
     if worst is not None:
@@ -172,7 +172,7 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
         for r in failed:
             tr.write_line(f"  {r['verdict'].upper()} {r['test']} [{r['backend']}]: {r['message']}")
         return
-    rows = [("test", "backend", "onnx", "ex", "max abs", "atol", "max rel", "rtol", "verdict", "export s", "convert s", "run s")]
+    rows = [("test", "backend", "onnx", "ex", "max abs", "atol", "max rel", "rtol", "verdict", "export s", "import s", "convert s", "run s")]
     for r in records:
         tol = max(r["outputs"], key=lambda o: o["tolerance_ratio"] or 0.0, default=None)
         rows.append(
@@ -180,13 +180,14 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
                 r["test"], r["backend"], r["onnx"] or "-", str(r["examples"]), _fmt(r["max_abs"]),
                 _fmt(tol["atol"]) if tol else "-", _fmt(r["max_rel"]), _fmt(tol["rtol"]) if tol else "-",
                 r["verdict"] + (" (cached)" if r["cache_hit"] and r["verdict"] == "passed" else ""),
-                f"{r['seconds']['export']:.2f}", f"{r['seconds']['convert'] + r['seconds']['load']:.2f}", f"{r['seconds']['run']:.2f}",
+                f"{r['seconds']['export']:.2f}", f"{r['seconds']['import']:.2f}",
+                f"{r['seconds']['convert'] + r['seconds']['load']:.2f}", f"{r['seconds']['run']:.2f}",
             )
         )
         if verbosity > 0:
             for o in r["outputs"]:
                 rows.append((f"  {o['name']}", "", f"{o['dtype']}{o['shape']}", "", _fmt(o["max_abs"]), _fmt(o["atol"]),
-                             _fmt(o["max_rel"]), _fmt(o["rtol"]), "ok" if o["ok"] else (o.get("problem") or "MISMATCH"), "", "", ""))
+                             _fmt(o["max_rel"]), _fmt(o["rtol"]), "ok" if o["ok"] else (o.get("problem") or "MISMATCH"), "", "", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()

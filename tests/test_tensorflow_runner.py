@@ -25,9 +25,9 @@ def test_saved_model_signature_is_reused_without_retracing(frameworks: None, tmp
     engine = Engine(tmp_path, ArtifactCache(tmp_path / "cache"))
     artifact, _ = engine.export(("mlp",), lambda d: export(model, slots, ("output",), exporter="torchscript", opset=13, out_dir=d,
                                                           model_name="mlp", positional=True))
-    prepared, fresh = engine.prepare("tensorflow", artifact, "mlp")
-    again, fresh_again = engine.prepare("tensorflow", artifact, "mlp")
-    assert fresh and not fresh_again and again is prepared  # one runner per session
+    prepared, fresh, _ = engine.prepare("tensorflow", artifact, "mlp")
+    again, fresh_again, import_again = engine.prepare("tensorflow", artifact, "mlp")
+    assert fresh and not fresh_again and again is prepared and import_again == 0  # one runner per session
     function = prepared.runner.function
     assert isinstance(function, tf.types.experimental.ConcreteFunction)  # a signature cannot retrace
     owner = function._xframe_owner

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ class Backend:
     exports: tuple[tuple[str, int | None], ...]
     #: "module:function" building a runner: fn(artifact, ctx) -> Prepared
     loader: str
+    #: the framework imported first and timed on its own: it is not conversion or loading work
+    framework: tuple[str, ...] = ()
 
     def missing(self) -> str | None:
         """A one-line reason this backend cannot run here, or None. Imports nothing."""
@@ -67,6 +70,13 @@ class Backend:
         if not absent:
             return None
         return f"{self.name} backend needs {', '.join(absent)}: pip install 'pytest-xframe[{self.extra}]'"
+
+    def import_framework(self) -> float:
+        """Import the framework; seconds it took (0 once imported)."""
+        start = time.perf_counter()
+        for name in self.framework:
+            importlib.import_module(name)
+        return time.perf_counter() - start
 
     def prepare(self, artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         module_name, func = self.loader.split(":")
@@ -82,6 +92,7 @@ BACKENDS: dict[str, Backend] = {
             extra="onnxruntime",
             exports=(("dynamo", None), ("torchscript", 17)),
             loader="pytest_xframe.backends.onnxruntime_runner:prepare",
+            framework=("onnxruntime",),
         ),
         Backend(
             name="tensorflow",
@@ -89,6 +100,7 @@ BACKENDS: dict[str, Backend] = {
             extra="tf",
             exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
             loader="pytest_xframe.backends.tensorflow_runner:prepare",
+            framework=("tensorflow",),
         ),
         Backend(
             name="onnx2tf",
@@ -97,6 +109,7 @@ BACKENDS: dict[str, Backend] = {
             extra="onnx2tf",
             exports=(("torchscript", 17), ("dynamo", None), ("torchscript", 13)),
             loader="pytest_xframe.backends.onnx2tf_runner:prepare",
+            framework=("tensorflow",),
         ),
         Backend(
             name="tflite",
@@ -104,6 +117,7 @@ BACKENDS: dict[str, Backend] = {
             extra="tflite",
             exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
             loader="pytest_xframe.backends.tflite_runner:prepare",
+            framework=("tensorflow",),
         ),
     )
 }

@@ -30,6 +30,7 @@ import importlib.machinery
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -213,7 +214,9 @@ def _importable(name: str) -> bool:
     if name in sys.modules:
         return not isinstance(sys.modules[name], _StandInModule)
     try:
-        importlib.import_module(name)
+        with warnings.catch_warnings():  # tfa warns about its end of life before failing to import
+            warnings.simplefilter("ignore")
+            importlib.import_module(name)
     except Exception:  # noqa: BLE001 - tfa/tfp raise all sorts of errors on a newer TF
         for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
             del sys.modules[key]
