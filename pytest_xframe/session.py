@@ -91,7 +91,9 @@ class XframeSession:
         chosen = self.config.getoption("xframe_cache_dir")
         if chosen:
             return Path(chosen).resolve()
-        return self._pytest_cache_dir("xframe")
+        from .cache import default_cache_root
+
+        return default_cache_root(self.config)
 
     def engine(self) -> Engine:
         if self._engine is None:

@@ -22,7 +22,6 @@ from pytest_xframe.cache import (
     CacheLockTimeout,
     CacheResult,
     cache_key_digest,
-    default_cache_root,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 
 def test_saved_model_signature_is_reused_without_retracing(frameworks: None, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -125,3 +125,48 @@ BACKENDS: dict[str, Backend] = {
 
 def get(name: str) -> Backend:
     return BACKENDS[name]
+
+
+def versions(*dists: str) -> dict[str, str]:
+    """Installed versions by distribution name, read from metadata (nothing imported)."""
+    from importlib import metadata
+
+    out = {}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def conversion_key(artifact: OnnxArtifact, converter: str, revision: str, dists: tuple[str, ...]) -> dict[str, str]:
+    """What decides a conversion: the ONNX bytes, the converter and its revision, the stack's versions."""
+    return {"onnx_sha256": file_digest(artifact.path), "converter": converter, "revision": revision, **versions(*dists)}
+
+
+def convert_and_load(
+    ctx: BuildContext, kind: str, key: dict[str, str], build: Callable[[Path], None], load: Callable[[Path], Runner]
+) -> Prepared:
+    """Convert through the on-disk cache (``build`` writes into a directory), then load the result."""
+    start = time.perf_counter()
+    result = ctx.cache.get_or_build(kind, key, build)
+    converted = time.perf_counter()
+    runner = load(result.path)
+    return Prepared(
+        runner,
+        convert_seconds=converted - start,
+        load_seconds=time.perf_counter() - converted,
+        cache_hit=result.hit,
+        converted_path=result.path,
+    )

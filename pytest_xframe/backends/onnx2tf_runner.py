@@ -8,7 +8,6 @@ comparison shows values, not a dtype mismatch.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared
-from .tensorflow_runner import file_digest, versions
+from . import BuildContext, Prepared, conversion_key, convert_and_load
 
 
 @dataclass
@@ -75,22 +73,11 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
 
     from ..convert.onnx2tf import convert, converter_revision
 
-    key = {
-        "onnx_sha256": file_digest(artifact.path),
-        "converter": "onnx2tf",
-        "revision": converter_revision(),
-        **versions("onnx2tf", "onnx", "onnx_graphsurgeon", "tensorflow", "tensorflow-cpu", "tf_keras", "numpy"),
-    }
-    start = time.perf_counter()
-    result = ctx.cache.get_or_build(
-        "onnx2tf", key, lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name)
-    )
-    converted = time.perf_counter()
-    runner = load_saved_model(result.path)
-    return Prepared(
-        runner,
-        convert_seconds=converted - start,
-        load_seconds=time.perf_counter() - converted,
-        cache_hit=result.hit,
-        converted_path=result.path,
+    dists = ("onnx2tf", "onnx", "onnx_graphsurgeon", "tensorflow", "tensorflow-cpu", "tf_keras", "numpy")
+    return convert_and_load(
+        ctx,
+        "onnx2tf",
+        conversion_key(artifact, "onnx2tf", converter_revision(), dists),
+        build=lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name),
+        load=load_saved_model,
     )

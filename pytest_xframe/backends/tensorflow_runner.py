@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared
+from . import BuildContext, Prepared, conversion_key, convert_and_load
 
 def _sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
@@ -60,45 +57,26 @@ def load_saved_model(path: Path, input_names: tuple[str, ...], output_names: tup
     return SavedModelRunner(function, inputs, outputs)
 
 
-def versions(*dists: str) -> dict[str, str]:
-    out = {}
-    for dist in dists:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "absent"
-    return out
+#: distributions whose versions decide an onnx-tf conversion
+ONNX_TF_DISTS = ("onnx", "onnx-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy")
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def onnx_tf_key(artifact: OnnxArtifact) -> dict[str, str]:
+    """Cache key of an onnx-tf SavedModel; the tflite backend builds on the same entry."""
+    from ..convert.onnx_tf import converter_revision
+
+    return conversion_key(artifact, "onnx-tf", converter_revision(), ONNX_TF_DISTS)
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
-    from ..convert.onnx_tf import convert, converter_revision
+    from ..convert.onnx_tf import convert
 
-    key = {
-        "onnx_sha256": file_digest(artifact.path),
-        "converter": "onnx-tf",
-        "revision": converter_revision(),
-        **versions("onnx", "onnx-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy"),
-    }
-    start = time.perf_counter()
-    result = ctx.cache.get_or_build(
-        "onnx-tf", key, lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name)
-    )
-    converted = time.perf_counter()
-    runner = load_saved_model(result.path, artifact.input_names, artifact.output_names)
-    return Prepared(
-        runner,
-        convert_seconds=converted - start,
-        load_seconds=time.perf_counter() - converted,
-        cache_hit=result.hit,
-        converted_path=result.path,
+    return convert_and_load(
+        ctx,
+        "onnx-tf",
+        onnx_tf_key(artifact),
+        build=lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name),
+        load=lambda path: load_saved_model(path, artifact.input_names, artifact.output_names),
     )

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,8 +32,8 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConversionError
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared
-from .tensorflow_runner import file_digest, versions
+from . import BuildContext, Prepared, convert_and_load
+from .tensorflow_runner import onnx_tf_key
 
 BACKEND = "tflite"
 SIGNATURE = "serving_default"
@@ -191,19 +190,14 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         raise BackendUnavailable(
             "tflite backend not installed", model=ctx.model_name, backend=BACKEND, cause=str(exc), hint=_INSTALL_HINT
         ) from exc
-    from ..convert.onnx_tf import convert, converter_revision
+    from ..convert.onnx_tf import convert
 
-    onnx_tf_key = {  # as the tensorflow backend spells it, so both share one SavedModel
-        "onnx_sha256": file_digest(artifact.path),
-        "converter": "onnx-tf",
-        "revision": converter_revision(),
-        **versions("onnx", "onnx-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy"),
-    }
-    key = {**onnx_tf_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision()}
+    saved_model_key = onnx_tf_key(artifact)  # the tensorflow backend's entry: both share one SavedModel
+    key = {**saved_model_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision()}
 
     def build(out: Path) -> None:
         saved = ctx.cache.get_or_build(
-            "onnx-tf", onnx_tf_key, lambda d: convert(onnx.load(str(artifact.path)), d, model_name=ctx.model_name)
+            "onnx-tf", saved_model_key, lambda d: convert(onnx.load(str(artifact.path)), d, model_name=ctx.model_name)
         )
         try:
             _to_flatbuffer(saved.path, out, ctx.model_name)
@@ -211,14 +205,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
             if ctx.cache.root is None:  # an uncached SavedModel is a scratch dir only we know of
                 shutil.rmtree(saved.path, ignore_errors=True)
 
-    start = time.perf_counter()
-    result = ctx.cache.get_or_build("tflite", key, build)
-    converted = time.perf_counter()
-    runner = load_flatbuffer(result.path / FLATBUFFER_NAME, onnx.load(str(artifact.path)), ctx.model_name)
-    return Prepared(
-        runner,
-        convert_seconds=converted - start,
-        load_seconds=time.perf_counter() - converted,
-        cache_hit=result.hit,
-        converted_path=result.path,
+    model = onnx.load(str(artifact.path))
+    return convert_and_load(
+        ctx, "tflite", key, build, load=lambda path: load_flatbuffer(path / FLATBUFFER_NAME, model, ctx.model_name)
     )
