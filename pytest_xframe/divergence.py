@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from .compare import OutputComparison, compare_all, compare_output, format_comparison
+from .errors import describe_exception
 
 __all__ = [
     "DivergenceReport",
@@ -222,12 +223,6 @@ def _shapes_of(node: Any, values: Mapping[str, np.ndarray], graph: Any) -> list[
     return shapes
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _names(items: list[str]) -> str:
     shown = ", ".join(repr(i) for i in items[:_MAX_LISTED])
     return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
@@ -283,7 +278,7 @@ def locate_conversion_divergence(
     try:
         ort_values = _run_ort_unoptimized(augmented, feeds)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-        return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {_one_line(exc)}")
+        return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {describe_exception(exc)}")
     _fill_output_ranks(augmented, ort_values)
     Path(workdir).mkdir(parents=True, exist_ok=True)
     out_dir = Path(tempfile.mkdtemp(prefix="divergence_saved_model_", dir=workdir))
@@ -305,7 +300,7 @@ def locate_conversion_divergence(
     except Exception as exc:  # noqa: BLE001 - TF raises many unrelated types
         return DivergenceReport(
             between, None, "unknown",
-            "; ".join([f"the model with its intermediates exposed failed in TensorFlow: {_one_line(exc)}"] + remarks),
+            "; ".join([f"the model with its intermediates exposed failed in TensorFlow: {describe_exception(exc)}"] + remarks),
         )
 
     status: dict[str, OutputComparison] = {}
@@ -566,7 +561,7 @@ def locate_export_divergence(
     try:
         ort_values = _run_ort_unoptimized(augmented, feeds)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-        return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {_one_line(exc)}")
+        return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {describe_exception(exc)}")
     for name in _constant_names(graph, feeds):
         if name in feeds:
             ort_values.setdefault(name, np.asarray(feeds[name]))

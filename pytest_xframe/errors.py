@@ -8,6 +8,18 @@ line or two, and what to try next. Long framework tracebacks are kept on the exc
 from __future__ import annotations
 
 
+def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> str:
+    """The first non-empty line not starting with ``skip``, capped: framework errors run for pages."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()] or ["(no message)"]
+    line = next((ln for ln in lines if not ln.startswith(skip)), lines[0]) if skip else lines[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def describe_exception(exc: BaseException, limit: int = 300) -> str:
+    """``TypeName: first line of the message``."""
+    return first_line(f"{type(exc).__name__}: {exc}", limit)
+
+
 class XframeError(Exception):
     """Base class of every error pytest-xframe raises on purpose."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ExportError
+from .errors import ExportError, describe_exception
 from .spec import Dim, InputSlot
 
 
@@ -127,7 +127,7 @@ def export(
         raise ExportError(
             f"torch.onnx.export failed with the {exporter} exporter" + (f" at opset {opset}" if opset else ""),
             model=model_name,
-            cause=_one_line(exc),
+            cause=describe_exception(exc),
             hint=_export_hint(exporter),
             details=traceback.format_exc(),
         ) from exc
@@ -149,11 +149,3 @@ def _export_hint(exporter: str) -> str:
         f"try exporter={other!r}; make forward free of data-dependent Python control flow; "
         "or check the model with torch.onnx.export directly"
     )
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """The first meaningful line of an exception, capped: exporter errors can be pages long."""
-    text = f"{type(exc).__name__}: {exc}".strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    line = lines[0] if lines else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."

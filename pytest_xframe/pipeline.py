@@ -22,7 +22,7 @@ from . import artifacts, backends
 from .backends import BuildContext, Prepared
 from .cache import ArtifactCache
 from .compare import OutputComparison, compare_all, format_comparison
-from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError
+from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export, model_device
 from .outputs import flatten
 from .settings import CheckOptions
@@ -205,10 +205,6 @@ def _export_plan(backend: backends.Backend, options: CheckOptions) -> tuple[tupl
     return backend.exports
 
 
-def _first_line(text: str) -> str:
-    return text.splitlines()[0] if text else text
-
-
 def run_check(
     engine: Engine,
     model: Any,
@@ -277,7 +273,7 @@ def run_check(
         for result in report.backends.values():
             if result.verdict == "pending":
                 result.verdict = "skipped" if isinstance(exc, BackendUnavailable) else "error"
-                result.message = result.message or _first_line(str(exc))
+                result.message = result.message or first_line(str(exc))
                 result.artifacts = exc.kept
         raise
     finally:
@@ -314,11 +310,11 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
         result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
         result.cache_hit = prepared.cache_hit or not fresh_prepare
         if errors:
-            result.message = "fell back to " + artifact.label + " after: " + "; ".join(_first_line(str(e)) for e in errors)
+            result.message = "fell back to " + artifact.label + " after: " + "; ".join(first_line(str(e)) for e in errors)
         return _Target(backend_name, artifact, prepared)
     first = errors[0]
     if len(errors) > 1:
-        first.cause = (first.cause or "") + "".join(f"\n  also failed: {_first_line(str(e))}" for e in errors[1:])
+        first.cause = (first.cause or "") + "".join(f"\n  also failed: {first_line(str(e))}" for e in errors[1:])
     raise first
 
 
@@ -442,7 +438,7 @@ def _diagnose(t: _Target, failure: ParityError, comparisons: list[OutputComparis
         elif step == "conversion" and t.backend == "tensorflow":
             located = locate_conversion_divergence(str(t.artifact.path), failure.feeds, atol, rtol, workdir, name)
     except Exception as exc:  # a diagnosis is a bonus: report why it failed, keep the mismatch
-        return f"diagnosis: could not locate the divergence ({type(exc).__name__}: {_first_line(str(exc))[:200]})"
+        return f"diagnosis: could not locate the divergence ({type(exc).__name__}: {first_line(str(exc))[:200]})"
     lines = [f"diagnosis: the {step} step introduced the error" if step != "unknown" else "diagnosis: the step could not be pinned down"]
     if located is not None:
         lines.append(located.format())

@@ -45,7 +45,7 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_xframe.errors import BackendUnavailable, ConversionError
+from pytest_xframe.errors import BackendUnavailable, ConversionError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -196,11 +196,7 @@ def _version(dist: str) -> str:
 def _first_line(message: str) -> str:
     """The line that says what went wrong; tf_keras's 'Exception encountered when calling layer'
     wrapper line is skipped, the real message follows it."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("Exception encountered when calling layer")] or lines
-    if not lines:
-        return "(no message)"
-    return lines[0] if len(lines[0]) <= 300 else lines[0][:297] + "..."
+    return first_line(message, skip=("Exception encountered when calling layer",))
 
 
 def _strip_ansi(text: str) -> str:
