@@ -38,6 +38,14 @@ def safe_name(text: str, limit: int = 80) -> str:
     return f"{cleaned[:limit]}-{digest}"
 
 
+def shown(path: Path) -> str:
+    """A path for messages: relative to the working directory when inside it (shorter, and the
+    replay command then works as printed from where pytest ran), else absolute."""
+    path = Path(path).resolve()
+    here = Path.cwd().resolve()
+    return str(path.relative_to(here)) if here in path.parents else str(path)
+
+
 def case_dir(root: Path, test_id: str, backend: str) -> Path:
     """Directory for one test x backend, guaranteed to lie inside ``root``."""
     root = root.resolve()

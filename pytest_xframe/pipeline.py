@@ -354,7 +354,7 @@ def _keep_error(exc: XframeError, root: Path, test_id: str) -> None:
         return
     directory = artifacts.case_dir(root, test_id, exc.backend)
     artifacts.save_error(directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None))
-    exc.kept = str(directory)
+    exc.kept = artifacts.shown(directory)
 
 
 def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: dict, outputs: dict, comparisons: dict) -> ParityError:
@@ -489,10 +489,11 @@ def _finish_failure(
             if not c.ok and not c.problem:
                 plot = save_error_plot(directory, c.name, failure.reference[c.name], failure.outputs[backend_name][c.name], c.atol, c.rtol)
                 if plot is not None:
-                    hints.append(f"[{backend_name}] error plot of {c.name!r}: {plot}")
+                    hints.append(f"[{backend_name}] error plot of {c.name!r}: {artifacts.shown(plot)}")
         hints.append(result.diagnosis.replace("\n", "\n  ") if result.diagnosis.startswith("diagnosis:") else result.diagnosis)
         hints[-1] = f"[{backend_name}] {hints[-1]}"
-        hints.append(f"[{backend_name}] artifacts: {directory}\n  replay: python -m pytest_xframe replay {directory}")
+        shown = artifacts.shown(directory)
+        hints.append(f"[{backend_name}] artifacts: {shown}\n  replay: python -m pytest_xframe replay {shown}")
     failure.report_text += "\n" + "\n".join(hints)
     raise failure
 

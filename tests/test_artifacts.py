@@ -56,11 +56,13 @@ def test_failure_is_kept_and_replayed_in_a_clean_process(xf_pytester: pytest.Pyt
         if _has_matplotlib():
             plots = list(directory.glob("error-output-*.png"))
             assert len(plots) == 1 and plots[0].stat().st_size > 1000
-            assert f"error plot of 'output': {plots[0]}" in result.stdout.str()
-        assert f"replay: python -m pytest_xframe replay {directory}" in result.stdout.str()
+            assert f"error plot of 'output': {plots[0].relative_to(xf_pytester.path)}" in result.stdout.str()
+        assert f"replay: python -m pytest_xframe replay {directory.relative_to(xf_pytester.path)}" in result.stdout.str()
     for check in (checks[0], next(c for c in checks if c["backend"] == "tensorflow")):
+        # the command exactly as printed, from where pytest ran, in a fresh process
+        printed = str(Path(check["artifacts"]).relative_to(xf_pytester.path))
         replay = subprocess.run(
-            [sys.executable, "-m", "pytest_xframe", "replay", check["artifacts"]], capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "pytest_xframe", "replay", printed], capture_output=True, text=True, timeout=300, cwd=xf_pytester.path
         )
         assert replay.returncode == 1, replay.stderr
         output = check["outputs"][0]
