@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import BackendUnavailable
-from .settings import validate
+from .settings import MARKER, validate
 
 if TYPE_CHECKING:
     from .pipeline import ParityReport
     from .session import XframeSession
-
-MARKER = "xframe_parity"
 
 
 class Xframe:
@@ -50,8 +48,9 @@ class Xframe:
         if self.backend is None:
             from . import backends
 
-            skipped = [(b, backends.get(b).missing()) for b in resolved.backends if backends.get(b).missing()]
-            available = tuple(b for b in resolved.backends if b not in dict(skipped))
+            missing = {b: backends.get(b).missing() for b in resolved.backends}
+            skipped = [(b, reason) for b, reason in missing.items() if reason]
+            available = tuple(b for b, reason in missing.items() if not reason)
             if not available:
                 pytest.skip("; ".join(reason for _, reason in skipped if reason))
             resolved = replace(resolved, backends=available)

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .settings import KNOWN_BACKENDS, OPTION_NAMES
+from .settings import KNOWN_BACKENDS, MARKER, OPTION_NAMES
 
 if TYPE_CHECKING:
     from .fixture import Xframe
     from .session import XframeSession
 
-MARKER = "xframe_parity"
 SESSION_KEY = pytest.StashKey["XframeSession"]()
 
 

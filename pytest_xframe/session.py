@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
-from .settings import CheckOptions, parse_backends, resolve, validate
+from .settings import MARKER, CheckOptions, parse_backends, resolve, validate
 
 if TYPE_CHECKING:
     import pytest
 
     from .pipeline import Engine
-
-MARKER = "xframe_parity"
 
 
 class XframeSession:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import SpecError
 
+MARKER = "xframe_parity"
 KNOWN_BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite")
 DEFAULT_BACKENDS = ("onnxruntime", "tensorflow")
 EXPORTERS = ("dynamo", "torchscript")

@@ -129,3 +129,11 @@ def test_bad_marker_usage_is_a_collection_error(pytester: pytest.Pytester) -> No
             "*takes keyword options only*",
         ]
     )
+
+
+def test_option_layer_knows_every_registered_backend() -> None:
+    """settings.py lists backend names without importing the registry (kept light for start-up)."""
+    from pytest_xframe.backends import BACKENDS
+    from pytest_xframe.settings import KNOWN_BACKENDS
+
+    assert KNOWN_BACKENDS == tuple(BACKENDS)
