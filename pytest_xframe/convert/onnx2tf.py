@@ -45,7 +45,8 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_xframe.errors import BackendUnavailable, ConversionError, first_line
+from pytest_xframe.convert import import_converter
+from pytest_xframe.errors import ConversionError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -127,30 +128,15 @@ def load(model_name: str | None = None) -> Any:
     with _lock:
         if _module is not None:
             return _module
-        try:
+        def importer() -> Any:
             import tensorflow  # noqa: F401
 
             with _kept_process_state():
                 import onnx2tf  # noqa: F401
                 import onnx2tf.onnx2tf as module
-        except ImportError as exc:
-            raise BackendUnavailable(
-                "onnx2tf backend not installed",
-                model=model_name,
-                backend=BACKEND,
-                cause=f"{type(exc).__name__}: {exc}",
-                hint=_INSTALL_HINT,
-                details=traceback.format_exc(),
-            ) from exc
-        except Exception as exc:  # noqa: BLE001 - installed but broken: not a skip
-            raise ConversionError(
-                "onnx2tf is installed but fails to import",
-                model=model_name,
-                backend=BACKEND,
-                cause=f"{type(exc).__name__}: {_first_line(str(exc))}",
-                hint=_INSTALL_HINT,
-                details=traceback.format_exc(),
-            ) from exc
+            return module
+
+        module = import_converter(importer, name="onnx2tf", backend=BACKEND, model_name=model_name, hint=_INSTALL_HINT)
         _module = module
         return module
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_xframe.convert.lowering import LAST_SUPPORTED_OPSET, lower_for_onnx_tf, signature_input_names
-from pytest_xframe.errors import BackendUnavailable, ConversionError
+from pytest_xframe.convert import import_converter
+from pytest_xframe.errors import ConversionError
 
 if TYPE_CHECKING:
     import onnx
@@ -44,31 +45,18 @@ def signature_feeds(onnx_model: onnx.ModelProto, feeds: Mapping[str, Any]) -> di
 
 def _load_backend(model_name: str) -> Any:
     """Install the compatibility layer and return ``onnx_tf.backend``; BackendUnavailable if absent."""
-    from pytest_xframe.convert import onnx_tf_compat
 
-    try:
+    def importer() -> Any:
         import tensorflow  # noqa: F401
+
+        from pytest_xframe.convert import onnx_tf_compat
+
         onnx_tf_compat.install()  # fixes onnx.mapping etc., then imports onnx_tf
         import onnx_tf.backend
-    except ImportError as exc:
-        raise BackendUnavailable(
-            "TensorFlow backend not installed",
-            model=model_name,
-            backend=BACKEND,
-            cause=f"{type(exc).__name__}: {exc}",
-            hint=_INSTALL_HINT,
-            details=traceback.format_exc(),
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - installed but broken (version clash): not a skip
-        raise ConversionError(
-            "tensorflow / onnx-tf are installed but fail to load",
-            model=model_name,
-            backend=BACKEND,
-            cause=f"{type(exc).__name__}: {_first_line(str(exc))}",
-            hint=f"reinstall the TensorFlow extra: {_INSTALL_HINT}",
-            details=traceback.format_exc(),
-        ) from exc
-    return onnx_tf.backend
+
+        return onnx_tf.backend
+
+    return import_converter(importer, name="TensorFlow / onnx-tf", backend=BACKEND, model_name=model_name, hint=_INSTALL_HINT)
 
 
 def converter_revision() -> str:
