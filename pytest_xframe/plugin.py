@@ -100,9 +100,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MARKER) is None:
         return
-    from .errors import XframeError
+    from .errors import SpecError, XframeError
 
     session = metafunc.config.stash[SESSION_KEY]
+    if "xframe" not in metafunc.fixturenames:  # a collection error: nothing could run this test
+        raise SpecError(
+            f"{metafunc.definition.nodeid} is marked {MARKER} but does not take the xframe fixture",
+            hint="add an `xframe` argument and call xframe.check(model, inputs) in the test",
+        )
     try:
         backends = session.marked_backends(metafunc.definition)
     except XframeError as exc:

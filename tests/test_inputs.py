@@ -121,6 +121,20 @@ def test_bad_marker_usage_is_a_collection_error(pytester: pytest.Pytester) -> No
     )
     result = pytester.runpytest()
     result.assert_outcomes(errors=3)
+    pytester.makepyfile(
+        test_no_fixture="""
+        import pytest
+
+        @pytest.mark.xframe_parity()
+        def test_forgot_fixture():
+            pass
+        """
+    )
+    no_fixture = pytester.runpytest("test_no_fixture.py")
+    assert no_fixture.ret != 0
+    no_fixture.stdout.fnmatch_lines(
+        ["*test_forgot_fixture is marked xframe_parity but does not take the xframe fixture*", "*try:   add an `xframe` argument*"]
+    )
     result.stdout.fnmatch_lines_random(
         [
             "*unknown xframe option(s) 'atoll' in @pytest.mark.xframe_parity on *test_typo*",
