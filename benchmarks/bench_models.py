@@ -12,6 +12,8 @@ and ``SPECS[name]`` its input shape with the batch axis first; batch is drawn in
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -38,28 +40,10 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 }
 
 
-class Classifier(nn.Module):
-    """20 -> 50 -> 50 -> 1 with ReLU and a sigmoid: a binary classifier."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(20, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 1), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        )
-        self.head = nn.Linear(16, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.features(x), 1))
+# the example models themselves, not copies: the benchmark measures what the examples check
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from test_cnn import SmallCNN  # noqa: E402
+from test_mlp_classifier import Classifier  # noqa: E402
 
 
 class BasicBlock(nn.Module):
