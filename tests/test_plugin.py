@@ -328,12 +328,29 @@ def test_rare(xframe):
 """
 
 
+# Hypothesis turns its database off on CI machines (its "ci" profile, chosen from $CI and the like);
+# a project that wants failures replayed there loads a profile with one, as this module does.
+WITH_DATABASE = """
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+settings.register_profile("with-database", settings.get_profile("default"), database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
+settings.load_profile("with-database")
+"""
+
+
 def test_hypothesis_database_replays_a_failure_first(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(RARE)
-    xf_pytester.runpytest("--xframe-max-examples=300").assert_outcomes(failed=1)
-    # one fresh example lands on the failing input 1 time in 25; the saved failure is tried first
-    for _ in range(3):
-        xf_pytester.runpytest("--xframe-max-examples=1").assert_outcomes(failed=1)
+    from hypothesis import settings
+
+    xf_pytester.makepyfile(WITH_DATABASE + RARE)
+    profile = settings.get_current_profile_name()
+    try:
+        xf_pytester.runpytest("--xframe-max-examples=300").assert_outcomes(failed=1)
+        # one fresh example lands on the failing input 1 time in 25; the saved failure is tried first
+        for _ in range(3):
+            xf_pytester.runpytest("--xframe-max-examples=1").assert_outcomes(failed=1)
+    finally:
+        settings.load_profile(profile)
 
 
 def test_hypothesis_seed_makes_runs_repeatable(xf_pytester: pytest.Pytester) -> None:
