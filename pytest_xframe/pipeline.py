@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import artifacts, backends
-from .backends import BuildContext, Prepared
+from .backends import BuildContext, Prepared, TorchSource
 from .cache import ArtifactCache
 from .compare import OutputComparison, compare_all, format_comparison
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
@@ -96,6 +96,11 @@ class _Target:
     artifact: OnnxArtifact
     prepared: Prepared
 
+    @property
+    def label(self) -> str:
+        """What the backend ran: the ONNX model's exporter and opset, or its own route from torch."""
+        return self.prepared.route or f"ONNX from {self.artifact.label}"
+
 
 class Engine:
     """Session-wide: exports and prepared backends, memoised by what determines them.
@@ -122,14 +127,14 @@ class Engine:
             raise found
         return found, fresh
 
-    def prepare(self, backend: str, artifact: OnnxArtifact, model_name: str) -> tuple[Prepared, bool, float]:
+    def prepare(self, backend: str, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None) -> tuple[Prepared, bool, float]:
         """The backend's runner for this ONNX model, whether it was built now, and the seconds
         its framework's import took (0 when it was imported before)."""
         key = (backend, str(artifact.path))
         fresh = key not in self._prepared
         import_seconds = backends.get(backend).import_framework() if fresh else 0.0
         if fresh:
-            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache)
+            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source)
             try:
                 self._prepared[key] = backends.get(backend).prepare(artifact, ctx)
             except XframeError as exc:
@@ -299,18 +304,18 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
             errors.append(_for_backend(exc, backend_name, None))
             continue
         try:
-            prepared, fresh_prepare, import_seconds = engine.prepare(backend_name, artifact, name)
+            prepared, fresh_prepare, import_seconds = engine.prepare(backend_name, artifact, name, TorchSource(model, slots, positional))
         except ConversionError as exc:
             errors.append(_for_backend(exc, backend_name, artifact.path))
             continue
-        result.onnx = artifact.label
+        result.onnx = prepared.route or artifact.label
         result.export_seconds = artifact.seconds if fresh_export else 0.0
         result.import_seconds = import_seconds
         result.convert_seconds = prepared.convert_seconds if fresh_prepare else 0.0
         result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
         result.cache_hit = prepared.cache_hit or not fresh_prepare
         if errors:
-            result.message = "fell back to " + artifact.label + " after: " + "; ".join(first_line(str(e)) for e in errors)
+            result.message = "fell back to " + result.onnx + " after: " + "; ".join(first_line(str(e)) for e in errors)
         return _Target(backend_name, artifact, prepared)
     first = errors[0]
     if len(errors) > 1:
@@ -384,7 +389,7 @@ def _example_runner(model, names: list[str], targets: list[_Target], options: Ch
                 # instead of letting hypothesis shrink (each try costs a framework error)
                 raise _RuntimeCrash(
                     XframeError(
-                        f"{t.backend} raised while running the converted model (ONNX from {t.artifact.label})",
+                        f"{t.backend} raised while running the converted model ({t.label})",
                         model=name,
                         backend=t.backend,
                         cause=f"{type(exc).__name__}: {_informative_lines(str(exc))}\n  input: {feeds!r}",
@@ -404,7 +409,7 @@ def _example_runner(model, names: list[str], targets: list[_Target], options: Ch
             lines = [f"{name}: outputs differ from torch on {', '.join(failing)}", f"input: {feeds!r}"]
             for backend_name, comparisons in failing.items():
                 t = next(t for t in targets if t.backend == backend_name)
-                lines.append(f"[{backend_name}] ran ONNX from {t.artifact.label}")
+                lines.append(f"[{backend_name}] ran {t.label}")
                 lines.extend("  " + format_comparison(c).replace("\n", "\n  ") for c in comparisons if not c.ok)
             raise _mismatch(
                 "\n".join(lines), model=name, backend=",".join(failing), feeds=feeds, reference=reference,
@@ -423,6 +428,8 @@ def _diagnose(t: _Target, failure: ParityError, comparisons: list[OutputComparis
     from .backends.onnxruntime_runner import make_session
     from .divergence import attribute_step, locate_conversion_divergence, locate_export_divergence
 
+    if backends.get(t.backend).source == "torch":
+        return f"diagnosis: {t.backend} converts the torch module directly, so its conversion introduced the error (no ONNX node on its route to name)"
     worst = max((c for c in comparisons if not c.ok), key=lambda c: c.tolerance_ratio)
     atol, rtol = options.tolerance(worst.dtype)
     try:

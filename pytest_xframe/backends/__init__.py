@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     from ..cache import ArtifactCache
     from ..export import OnnxArtifact
+    from ..spec import InputSlot
 
 
 class Runner(Protocol):
@@ -29,12 +30,23 @@ class Runner(Protocol):
 
 
 @dataclass(frozen=True)
+class TorchSource:
+    """The torch side of a check, for a converter that starts from the module rather than ONNX."""
+
+    model: Any
+    slots: tuple[InputSlot, ...]
+    #: True when ``forward`` takes the inputs positionally in ``slots`` order, else by keyword
+    positional: bool
+
+
+@dataclass(frozen=True)
 class BuildContext:
     """What a backend may use while preparing a runner."""
 
     model_name: str
     workdir: Path
     cache: ArtifactCache
+    torch: TorchSource | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class Prepared:
     cache_hit: bool = False
     #: directory of the converted model (a SavedModel, a .tflite), kept for artifacts
     converted_path: Path | None = None
+    #: what the runner runs, for reports, when it is not the ONNX model (a route from torch)
+    route: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,9 @@ class Backend:
     loader: str
     #: the framework imported first and timed on its own: it is not conversion or loading work
     framework: tuple[str, ...] = ()
+    #: "onnx": converts the ONNX export; "torch": converts the module itself (``BuildContext.torch``),
+    #: and the ONNX export only keys its cache entry and is never run on its route
+    source: str = "onnx"
 
     def missing(self) -> str | None:
         """A one-line reason this backend cannot run here, or None. Imports nothing."""
