@@ -111,7 +111,7 @@ def bench_model(model: str, examples: int, root: Path, env: dict[str, str], rep:
     project = mdir / "project"
     project.mkdir()
     (project / "pytest.ini").write_text("[pytest]\n")
-    (project / f"test_{model}.py").write_text(TEST_TEMPLATE.format(bench_dir=str(HERE), model=model, examples=examples))
+    (project / f"test_bench_{model}.py").write_text(TEST_TEMPLATE.format(bench_dir=str(HERE), model=model, examples=examples))
     cache = mdir / "xframe-cache"
     cache.mkdir()  # fresh and empty
 
@@ -124,7 +124,7 @@ def bench_model(model: str, examples: int, root: Path, env: dict[str, str], rep:
         print(f"[{model} #{rep + 1}] ({route}) pytest-xframe, {'empty' if route == 'b' else 'warm'} cache ...", file=sys.stderr, flush=True)
         report, probe = mdir / f"report_{route}.json", mdir / f"probe_{route}.json"
         out[f"{route}_wall"], out[f"{route}_cpu"] = run([py, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "pytest_probe", f"--xframe-cache-dir={cache}",
-                                    f"--xframe-report={report}", f"test_{model}.py"], project, env, mdir / f"{route}.log", probe)
+                                    f"--xframe-report={report}", f"test_bench_{model}.py"], project, env, mdir / f"{route}.log", probe)
         out[route] = checks_by_backend(report)
         out[f"{route}_probe"] = json.loads(probe.read_text())
     return out
