@@ -108,9 +108,12 @@ class Engine:
     Failures are memoised too, so a model that cannot convert fails fast in every test using it.
     """
 
-    def __init__(self, workdir: Path, cache: ArtifactCache) -> None:
+    def __init__(self, workdir: Path, cache: ArtifactCache, threads: int | None = None) -> None:
         self.workdir = workdir
         self.cache = cache
+        #: CPU threads per framework pool (``threads.resolve``); None leaves the frameworks' own
+        self.threads = threads
+        self._threads_set: set[str] = set()
         self._exports: dict[tuple, OnnxArtifact | XframeError] = {}
         self._prepared: dict[tuple, Prepared | XframeError] = {}
         self._output_names: dict[tuple, tuple[str, ...]] = {}
@@ -134,7 +137,9 @@ class Engine:
         fresh = key not in self._prepared
         import_seconds = backends.get(backend).import_framework() if fresh else 0.0
         if fresh:
-            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source)
+            for framework in backends.get(backend).framework:
+                self.limit_threads(framework)
+            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
             try:
                 self._prepared[key] = backends.get(backend).prepare(artifact, ctx)
             except XframeError as exc:
@@ -143,6 +148,18 @@ class Engine:
         if isinstance(found, XframeError):
             raise found
         return found, fresh, import_seconds
+
+    def limit_threads(self, framework: str) -> None:
+        """Size a framework's thread pools once per process (torch, tensorflow; ORT is per session)."""
+        if self.threads is None or framework in self._threads_set:
+            return
+        self._threads_set.add(framework)
+        from . import threads
+
+        if framework == "torch":
+            threads.limit_torch(self.threads)
+        elif framework == "tensorflow":
+            threads.limit_tensorflow(self.threads)
 
     def output_names(self, key: tuple, make: Any) -> tuple[str, ...]:
         """Output names of a model for given inputs, found by one torch run per session."""
@@ -233,6 +250,7 @@ def run_check(
     positional = [s.name for s in slots] == params[: len(slots)]
     test_id = report.test_id
     modes = [(m, m.training) for m in model.modules()]
+    engine.limit_threads("torch")
     try:
         fingerprint = model_fingerprint(model)
         slots_key = _slots_key(slots)

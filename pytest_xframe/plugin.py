@@ -48,6 +48,15 @@ def _int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
 
 
+def _threads(value: str) -> str:
+    from .threads import parse
+
+    try:
+        return str(parse(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a thread count, got {value!r}") from None
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xframe", "cross-framework parity testing (pytest-xframe)")
     group.addoption("--xframe-backends", type=_backends_arg, default=None, metavar="LIST",
@@ -64,10 +73,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="cache of converted models across runs (default: .pytest_cache/d/xframe); --cache-clear empties it.")
     group.addoption("--xframe-no-cache", action="store_true", default=False,
                     help="convert every model afresh; read and write no cache.")
+    group.addoption("--xframe-threads", type=_threads, default=None, metavar="auto|N",
+                    help="CPU threads per framework (torch, TensorFlow, ONNX Runtime): 'auto' (default) gives each "
+                    "pytest-xdist worker CPUs // workers and leaves a serial run alone; 0 leaves the frameworks' defaults.")
     parser.addini("xframe_backends", "default backends for parity checks (comma or space separated).", type="args", default=[])
     parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
     parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
+    parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:

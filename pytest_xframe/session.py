@@ -26,6 +26,7 @@ class XframeSession:
         self._workdir: Path | None = None
         self._ini = self._ini_options()
         self._cli = self._cli_options()
+        self.threads_setting = self._threads_setting()
 
     # -- options -----------------------------------------------------------------------------
     def _ini_options(self) -> dict[str, Any]:
@@ -51,6 +52,15 @@ class XframeSession:
         if self.config.getoption("xframe_seed") is not None:
             cli["seed"] = self.config.getoption("xframe_seed")
         return cli
+
+    def _threads_setting(self) -> str | int:
+        from .threads import AUTO, parse
+
+        raw = self.config.getoption("xframe_threads") or str(self.config.getini("xframe_threads")).strip() or AUTO
+        try:
+            return parse(raw)
+        except ValueError:
+            raise SpecError(f"ini option xframe_threads must be 'auto', 0 or a thread count, got {raw!r}") from None
 
     def marker_options(self, node: Any) -> dict[str, Any]:
         """Marker kwargs merged module < class < function; positional args are refused."""
@@ -98,8 +108,11 @@ class XframeSession:
             from .cache import ArtifactCache
             from .pipeline import Engine
 
+            from .threads import resolve as threads_for
+
             self._workdir = Path(tempfile.mkdtemp(prefix="pytest-xframe-"))
-            self._engine = Engine(self._workdir, ArtifactCache(self.cache_root, scratch=self._workdir))
+            cache = ArtifactCache(self.cache_root, scratch=self._workdir)
+            self._engine = Engine(self._workdir, cache, threads=threads_for(self.threads_setting))
         return self._engine
 
     def close(self) -> None:
@@ -109,8 +122,12 @@ class XframeSession:
     # -- reporting ---------------------------------------------------------------------------
     def header(self) -> str:
         backends = resolve(self._ini, self._cli).backends
+        from .threads import describe
+
         cache = self.cache_root
-        return f"xframe: backends {', '.join(backends)}; cache {cache if cache else 'off'}"
+        workers = getattr(self.config.option, "numprocesses", None)  # pytest-xdist's -n, resolved
+        threads = describe(self.threads_setting, workers if isinstance(workers, int) and workers > 0 else None)
+        return f"xframe: backends {', '.join(backends)}; cache {cache if cache else 'off'}; {threads}"
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if self.records:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -296,9 +297,21 @@ def test_xdist_workers_share_the_marker_and_the_report(xf_pytester: pytest.Pytes
         from conftest import MLP, TwoIn
         from pytest_xframe import TensorSpec
 
+        import os
+
+        # each of the 2 workers sizes the frameworks' pools to its share of the CPUs
+        SHARE = max(1, len(os.sched_getaffinity(0)) // 2)
+
         @pytest.mark.xframe_parity(max_examples=3, exporter="torchscript")
-        def test_mlp(xframe):
+        def test_mlp(xframe, request):
             xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+            import torch
+
+            assert torch.get_num_threads() == SHARE
+            if request.node.callspec.params["xframe"] == "tensorflow":
+                import tensorflow as tf
+
+                assert tf.config.threading.get_intra_op_parallelism_threads() == SHARE
 
         @pytest.mark.xframe_parity(max_examples=3, exporter="torchscript")
         def test_two(xframe):
@@ -307,7 +320,10 @@ def test_xdist_workers_share_the_marker_and_the_report(xf_pytester: pytest.Pytes
     )
     result = xf_pytester.runpytest_subprocess("-n", "2", "--xframe-report=report.json")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*xframe parity summary*", "*4 passed*"])
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    result.stdout.fnmatch_lines(
+        [f"xframe: *; threads: {share} per framework ({len(os.sched_getaffinity(0))} CPUs / 2 xdist workers)", "*xframe parity summary*", "*4 passed*"]
+    )
     document = json.loads((xf_pytester.path / "report.json").read_text())
     assert len(document["checks"]) == 4
 

@@ -47,6 +47,8 @@ class BuildContext:
     workdir: Path
     cache: ArtifactCache
     torch: TorchSource | None = None
+    #: CPU threads per framework pool, None for the framework's default (``pytest_xframe.threads``)
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

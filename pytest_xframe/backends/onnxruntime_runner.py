@@ -25,10 +25,13 @@ class OrtRunner:
         return dict(zip(self.output_names, values))
 
 
-def make_session(model: str | bytes, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> OrtRunner:
+def make_session(model: str | bytes, providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int | None = None) -> OrtRunner:
     import onnxruntime as ort
 
+    from ..threads import limit_onnxruntime
+
     options = ort.SessionOptions()
+    limit_onnxruntime(options, threads)
     options.log_severity_level = 3
     # torch and TensorFlow run between our calls: idle ORT threads spinning would steal their CPU
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -42,5 +45,5 @@ def make_session(model: str | bytes, providers: tuple[str, ...] = ("CPUExecution
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     start = time.perf_counter()
-    runner = make_session(str(artifact.path))
+    runner = make_session(str(artifact.path), threads=ctx.threads)
     return Prepared(runner, convert_seconds=0.0, load_seconds=time.perf_counter() - start)

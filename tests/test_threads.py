@@ -1,0 +1,88 @@
+"""Thread pools per framework: CPUs // workers under pytest-xdist, untouched in a serial run.
+
+The xdist case (two real workers) is in test_plugin.py's xdist test, which runs checks anyway.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_xframe import threads
+
+
+def test_auto_gives_each_xdist_worker_its_share_of_the_cpus() -> None:
+    assert threads.resolve("auto", workers=2, cpus=8) == 4
+    assert threads.resolve("auto", workers=3, cpus=8) == 2
+    assert threads.resolve("auto", workers=16, cpus=8) == 1  # never zero
+    assert threads.resolve(3, workers=2, cpus=8) == 3  # an explicit count wins
+    assert threads.resolve(0, workers=2, cpus=8) is None  # 0: the frameworks' defaults
+
+
+def test_auto_leaves_a_serial_run_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    assert threads.resolve("auto") is None
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert threads.resolve("auto") == max(1, threads.cpu_count() // 2)
+
+
+@pytest.mark.parametrize("raw", ["many", "-1", "1.5", ""])
+def test_bad_values_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError):
+        threads.parse(raw)
+
+
+def test_bad_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--xframe-threads=many")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--xframe-threads: expected 'auto', 0 or a thread count, got 'many'*"])
+
+
+def test_bad_ini_value_names_the_option(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nxframe_threads = lots\n")
+    result = pytester.runpytest()
+    assert result.ret != 0
+    assert "xframe_threads must be 'auto', 0 or a thread count, got 'lots'" in result.stdout.str() + result.stderr.str()
+
+
+def test_serial_run_keeps_torch_threads_and_a_count_sets_them(xf_pytester: pytest.Pytester) -> None:
+    torch = pytest.importorskip("torch")
+    xf_pytester.makepyfile(
+        """
+        import sys, torch
+        from conftest import MLP
+        from pytest_xframe import TensorSpec
+
+        def test_mlp(xframe):
+            xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))], backends=["onnxruntime"], exporter="torchscript", max_examples=2)
+            print("torch threads", torch.get_num_threads())
+        """
+    )
+    before = torch.get_num_threads()
+    try:
+        result = xf_pytester.runpytest("-s")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["xframe: *; threads: framework defaults", f"*torch threads {before}"])
+        result = xf_pytester.runpytest("-s", "--xframe-threads=1")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["xframe: *; threads: 1 per framework", "*torch threads 1"])
+    finally:
+        torch.set_num_threads(before)  # the inner run shares this process
+
+
+def test_onnxruntime_session_gets_the_count(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from pytest_xframe.backends.onnxruntime_runner import make_session
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert make_session(str(path), threads=1).session.get_session_options().intra_op_num_threads == 1
+    assert make_session(str(path)).session.get_session_options().intra_op_num_threads == 0  # ORT decides
