@@ -4,12 +4,14 @@ Writes a throw-away project with one parity test per model, then times, each in 
 serial with an empty cache, ``-n 2`` with an empty cache, serial warm, ``-n 2`` warm. Prints a
 table with the wall times and the speed-up of ``-n 2`` over serial.
 
-    python benchmarks/bench_xdist.py [--examples 20] [--workers 2]
+    python benchmarks/bench_xdist.py [--examples 20] [--workers 2] [--repeat 3] [--threads auto|0|N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,39 +64,52 @@ SUITE = textwrap.dedent(
 )
 
 
-def run(project: Path, cache: Path, examples: int, workers: int) -> float:
+def run(project: Path, cache: Path, examples: int, workers: int, extra: tuple[str, ...] = ()) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of pytest with every worker it waited for (user + sys)."""
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
-            f"--xframe-cache-dir={cache}", f"--xframe-max-examples={examples}"]
+            f"--xframe-cache-dir={cache}", f"--xframe-max-examples={examples}", *extra]
     if workers > 1:
         args += ["-n", str(workers)]
     start = time.perf_counter()
-    done = subprocess.run(args, cwd=project, capture_output=True, text=True)
+    with open(project / "last.log", "w") as log:
+        proc = subprocess.Popen(args, cwd=project, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"pytest failed ({' '.join(args[3:])}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    return seconds
+    if status != 0:
+        sys.exit(f"pytest failed ({' '.join(args[3:])}):\n{(project / 'last.log').read_text()[-4000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved repetitions; medians are shown")
+    parser.add_argument("--threads", default=None, help="pass --xframe-threads=VALUE to every run (default: the plugin's auto)")
     options = parser.parse_args()
+    extra = (f"--xframe-threads={options.threads}",) if options.threads is not None else ()
+    runs = [("serial", 1), (f"-n {options.workers}", options.workers)]
+    figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         (project / "test_suite.py").write_text(SUITE)
-        rows = []
-        for label, workers in (("serial", 1), (f"-n {options.workers}", options.workers)):
-            cache = project / f"cache-{workers}"
-            cold = run(project, cache, options.examples, workers)
-            warm = run(project, cache, options.examples, workers)
-            rows.append((label, cold, warm))
-    print(f"6 models x 2 backends, {options.examples} examples each; wall seconds, each run a fresh process")
-    print(f"{'run':<8} {'cold cache':>11} {'warm cache':>11}")
-    for label, cold, warm in rows:
-        print(f"{label:<8} {cold:>11.1f} {warm:>11.1f}")
-    (_, s_cold, s_warm), (_, p_cold, p_warm) = rows
-    print(f"speed-up of -n {options.workers} over serial: cold {s_cold / p_cold:.2f}x, warm {s_warm / p_warm:.2f}x")
+        for rep in range(options.repeat):
+            caches = {label: project / f"cache-{rep}-{workers}" for label, workers in runs}
+            for phase in ("cold", "warm"):  # serial and -n alternate, so load drifts hit both
+                for label, workers in runs:
+                    figures.setdefault((label, phase), []).append(run(project, caches[label], options.examples, workers, extra))
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in figures.items()}
+    print(f"6 models x 2 backends, {options.examples} examples each, {os.cpu_count()} CPUs, threads "
+          f"{options.threads or 'auto'}; {options.repeat} run(s), medians; each run a fresh process")
+    print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
+    print(f"{'run':<8} {'cold wall s':>12} {'cold cpu s':>11} {'warm wall s':>12} {'warm cpu s':>11}")
+    for label, _ in runs:
+        (cw, cc), (ww, wc) = med[(label, "cold")], med[(label, "warm")]
+        print(f"{label:<8} {cw:>12.1f} {cc:>11.1f} {ww:>12.1f} {wc:>11.1f}")
+    serial, parallel = runs[0][0], runs[1][0]
+    print(f"speed-up of {parallel} over serial (wall): cold {med[(serial, 'cold')][0] / med[(parallel, 'cold')][0]:.2f}x, "
+          f"warm {med[(serial, 'warm')][0] / med[(parallel, 'warm')][0]:.2f}x")
 
 
 if __name__ == "__main__":
