@@ -4,7 +4,7 @@ Writes a throw-away project with one parity test per model, then times, each in 
 serial with an empty cache, ``-n 2`` with an empty cache, serial warm, ``-n 2`` warm. Prints a
 table with the wall times and the speed-up of ``-n 2`` over serial.
 
-    python benchmarks/bench_xdist.py [--examples 20] [--workers 2] [--repeat 3] [--threads auto|0|N]
+    python benchmarks/bench_xdist.py [--examples 20] [--workers 2] [--repeat 3] [--threads auto|0|N] [--backends LIST]
 """
 
 from __future__ import annotations
@@ -86,8 +86,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="interleaved repetitions; medians are shown")
     parser.add_argument("--threads", default=None, help="pass --xframe-threads=VALUE to every run (default: the plugin's auto)")
+    parser.add_argument("--backends", default=None, help="pass --xframe-backends=LIST (default: onnxruntime,tensorflow)")
     options = parser.parse_args()
     extra = (f"--xframe-threads={options.threads}",) if options.threads is not None else ()
+    extra += (f"--xframe-backends={options.backends}",) if options.backends else ()
     runs = [("serial", 1), (f"-n {options.workers}", options.workers)]
     figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
     load_before = os.getloadavg()[0]
@@ -100,7 +102,7 @@ def main() -> None:
                 for label, workers in runs:
                     figures.setdefault((label, phase), []).append(run(project, caches[label], options.examples, workers, extra))
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in figures.items()}
-    print(f"6 models x 2 backends, {options.examples} examples each, {os.cpu_count()} CPUs, threads "
+    print(f"6 models x {options.backends or 'onnxruntime,tensorflow'}, {options.examples} examples each, {os.cpu_count()} CPUs, threads "
           f"{options.threads or 'auto'}; {options.repeat} run(s), medians; each run a fresh process")
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"{'run':<8} {'cold wall s':>12} {'cold cpu s':>11} {'warm wall s':>12} {'warm cpu s':>11}")
