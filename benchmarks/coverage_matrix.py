@@ -10,6 +10,8 @@ ran (exporter, opset) and the error's first line; the JUnit XML gives what JSON 
 and skip reasons and each test's duration. Given only a JSON report, xfail reasons are looked up
 in ``tests/test_coverage.py``'s ``KNOWN_FAILURES`` table.
 
+A backend that converts the torch module itself (litert-torch) has one column, ``torch.export``.
+
 Cells: ``ok 3e-08`` (worst max abs error over the drawn examples), ``xfail: <short reason>``,
 ``skip: <reason>``, ``XPASS(strict)`` (a known failure that now passes: update the table) or
 ``FAIL: <first line>`` for an unexpected failure. The ONNX (exporter, opset) each backend actually
@@ -34,9 +36,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_FILE = "tests/test_coverage.py"
-BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite")
+BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
 EXPORTERS = ("dynamo", "torchscript")
-_PARAM = re.compile(r"\[(?P<model>.+)-(?P<backend>[a-z0-9]+)-(?P<exporter>dynamo|torchscript)\]$")
+#: the one column of a backend that converts the torch module, not an ONNX export (as in the tests)
+COLUMNS = {"litert-torch": ("torch.export",)}
+_PARAM = re.compile(
+    rf"\[(?P<model>.+)-(?P<backend>{'|'.join(map(re.escape, BACKENDS))})-(?P<exporter>dynamo|torchscript|torch\.export)\]$"
+)
+
+
+def exporters(backend: str) -> tuple[str, ...]:
+    return COLUMNS.get(backend, EXPORTERS)
 
 
 def parse_id(nodeid: str) -> tuple[str, str, str] | None:
@@ -95,7 +105,7 @@ def known_failures() -> dict[tuple[str, str, str], str]:
     table = {}
     for model in test_coverage.CASES:
         for backend in BACKENDS:
-            for exporter in EXPORTERS:
+            for exporter in exporters(backend):
                 known = test_coverage._known_failure(model, backend, exporter)
                 if known:
                     table[(model, backend, exporter)] = known[1]
@@ -155,12 +165,22 @@ def build_cells(checks: list[dict], junit: dict | None, known: dict) -> tuple[di
     return cells, reasons, models, onnx_used
 
 
+def _without_reason(label: str) -> str:
+    """A route without the parenthesised reason it ends with (which may nest parentheses)."""
+    depth = 0
+    for i in range(len(label) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(label[i], 0)
+        if depth == 0:
+            return label[: i - 1] if i and label[i] == "(" and label[i - 1] == " " else label
+    return label
+
+
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render(cells: dict, reasons: dict[str, str], models: list[str], onnx_used: dict, junit: dict | None, wall: float | None) -> str:
-    columns = [(b, e) for b in BACKENDS for e in EXPORTERS if any((m, b, e) in cells for m in models)]
+    columns = [(b, e) for b in BACKENDS for e in exporters(b) if any((m, b, e) in cells for m in models)]
     lines = [
         "| model | " + " | ".join(f"{b} / {e}" for b, e in columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -168,8 +188,8 @@ def render(cells: dict, reasons: dict[str, str], models: list[str], onnx_used: d
     for model in models:
         lines.append(f"| {model} | " + " | ".join(_escape(cells.get((model, b, e), "-")) for b, e in columns) + " |")
     lines.append("")
-    lines.append("ONNX each column ran (exporter, opset): " + "; ".join(
-        f"{b} / {e}: {', '.join(sorted(onnx_used[(b, e)])) or '-'}" for b, e in columns
+    lines.append("ONNX each column ran (exporter, opset; a route from torch without its reason): " + "; ".join(
+        f"{b} / {e}: {', '.join(sorted({_without_reason(o) for o in onnx_used[(b, e)]})) or '-'}" for b, e in columns
     ))
     if reasons:
         lines.append("")
@@ -188,7 +208,7 @@ def render(cells: dict, reasons: dict[str, str], models: list[str], onnx_used: d
             per_column[(backend, exporter)] += test["seconds"]
         lines.append("")
         lines.append("Test time per backend (sum of test durations, s): " + "; ".join(
-            f"{b} {per_backend[b]:.0f} ({', '.join(f'{e} {per_column[(b, e)]:.0f}' for e in EXPORTERS if (b, e) in per_column)})"
+            f"{b} {per_backend[b]:.0f} ({', '.join(f'{e} {per_column[(b, e)]:.0f}' for e in exporters(b) if (b, e) in per_column)})"
             for b in BACKENDS if b in per_backend
         ))
     if wall is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import SpecError
 
 MARKER = "xframe_parity"
-KNOWN_BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite")
+KNOWN_BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
 DEFAULT_BACKENDS = ("onnxruntime", "tensorflow")
 EXPORTERS = ("dynamo", "torchscript")
 

@@ -33,6 +33,7 @@ def _needs(backend: str) -> None:
         pytest.skip(reason)
 
 
+# litert-torch runs the same architectures in test_coverage.py and its own cases in test_litert_torch.py
 @pytest.fixture(params=["onnx2tf", "tflite"])
 def backend(request: pytest.FixtureRequest) -> str:
     _needs(request.param)
@@ -263,7 +264,7 @@ def test_tflite_rejects_ids_that_do_not_fit_the_declared_dtype() -> None:
 def test_missing_backend_names_its_extra() -> None:
     from pytest_xframe import backends
 
-    for name, extra in (("onnx2tf", "onnx2tf"), ("tflite", "tflite")):
+    for name, extra in (("onnx2tf", "onnx2tf"), ("tflite", "tflite"), ("litert-torch", "litert-torch")):
         backend = backends.get(name)
         assert backend.extra == extra
         fake = type(backend)(backend.name, ("no_such_module_xframe",), backend.extra, backend.exports, backend.loader)

@@ -1,7 +1,10 @@
 """Coverage matrix: every model of ``coverage_models`` x backend x exporter, through ``xframe``.
 
 One test per (model, backend, exporter), ids ``[<model>-<backend>-<exporter>]``, so ``-k onnx2tf``
-or ``-k "bert_like and tensorflow"`` selects a slice. A combination that genuinely fails today is
+or ``-k "bert_like and tensorflow"`` selects a slice. A backend that converts the torch module
+itself (``litert-torch``: torch.export, no ONNX) has one column, exporter ``torch.export``: the
+ONNX exporters do not apply to it (its default ONNX export only keys its cache entry).
+A combination that genuinely fails today is
 marked ``xfail(strict=True, raises=<the pytest_xframe error>, reason=<why>)`` in ``KNOWN_FAILURES``:
 a converter that gets fixed turns it into an XPASS(strict) failure, so the table stays true.
 Backends whose packages are missing are skipped by the fixture itself.
@@ -10,7 +13,8 @@ Backends whose packages are missing are skipped by the fixture itself.
 
 Run time on 2 cores, cold conversion cache (pytest-xframe caches conversions under .pytest_cache):
 onnxruntime + tensorflow, both exporters ~2 min (``-k "onnxruntime or tensorflow"``); onnx2tf alone
-~1.3 min; tflite alone ~2 min; the whole file ~4.3 min (exports are shared between backends).
+~1.3 min; tflite alone ~2 min; litert-torch alone ~1 min (one conversion per input shape: its dynamic
+dims fail on every model here); the whole file ~3.3 min (exports are shared between backends).
 Inputs are drawn with a fixed ``seed`` so strict xfails cannot flake; ``--xframe-seed`` overrides it.
 """
 
@@ -21,14 +25,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_xframe import ConversionError, ParityError, XframeError
+from pytest_xframe import ConversionError, ParityError, XframeError, backends
 
 from coverage_models import CASES
 
-BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite")
+BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
 EXPORTERS = ("dynamo", "torchscript")
+#: the column of a backend that converts the torch module itself, not an ONNX export
+DIRECT = "torch.export"
 #: kept small: the whole file runs in CI on 2 cores
 MAX_EXAMPLES = 3
+#: litert-torch converts once per input shape (its dynamic dims fail on all of these models), so
+#: each example is a conversion (1-2 s): two, the smallest shape (converted while preparing) and one more
+MAX_EXAMPLES_FOR = {"litert-torch": 2}
 ATOL, RTOL = 1e-4, 1e-3
 #: inputs are drawn deterministically, so a strict xfail that depends on the input cannot flake
 SEED = 0
@@ -172,11 +181,16 @@ def _without_shrinking() -> Iterator[None]:
         settings.load_profile(previous)
 
 
+def exporters(backend: str) -> tuple[str, ...]:
+    """The columns of ``backend``: both ONNX exporters, or ``DIRECT`` for a torch-source backend."""
+    return (DIRECT,) if backends.get(backend).source == "torch" else EXPORTERS
+
+
 def _params() -> list:
     params = []
     for model in CASES:
         for backend in BACKENDS:
-            for exporter in EXPORTERS:
+            for exporter in exporters(backend):
                 known = _known_failure(model, backend, exporter)
                 marks = [pytest.mark.xfail(strict=True, raises=known[0], reason=known[1])] if known else []
                 params.append(pytest.param(model, backend, exporter, id=f"{model}-{backend}-{exporter}", marks=marks))
@@ -189,14 +203,16 @@ def test_coverage(xframe, model_name: str, backend: str, exporter: str) -> None:
         pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript (extra 'dynamo')")
     case = CASES[model_name]
     known = _known_failure(model_name, backend, exporter)
+    # DIRECT: the backend's own export plan; the ONNX model only keys its cache entry
+    chosen = {} if exporter == DIRECT else {"exporter": exporter}
     with _without_shrinking() if known else contextlib.nullcontext():
         try:
             report = xframe.check(
                 case.build(),
                 case.inputs,
                 backends=[backend],
-                exporter=exporter,
-                max_examples=MAX_EXAMPLES,
+                **chosen,
+                max_examples=MAX_EXAMPLES_FOR.get(backend, MAX_EXAMPLES),
                 atol=ATOL,
                 rtol=RTOL,
                 seed=SEED,

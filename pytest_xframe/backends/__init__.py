@@ -138,6 +138,16 @@ BACKENDS: dict[str, Backend] = {
             loader="pytest_xframe.backends.tflite_runner:prepare",
             framework=("tensorflow",),
         ),
+        Backend(
+            name="litert-torch",
+            # torch -> TFLite by litert-torch, no ONNX: the export only keys its cache entry
+            modules=("litert_torch", "ai_edge_litert"),
+            extra="litert-torch",
+            exports=(("dynamo", None), ("torchscript", 17)),
+            loader="pytest_xframe.backends.litert_torch_runner:prepare",
+            framework=("litert_torch",),
+            source="torch",
+        ),
     )
 }
 

@@ -13,8 +13,8 @@ ops only: the standalone LiteRT interpreter has no TensorFlow "select" ops), whi
 * the signature runner resizes inputs and re-allocates tensors on every call, so dynamic
   dimensions (a batch ``Dim``) work.
 
-litert-torch (torch -> TFLite without ONNX) would need the torch module, which a backend does
-not get (it gets the ONNX export), so it is not used here.
+The interpreter, the feed casting and :class:`TfliteRunner` are shared with the ``litert-torch``
+backend (:mod:`.litert_torch_runner`), which makes its flatbuffer from the torch module instead.
 """
 
 from __future__ import annotations
@@ -102,16 +102,23 @@ class TfliteRunner:
         return out
 
 
-def load_flatbuffer(path: Path, onnx_model: Any, model_name: str | None = None) -> TfliteRunner:
-    import onnx.helper
+def open_signature(path: Path, threads: int | None = None) -> tuple[Any, Any]:
+    """A LiteRT interpreter on the flatbuffer at ``path`` (``threads`` CPU threads, None for its
+    default) and its ``serving_default`` signature runner (the only signature, whatever its name)."""
     from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    signatures = interpreter.get_signature_list()
+    key = SIGNATURE if SIGNATURE in signatures else next(iter(signatures))
+    return interpreter, interpreter.get_signature_runner(key)
+
+
+def load_flatbuffer(path: Path, onnx_model: Any, model_name: str | None = None, threads: int | None = None) -> TfliteRunner:
+    import onnx.helper
 
     from ..convert.onnx_tf import signature_input_names
 
-    interpreter = Interpreter(model_path=str(path))
-    signatures = interpreter.get_signature_list()
-    key = SIGNATURE if SIGNATURE in signatures else next(iter(signatures))
-    runner = interpreter.get_signature_runner(key)
+    interpreter, runner = open_signature(path, threads)
     input_details = runner.get_input_details()
     output_details = runner.get_output_details()
     initialized = {init.name for init in onnx_model.graph.initializer}
@@ -176,7 +183,7 @@ def _to_flatbuffer(saved_model: Path, out: Path, model_name: str) -> None:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         flatbuffer = converter.convert()
-    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and others
+    except Exception as exc:  # the converter raises ConverterError and others
         raise _converter_error(exc, model_name) from exc
     (out / FLATBUFFER_NAME).write_bytes(flatbuffer)
 
@@ -207,5 +214,5 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
 
     model = onnx.load(str(artifact.path))
     return convert_and_load(
-        ctx, "tflite", key, build, load=lambda path: load_flatbuffer(path / FLATBUFFER_NAME, model, ctx.model_name)
+        ctx, "tflite", key, build, load=lambda path: load_flatbuffer(path / FLATBUFFER_NAME, model, ctx.model_name, ctx.threads)
     )
