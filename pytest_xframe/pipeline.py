@@ -22,6 +22,7 @@ from . import artifacts, backends
 from .backends import BuildContext, Prepared, TorchSource
 from .cache import ArtifactCache
 from .compare import OutputComparison, compare_all, format_comparison
+from .convert import import_converter
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export, model_device
 from .outputs import flatten
@@ -135,13 +136,19 @@ class Engine:
         its framework's import took (0 when it was imported before)."""
         key = (backend, str(artifact.path))
         fresh = key not in self._prepared
-        import_seconds = backends.get(backend).import_framework() if fresh else 0.0
+        import_seconds = 0.0
         if fresh:
-            for framework in backends.get(backend).framework:
-                self.limit_threads(framework)
+            spec = backends.get(backend)
             ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
             try:
-                self._prepared[key] = backends.get(backend).prepare(artifact, ctx)
+                # missing: a skip naming the extra; installed but broken: a ConversionError
+                import_seconds = import_converter(
+                    spec.import_framework, name=", ".join(spec.framework), backend=backend, model_name=model_name,
+                    hint=f"pip install 'pytest-xframe[{spec.extra}]'",
+                )
+                for framework in spec.framework:
+                    self.limit_threads(framework)
+                self._prepared[key] = spec.prepare(artifact, ctx)
             except XframeError as exc:
                 self._prepared[key] = exc
         found = self._prepared[key]
