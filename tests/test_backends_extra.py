@@ -293,3 +293,24 @@ def test_framework_that_fails_to_import_is_a_conversion_error(tmp_path, monkeypa
         text = str(caught.value)
         assert "xframe_broken_framework is installed but fails to import" in text
         assert "RuntimeError: built against another numpy" in text and "pytest-xframe[tflite]" in text
+
+
+def test_framework_import_pauses_the_collector_and_restores_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    from dataclasses import replace
+
+    from pytest_xframe import backends
+
+    (tmp_path / "xframe_probe_framework.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n")
+    (tmp_path / "xframe_probe_framework2.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    probe = replace(backends.get("tflite"), framework=("xframe_probe_framework",))
+    assert gc.isenabled()
+    assert probe.import_framework() > 0
+    assert gc.isenabled() and not __import__("xframe_probe_framework").COLLECTING
+    gc.disable()  # a suite that runs with the collector off keeps it off
+    try:
+        replace(probe, framework=("xframe_probe_framework2",)).import_framework()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
