@@ -528,7 +528,10 @@ def _finish_failure(
         hints.append(result.diagnosis.replace("\n", "\n  ") if result.diagnosis.startswith("diagnosis:") else result.diagnosis)
         hints[-1] = f"[{backend_name}] {hints[-1]}"
         shown = artifacts.shown(directory)
-        hints.append(f"[{backend_name}] artifacts: {shown}\n  replay: python -m pytest_xframe replay {shown}")
+        if backends.get(backend_name).source == "onnx":  # the ONNX model and its conversion are kept
+            hints.append(f"[{backend_name}] artifacts: {shown}\n  replay: python -m pytest_xframe replay {shown}")
+        else:
+            hints.append(f"[{backend_name}] artifacts: {shown}\n  replay: rerun the test ({backend_name} converts the torch module, which is not kept)")
     failure.report_text += "\n" + "\n".join(hints)
     raise failure
 

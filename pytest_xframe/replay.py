@@ -25,7 +25,18 @@ def load_runner(case_dir: Path, case: dict):
         from .backends.tensorflow_runner import load_saved_model
 
         return load_saved_model(case_dir / "converted", tuple(case["input_names"]), tuple(case["output_names"]))
-    raise SystemExit(f"replay: unknown backend {backend!r} in {case_dir / 'case.json'}")
+    if backend == "onnx2tf":
+        from .backends.onnx2tf_runner import load_saved_model as load_onnx2tf
+
+        return load_onnx2tf(case_dir / "converted")
+    if backend == "tflite":
+        import onnx
+
+        from .backends.tflite_runner import FLATBUFFER_NAME, load_flatbuffer
+
+        return load_flatbuffer(case_dir / "converted" / FLATBUFFER_NAME, onnx.load(str(case_dir / "model.onnx")))
+    # litert-torch converts the torch module, which a case directory does not hold
+    raise SystemExit(f"replay: backend {backend!r} cannot be replayed from {case_dir}; rerun its test")
 
 
 def replay(case_dir: Path) -> int:
