@@ -480,6 +480,12 @@ def _diagnose(t: _Target, failure: ParityError, comparisons: list[OutputComparis
     return "\n".join(lines)
 
 
+def _converted_path(t: _Target, feeds: Mapping[str, np.ndarray]) -> Path | None:
+    """The converted model that ran ``feeds``: one per input shape for some routes (litert-torch)."""
+    per_input = getattr(t.prepared.runner, "converted_path_for", None)
+    return per_input(feeds) if per_input is not None else t.prepared.converted_path
+
+
 def _finish_failure(
     failure: ParityError, report: ParityReport, targets: list[_Target], root: Path, test_id: str, options: CheckOptions,
     model: Any, positional: bool, workdir: Path,
@@ -515,7 +521,7 @@ def _finish_failure(
             reference=failure.reference,
             backend_outputs=failure.outputs[backend_name],
             onnx_path=t.artifact.path,
-            converted_path=t.prepared.converted_path,
+            converted_path=_converted_path(t, failure.feeds),
         )
         result.artifacts = str(directory)
         from .plots import save_error_plot

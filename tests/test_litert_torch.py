@@ -1,14 +1,15 @@
 """The litert-torch backend: torch -> TFLite by litert-torch, without ONNX, run by LiteRT.
 
 Real frameworks, no mocks; skipped, naming the extra, where litert-torch is not installed. The
-MLP / CNN / int64-ids / dict-output checks run in ``test_backends_extra.py`` (parametrized over the
-optional backends); this file covers what is particular to this route. Models are tiny and most
+15 architectures (MLP, CNN, int64 ids, dict outputs, RNNs, attention...) run in ``test_coverage.py``;
+this file covers what is particular to this route. Models are tiny and most
 inputs static (one conversion each); ``exporter="torchscript"`` because the ONNX export only keys
 the conversion cache here and TorchScript exports faster than dynamo.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -159,8 +160,9 @@ def test_conversions_are_cached_per_input_shape(tmp_path: Path) -> None:
     runner = prepared.runner
     # converted in prepare at the smallest shape, the first one hypothesis tries
     assert isinstance(runner, PerShapeRunner) and list(runner.runners) == [((1, 5), (1, 4))]
-    (smallest,) = runner.runners.values()
+    ((smallest, smallest_path),) = runner.runners.values()
     assert smallest.inputs["ids"][1] == np.int32  # int64 ids narrowed by litert-torch
+    assert smallest_path == prepared.converted_path
 
     rng = np.random.default_rng(0)
     feeds = {b: {"x": rng.uniform(-1, 1, (b, 5)).astype(np.float32), "ids": rng.integers(0, 20, (b, 4))} for b in (1, 3)}
@@ -171,6 +173,10 @@ def test_conversions_are_cached_per_input_shape(tmp_path: Path) -> None:
         assert got["count"].dtype == np.int64 and np.array_equal(got["count"], ref["count"].numpy())
         np.testing.assert_allclose(got["z"], ref["z"].numpy(), atol=1e-5)
     assert len(runner.runners) == 2 and _entries(tmp_path / "cache") == 2
+    # a failing case keeps the flatbuffer that ran its inputs, not the one converted first
+    ran_3 = runner.converted_path_for(feeds[3])
+    assert ran_3 != smallest_path and (ran_3 / "model.tflite").is_file()
+    assert json.loads((ran_3 / "litert-torch.json").read_text())["shapes"] == {"x": [3, 5], "ids": [3, 4]}
     with pytest.raises(ValueError, match="outside int32"):
         runner.run({"x": feeds[1]["x"], "ids": np.full((1, 4), 2**40)})
 
@@ -191,3 +197,34 @@ def test_a_dim_without_a_size_above_one_is_converted_per_shape() -> None:
     dims, why = _dynamic_dims((InputSlot("x", TensorSpec((Dim("one", 2, 2), seq))), InputSlot("y", TensorSpec((seq,)))))
     assert why is None and list(dims) == ["x", "y"] and list(dims["x"]) == [1]
     assert dims["x"][1] is dims["y"][0]  # one torch.export.Dim per name
+
+
+def test_a_mismatch_keeps_the_flatbuffer_that_ran_it_and_says_how_to_replay(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makepyfile(
+        """
+        import pytest, torch
+        from pytest_xframe import Dim, TensorSpec
+
+        class Affine(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.fc = torch.nn.Linear(16, 8)
+
+            def forward(self, x):
+                return self.fc(x)
+
+        # zero tolerance: TFLite's float sums differ from torch's in the last bits
+        @pytest.mark.xframe_parity(backends=["litert-torch"], exporter="torchscript", atol=0, rtol=0, max_examples=5, seed=1)
+        def test_affine(xframe):
+            xframe.check(Affine().eval(), inputs=[TensorSpec((Dim("batch", 2, 3), 16))])
+        """
+    )
+    result = xf_pytester.runpytest("--xframe-report=report.json", "--xframe-artifacts-dir=kept")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*replay: rerun the test (litert-torch converts the torch module, which is not kept)*"])
+    check = json.loads((xf_pytester.path / "report.json").read_text())["checks"][0]
+    directory = Path(check["artifacts"])
+    batch = int(np.load(directory / "inputs.npz")["x"].shape[0])
+    meta = json.loads((directory / "converted" / "litert-torch.json").read_text())
+    assert (directory / "converted" / "model.tflite").is_file() and meta["shapes"] == {"x": [batch, 16]}

@@ -284,15 +284,22 @@ class PerShapeRunner:
     """One static-shape flatbuffer per set of input shapes, converted the first time it is fed."""
 
     names: tuple[str, ...]
-    runners: dict[ShapeKey, TfliteRunner]
-    convert: Callable[[Mapping[str, np.ndarray]], TfliteRunner]
+    #: shapes -> (runner, its cache entry directory)
+    runners: dict[ShapeKey, tuple[TfliteRunner, Path]]
+    convert: Callable[[Mapping[str, np.ndarray]], tuple[TfliteRunner, Path]]
+
+    def _entry(self, feeds: Mapping[str, np.ndarray]) -> tuple[TfliteRunner, Path]:
+        shape = _shape_key(feeds, self.names)
+        if shape not in self.runners:
+            self.runners[shape] = self.convert(feeds)
+        return self.runners[shape]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        shape = _shape_key(feeds, self.names)
-        runner = self.runners.get(shape)
-        if runner is None:
-            runner = self.runners[shape] = self.convert(feeds)
-        return runner.run(feeds)
+        return self._entry(feeds)[0].run(feeds)
+
+    def converted_path_for(self, feeds: Mapping[str, np.ndarray]) -> Path:
+        """The flatbuffer that ran these inputs: what a failing case keeps."""
+        return self._entry(feeds)[1]
 
 
 def _route(meta: dict) -> str:
@@ -321,16 +328,16 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     key = {**conversion_key(artifact, "litert-torch", _revision(), DISTS), "inputs": _inputs_key(source.slots, source.positional)}
     names = tuple(s.name for s in source.slots)
 
-    def at_shape(drawn: Mapping[str, np.ndarray]) -> TfliteRunner:
+    def at_shape(drawn: Mapping[str, np.ndarray]) -> tuple[TfliteRunner, Path]:
         shape_key = {**key, "shapes": json.dumps(_shape_key(drawn, names))}
         entry = ctx.cache.get_or_build(KIND, shape_key, lambda out: converter.build(out, drawn))
-        return load(entry.path, source.slots, source.positional, ctx.model_name, ctx.threads)[0]
+        return load(entry.path, source.slots, source.positional, ctx.model_name, ctx.threads)[0], entry.path
 
     def load_entry(path: Path) -> TfliteRunner | PerShapeRunner:
         runner, meta = load(path, source.slots, source.positional, ctx.model_name, ctx.threads)
         if meta["mode"] != "per-shape":
             return runner
-        return PerShapeRunner(names, {tuple(tuple(meta["shapes"][n]) for n in names): runner}, at_shape)
+        return PerShapeRunner(names, {tuple(tuple(meta["shapes"][n]) for n in names): (runner, path)}, at_shape)
 
     # dynamic at the export's example (sizes >= 2); failing that, static at the smallest shape
     build = partial(converter.build, static=example_feeds(_smallest(source.slots)), dynamic=example_feeds(source.slots))
