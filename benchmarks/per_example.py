@@ -53,7 +53,7 @@ def main() -> None:
     from pytest_xframe.compare import compare_all
     from pytest_xframe.convert.onnx_tf import convert
     from pytest_xframe.export import export
-    from pytest_xframe.pipeline import BackendResult, _torch_outputs
+    from pytest_xframe.pipeline import BackendResult, torch_outputs
     from pytest_xframe.settings import CheckOptions
     from pytest_xframe.spec import Dim, TensorSpec, bind_inputs
     from pytest_xframe.strategies import feeds_strategy
@@ -101,7 +101,7 @@ def main() -> None:
             in_body[0] = True
             entered = time.perf_counter()
             batches.append(int(next(iter(feeds.values())).shape[0]))
-            reference = _torch_outputs(model, feeds, names, True)
+            reference = torch_outputs(model, feeds, names, True)
             t1 = time.perf_counter()
             t["torch"] += t1 - entered
             for b in backend_names:
@@ -137,7 +137,7 @@ def main() -> None:
     # warm every runtime once (first calls allocate / trace), as the timed runs below should not
     # charge one-time initialisation to either side
     warm = {n: np.zeros((1, *bench_models.SPECS[args.model]), np.float32) for n in names}
-    _torch_outputs(model, warm, names, True)
+    torch_outputs(model, warm, names, True)
     for r in runners.values():
         r.run(warm)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 
@@ -26,3 +28,19 @@ def flatten(obj: Any, is_leaf: Callable[[Any], bool], prefix: str = "") -> Itera
             yield from flatten(value, is_leaf, f"{prefix}.{i}" if prefix else f"output_{i}")
     else:
         raise TypeError(f"unsupported output type {type(obj).__name__} at {prefix or 'output'}")
+
+
+def torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], names: list[str], positional: bool) -> dict[str, np.ndarray]:
+    """Run ``model`` on numpy ``feeds``: its outputs as numpy, under the names the ONNX export gets.
+
+    ``names`` orders positional arguments as ``forward`` declares them.
+    """
+    import torch
+
+    from .export import model_device
+
+    device = model_device(model)
+    tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in names]
+    with torch.no_grad():
+        out = model(*tensors) if positional else model(**dict(zip(names, tensors)))
+    return {name: t.detach().cpu().numpy() for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))}

@@ -24,8 +24,8 @@ from .cache import ArtifactCache
 from .compare import OutputComparison, compare_all, format_comparison
 from .convert import import_converter
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
-from .export import OnnxArtifact, example_feeds, export, model_device
-from .outputs import flatten
+from .export import OnnxArtifact, example_feeds, export
+from .outputs import torch_outputs
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, forward_parameters
 from .strategies import Feeds, describe_array, feeds_strategy, import_hypothesis, shared_dims
@@ -144,7 +144,7 @@ class Engine:
                 # missing: a skip naming the extra; installed but broken: a ConversionError
                 import_seconds = import_converter(
                     spec.import_framework, name=", ".join(spec.framework), backend=backend, model_name=model_name,
-                    hint=f"pip install 'pytest-xframe[{spec.extra}]'",
+                    hint=spec.install_hint,
                 )
                 for framework in spec.framework:
                     self.limit_threads(framework)
@@ -191,17 +191,6 @@ def model_fingerprint(model: Any) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-def _torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], names: list[str], positional: bool) -> dict[str, np.ndarray]:
-    """Run the reference; ``names`` orders positional arguments as ``forward`` declares them."""
-    import torch
-
-    device = model_device(model)
-    tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in names]
-    with torch.no_grad():
-        out = model(*tensors) if positional else model(**dict(zip(names, tensors)))
-    return {name: t.detach().cpu().numpy() for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))}
 
 
 def _validate_model(model: Any, name: str) -> None:
@@ -262,7 +251,7 @@ def run_check(
         fingerprint = model_fingerprint(model)
         slots_key = _slots_key(slots)
         output_names = engine.output_names(
-            (fingerprint, slots_key), lambda: tuple(_torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
+            (fingerprint, slots_key), lambda: tuple(torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
         )
         targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
         run_one = _example_runner(model, [s.name for s in slots], targets, options, positional, report, name)
@@ -403,7 +392,7 @@ def _example_runner(model, names: list[str], targets: list[_Target], options: Ch
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
-        reference = _torch_outputs(model, feeds, names, positional)
+        reference = torch_outputs(model, feeds, names, positional)
         torch_seconds = time.perf_counter() - start
         failing: dict[str, list[OutputComparison]] = {}
         outputs: dict[str, dict] = {}

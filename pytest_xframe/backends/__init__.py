@@ -84,12 +84,16 @@ class Backend:
     #: and the ONNX export only keys its cache entry and is never run on its route
     source: str = "onnx"
 
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'pytest-xframe[{self.extra}]'"
+
     def missing(self) -> str | None:
         """A one-line reason this backend cannot run here, or None. Imports nothing."""
         absent = [m for m in self.modules if importlib.util.find_spec(m) is None]
         if not absent:
             return None
-        return f"{self.name} backend needs {', '.join(absent)}: pip install 'pytest-xframe[{self.extra}]'"
+        return f"{self.name} backend needs {', '.join(absent)}: {self.install_hint}"
 
     def import_framework(self) -> float:
         """Import the framework; seconds it took (0 once imported).

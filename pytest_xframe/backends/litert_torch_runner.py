@@ -57,14 +57,13 @@ from . import (
     conversion_key,
     convert_and_load,
     file_digest,
+    get,
 )
-from .tflite_runner import TfliteRunner, open_signature
+from .tflite_runner import FLATBUFFER_NAME, TfliteRunner, open_signature
 
 BACKEND = "litert-torch"
 KIND = "litert-torch"
-FLATBUFFER_NAME = "model.tflite"
 META_NAME = "litert-torch.json"
-INSTALL_HINT = "pip install 'pytest-xframe[litert-torch]'"
 #: distributions whose versions decide a conversion
 DISTS = ("torch", "litert-torch", "litert-converter", "ai-edge-litert", "jax", "numpy")
 _HINT = "try the tflite backend (it converts the ONNX export through onnx-tf), or replace the op in the module"
@@ -207,14 +206,10 @@ class _Converter:
 
     def outputs(self, feeds: Mapping[str, np.ndarray]) -> list[list[str]]:
         """torch's flattened output names and dtypes, in order (the pipeline's names)."""
-        import torch
+        from ..outputs import torch_outputs
 
-        from ..outputs import flatten
-
-        tensors = self._tensors(feeds)
-        with torch.no_grad():
-            out = self.source.model(*tensors.values()) if self.source.positional else self.source.model(**tensors)
-        return [[name, t.detach().cpu().numpy().dtype.str] for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))]
+        names = [s.name for s in self.source.slots]
+        return [[name, value.dtype.str] for name, value in torch_outputs(self.source.model, feeds, names, self.source.positional).items()]
 
     def build(self, out: Path, static: Mapping[str, np.ndarray], dynamic: Mapping[str, np.ndarray] | None = None) -> None:
         """Convert into ``out``: with the slots' ``Dim``s dynamic, at the ``dynamic`` sample, when one
@@ -321,7 +316,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
             hint="run it through xframe.check, which passes the module",
         )
     import_converter(
-        lambda: importlib.import_module("litert_torch"), name="litert-torch", backend=BACKEND, model_name=ctx.model_name, hint=INSTALL_HINT
+        lambda: importlib.import_module("litert_torch"), name="litert-torch", backend=BACKEND, model_name=ctx.model_name, hint=get(BACKEND).install_hint
     )
     source = ctx.torch
     converter = _Converter(source, ctx.model_name)

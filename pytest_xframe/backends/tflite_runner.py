@@ -32,13 +32,12 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConversionError
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared, convert_and_load
+from . import BuildContext, Prepared, convert_and_load, get
 from .tensorflow_runner import onnx_tf_key
 
 BACKEND = "tflite"
 SIGNATURE = "serving_default"
 FLATBUFFER_NAME = "model.tflite"
-_INSTALL_HINT = "pip install 'pytest-xframe[tflite]'"
 
 
 def _revision() -> str:
@@ -195,7 +194,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         import ai_edge_litert.interpreter  # noqa: F401
     except ImportError as exc:
         raise BackendUnavailable(
-            "tflite backend not installed", model=ctx.model_name, backend=BACKEND, cause=str(exc), hint=_INSTALL_HINT
+            "tflite backend not installed", model=ctx.model_name, backend=BACKEND, cause=str(exc), hint=get(BACKEND).install_hint
         ) from exc
     from ..convert.onnx_tf import convert
 
