@@ -7,7 +7,6 @@ by one. Hypothesis shrinks a failing input; the final, minimal failure is saved 
 from __future__ import annotations
 
 import copy
-import gc
 import hashlib
 import time
 import traceback
@@ -28,7 +27,8 @@ from .export import OnnxArtifact, example_feeds, export
 from .outputs import torch_outputs
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, forward_parameters
-from .strategies import Feeds, describe_array, feeds_strategy, import_hypothesis, shared_dims
+from .imports import import_hypothesis
+from .strategies import Feeds, describe_array, feeds_strategy, shared_dims
 
 
 @dataclass
@@ -274,18 +274,12 @@ def run_check(
         )
         if options.seed is not None:
             parity = seed(options.seed)(parity)
-        # the frameworks' long-lived objects: keep the collector off them while examples run (no
-        # gc.collect() first: with torch and TensorFlow loaded it costs 0.1-0.3 s per check, and
-        # garbage frozen here is collected after unfreeze)
-        gc.freeze()
         try:
             parity()
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
             _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
-        finally:
-            gc.unfreeze()
         for result in report.backends.values():
             if result.verdict == "pending":
                 result.verdict = "passed"

@@ -175,6 +175,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.config.pluginmanager.has_plugin("hypothesispytest"):
+        # hypothesis's own plugin imports hypothesis in its terminal summary, under pytest's
+        # assertion rewriting: 0.5 s in every process that has not imported it (an xdist controller)
+        from .imports import import_hypothesis
+
+        import_hypothesis("hypothesis")
     if not hasattr(session.config, "workerinput"):
         session.config.stash[SESSION_KEY].write_json(exitstatus)
 

@@ -8,7 +8,6 @@ draws a seed and numpy fills the tensor: shrinking then minimises the dynamic di
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -58,27 +57,6 @@ def shared_dims(slots: tuple[InputSlot, ...]) -> dict[str, Dim]:
                     hint="a Dim name stands for one size across all inputs; give it one range",
                 )
     return dims
-
-
-def import_hypothesis() -> None:
-    """Import hypothesis, the first time, past pytest's assertion rewriting.
-
-    pytest rewrites every module of a package that registers a pytest plugin, hypothesis included
-    (about 80 modules). Where bytecode is not written (``PYTHONDONTWRITEBYTECODE``, common in CI
-    images) it cannot cache the result and parses and compiles them again in every run: 0.8 s
-    measured, against 0.07 s for a plain import. Hypothesis's asserts are its own invariants, where
-    pytest's introspection adds nothing. A project that imports hypothesis itself keeps pytest's way.
-    """
-    if "hypothesis" in sys.modules:
-        return
-    hooks = [(i, h) for i, h in enumerate(sys.meta_path) if type(h).__module__ == "_pytest.assertion.rewrite"]
-    for _, hook in hooks:
-        sys.meta_path.remove(hook)
-    try:
-        import hypothesis.extra.numpy  # noqa: F401  (with hypothesis and hypothesis.strategies)
-    finally:
-        for i, hook in hooks:
-            sys.meta_path.insert(i, hook)
 
 
 def _float_bounds(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:

@@ -295,7 +295,7 @@ def test_framework_that_fails_to_import_is_a_conversion_error(tmp_path, monkeypa
         assert "RuntimeError: built against another numpy" in text and "pytest-xframe[tflite]" in text
 
 
-def test_framework_import_pauses_the_collector_and_restores_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_framework_import_pauses_the_collector_restores_it_and_freezes_the_module(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
     from dataclasses import replace
 
@@ -307,7 +307,10 @@ def test_framework_import_pauses_the_collector_and_restores_it(tmp_path, monkeyp
     probe = replace(backends.get("tflite"), framework=("xframe_probe_framework",))
     assert gc.isenabled()
     assert probe.import_framework() > 0
-    assert gc.isenabled() and not __import__("xframe_probe_framework").COLLECTING
+    module = __import__("xframe_probe_framework")
+    assert gc.isenabled() and not module.COLLECTING
+    # frozen: later collections (pytest's at the end, the interpreter's at exit) skip the module
+    assert gc.get_freeze_count() > 0 and all(o is not module.__dict__ for o in gc.get_objects())
     gc.disable()  # a suite that runs with the collector off keeps it off
     try:
         replace(probe, framework=("xframe_probe_framework2",)).import_framework()
