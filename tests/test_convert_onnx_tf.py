@@ -7,6 +7,7 @@ passing test means the gap is closed, not that the exporter happened to avoid it
 from __future__ import annotations
 
 import importlib.util
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -438,6 +439,64 @@ def test_dynamic_batch_and_sequence(workdir: Path) -> None:
         got = fn(x=x.numpy())
         for out, w in zip(model.graph.output, want):
             np.testing.assert_allclose(got[out.name].numpy(), w.numpy(), atol=ATOL)
+
+
+def _transpiled(marker: str) -> int:
+    """How many sources AutoGraph generated in this process contain ``marker``."""
+    import sys
+
+    count = 0
+    for name, module in list(sys.modules.items()):
+        if name.startswith("__autograph_generated_file") and getattr(module, "__file__", None):
+            try:
+                count += marker in Path(module.__file__).read_text()
+            except OSError:
+                continue
+    return count
+
+
+def test_conversion_traces_without_autograph(pytester: pytest.Pytester) -> None:
+    """AutoGraph would transpile every handler a model uses (0.9-1.8 s of a small model's first
+    conversion, once per process): plain handlers convert without it. A fresh process, as
+    AutoGraph keeps what it transpiled."""
+    script = pytester.makepyfile(
+        check=f"""
+        import sys, tempfile
+        from pathlib import Path
+        from onnx import TensorProto, helper
+        from pytest_xframe.convert.onnx_tf import convert
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_convert_onnx_tf import _transpiled
+
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])
+        nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Softmax", ["r"], ["y"], axis=-1)]
+        graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6])])
+        convert(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), Path(tempfile.mkdtemp()) / "m", model_name="plain")
+        print("transpiled", _transpiled("_onnx_node_to_tensorflow_op"))
+        """
+    )
+    result = pytester.run(sys.executable, str(script))
+    assert result.ret == 0, result.stderr.str()[-2000:]
+    assert result.stdout.lines[-1] == "transpiled 0"
+
+
+def test_handler_that_loops_over_a_tensor_converts_with_autograph(workdir: Path) -> None:
+    """onnx-tf's NonMaxSuppression iterates over ``tf.range(n)`` in Python: traced without
+    AutoGraph it fails, so the conversion is traced again with it, and matches onnxruntime."""
+    boxes = helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 6, 4])
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 6])
+    limits = [_ints("max_out", [3]), numpy_helper.from_array(np.array([0.5], np.float32), "iou"),
+              numpy_helper.from_array(np.array([0.0], np.float32), "min_score")]
+    nms = helper.make_node("NonMaxSuppression", ["boxes", "scores", "max_out", "iou", "min_score"], ["selected"])
+    model = _model([nms], [boxes, scores], ["selected"], 11, limits)
+    feeds = {
+        "boxes": np.array([[[0, 0, 1, 1], [0, 0.1, 1, 1.1], [0, -0.1, 1, 0.9], [0, 10, 1, 11], [0, 10.1, 1, 11.1],
+                            [0, 100, 1, 101]]], np.float32),
+        "scores": np.array([[[0.9, 0.75, 0.6, 0.95, 0.5, 0.3]]], np.float32),
+    }
+    assert _check_ort(model, feeds, workdir, "nms") == 0.0
+    assert _run_ort(model, feeds)[0].tolist() == [[0, 0, 3], [0, 0, 0], [0, 0, 5]]
+    assert _transpiled("def create_nodes(") == 1  # the handler, transpiled by AutoGraph
 
 
 @pytest.mark.xfail(strict=True, raises=TypeError,

@@ -120,6 +120,21 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _not_implemented(exc: BaseException, chain: list[BaseException]) -> bool:
+    return _NOT_IMPLEMENTED.search(str(exc)) is not None or any(
+        type(e).__name__ == "BackendIsNotSupposedToImplementIt" or isinstance(e, NotImplementedError) for e in chain
+    )
+
+
+def _autograph_may_help(exc: BaseException) -> bool:
+    """Whether a failure traced without AutoGraph is worth tracing again with it: not when a
+    handler or an optional module is missing, which AutoGraph cannot change."""
+    from pytest_xframe.convert import onnx_tf_compat
+
+    chain = _chain(exc)
+    return not _not_implemented(exc, chain) and not any(isinstance(e, onnx_tf_compat.MissingOptionalModule) for e in chain)
+
+
 def _conversion_error(exc: BaseException, model: onnx.ModelProto, model_name: str) -> ConversionError:
     """A short ConversionError naming op, op version, model opset and node; traceback in details."""
     from pytest_xframe.convert import onnx_tf_compat
@@ -144,9 +159,7 @@ def _conversion_error(exc: BaseException, model: onnx.ModelProto, model_name: st
         version = int(match.group(2))
 
     missing = next((e for e in chain if isinstance(e, onnx_tf_compat.MissingOptionalModule)), None)
-    not_implemented = match is not None or any(
-        type(e).__name__ == "BackendIsNotSupposedToImplementIt" or isinstance(e, NotImplementedError) for e in chain
-    )
+    not_implemented = _not_implemented(exc, chain)
     op_label = f"{op_type}-{version}" if op_type and version else (op_type or "an op")
     where = f"node '{node_name}', " if node_name else ""
     opset_text = f"model opset {domain or 'ai.onnx'} {opset}" if opset is not None else "model opset unknown"
@@ -228,8 +241,14 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
         ) from exc
     onnx_tf_compat.reset_failed_node()
     try:
-        rep = backend.prepare(model, logging_level="ERROR")
-        rep.export_graph(str(out_dir))
+        try:
+            backend.prepare(model, logging_level="ERROR").export_graph(str(out_dir))
+        except Exception as exc:  # noqa: BLE001 - retried below, or handled as any failure
+            if not _autograph_may_help(exc):
+                raise
+            onnx_tf_compat.reset_failed_node()
+            with onnx_tf_compat.with_autograph():  # e.g. Shape's len(tensor), NonMaxSuppression's loop
+                backend.prepare(model, logging_level="ERROR").export_graph(str(out_dir))
     except Exception as exc:  # noqa: BLE001 - any converter failure becomes a ConversionError
         raise _conversion_error(exc, model, model_name) from exc
     finally:

@@ -19,6 +19,13 @@ fails in three ways, each fixed here at run time (site-packages is never edited)
    RNN nodes of a model. We replace RNN, GRU and LSTM with small ``tf.scan`` implementations of
    the ONNX equations, which need no Keras at all.
 
+And one for speed: onnx-tf traces its module with AutoGraph, which transpiles the source of every
+handler a model uses, the first time each process meets it: 0.9-1.8 s of a small model's 1-2 s
+conversion. The handlers build the graph with Python control flow over static attributes, so the
+module is traced without AutoGraph (0.1 s), and :func:`with_autograph` brings it back for the few
+that need it (Shape's ``len()`` of a tensor, NonMaxSuppression's loop over one): ``convert``
+retries with it whenever tracing without fails for another reason than a missing handler.
+
 :func:`install` does all of that once per process. Nothing happens at import time of this module,
 and it imports onnx / tensorflow / onnx_tf only inside functions.
 """
@@ -31,7 +38,8 @@ import sys
 import threading
 import types
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pytest_xframe.errors import ConversionError
@@ -42,6 +50,7 @@ __all__ = [
     "install",
     "last_failed_node",
     "reset_failed_node",
+    "with_autograph",
 ]
 
 _LOCK = threading.Lock()
@@ -50,6 +59,8 @@ _INSTALLED = False
 # classes must be kept alive here or onnx-tf would silently lose them.
 _NEW_HANDLER_CLASSES: dict[str, type] = {}
 _FAILED = threading.local()
+# onnx-tf's own ``BackendTFModule.__call__`` (traced with AutoGraph), once replaced
+_AUTOGRAPH_CALL: Any = None
 
 # Optional modules onnx-tf imports at import time -> (ONNX op that needs it, pip distribution).
 _STAND_IN_MODULES: dict[str, tuple[str, str]] = {
@@ -804,6 +815,30 @@ def _track_failing_node() -> None:
     TensorflowBackend._onnx_node_to_tensorflow_op = classmethod(_onnx_node_to_tensorflow_op)
 
 
+def _trace_without_autograph() -> None:
+    """Replace onnx-tf's module call by the same function traced without AutoGraph."""
+    global _AUTOGRAPH_CALL
+    import tensorflow as tf
+    from onnx_tf.backend_tf_module import BackendTFModule
+
+    if _AUTOGRAPH_CALL is None:
+        _AUTOGRAPH_CALL = BackendTFModule.__call__
+        BackendTFModule.__call__ = tf.function(_AUTOGRAPH_CALL.python_function, autograph=False)
+
+
+@contextmanager
+def with_autograph() -> Iterator[None]:
+    """Within the block, onnx-tf traces with AutoGraph again, as it does on its own."""
+    from onnx_tf.backend_tf_module import BackendTFModule
+
+    fast = BackendTFModule.__call__
+    BackendTFModule.__call__ = _AUTOGRAPH_CALL
+    try:
+        yield
+    finally:
+        BackendTFModule.__call__ = fast
+
+
 def last_failed_node() -> tuple[str, str, str] | None:
     """``(op_type, node_name, domain)`` of the node whose conversion last failed in this thread."""
     return getattr(_FAILED, "node", None)
@@ -830,4 +865,5 @@ def install() -> None:
         importlib.import_module("onnx_tf.backend")
         _register_handlers()
         _track_failing_node()
+        _trace_without_autograph()
         _INSTALLED = True
