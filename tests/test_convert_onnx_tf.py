@@ -183,6 +183,16 @@ def test_reduce18_all_ops(workdir: Path) -> None:
     _check_ort(model, feeds, workdir, "reduce18")
 
 
+def test_shape15_start_end_on_dynamic_dims(workdir: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4])
+    bounds = {"tail": {"start": 1}, "middle": {"start": -2, "end": -1}, "clipped": {"start": -9, "end": 10},
+              "empty": {"start": 2, "end": 1}}
+    nodes = [helper.make_node("Shape", ["x"], [name], **attrs) for name, attrs in bounds.items()]
+    model = _model(nodes, [x], list(bounds), 17)
+    assert ("Shape", 15) in _op_versions(model)
+    assert _check_ort(model, {"x": np.zeros((3, 5, 4), np.float32)}, workdir, "shape15") == 0.0
+
+
 def test_reshape19(workdir: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape")]

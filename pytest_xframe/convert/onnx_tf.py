@@ -247,7 +247,7 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
             if not _autograph_may_help(exc):
                 raise
             onnx_tf_compat.reset_failed_node()
-            with onnx_tf_compat.with_autograph():  # e.g. Shape's len(tensor), NonMaxSuppression's loop
+            with onnx_tf_compat.with_autograph():  # e.g. NonMaxSuppression's loop over a tensor
                 backend.prepare(model, logging_level="ERROR").export_graph(str(out_dir))
     except Exception as exc:  # noqa: BLE001 - any converter failure becomes a ConversionError
         raise _conversion_error(exc, model, model_name) from exc

@@ -12,7 +12,7 @@ fails in three ways, each fixed here at run time (site-packages is never edited)
 2. Coverage: no handlers for op versions newer than ~opset 15. We add Unsqueeze/Squeeze-13,
    Reduce*-18 (and ReduceSum-13, whose onnx-tf version reduces over the first axis only),
    Reshape-19, Resize-18/19, LayerNormalization-17, Gelu-20, Split-18, Pad-18, and map the op
-   versions of opsets 16-21 that only widened the types (Where-16, Shape-19, ...) onto onnx-tf's
+   versions of opsets 16-21 that only widened the types (Where-16, Cast-19, ...) onto onnx-tf's
    older handler, after checking any new attribute is unused (see :func:`handled_versions`).
 3. Recurrent ops: its GRU rejects ``linear_before_reset=1`` (what PyTorch exports), its LSTM
    uses ``LSTMStateTuple`` (gone with Keras 3), and all three share one Keras cell between the
@@ -23,7 +23,7 @@ And one for speed: onnx-tf traces its module with AutoGraph, which transpiles th
 handler a model uses, the first time each process meets it: 0.9-1.8 s of a small model's 1-2 s
 conversion. The handlers build the graph with Python control flow over static attributes, so the
 module is traced without AutoGraph (0.1 s), and :func:`with_autograph` brings it back for the few
-that need it (Shape's ``len()`` of a tensor, NonMaxSuppression's loop over one): ``convert``
+that need it (NonMaxSuppression loops over a tensor in Python): ``convert``
 retries with it whenever tracing without fails for another reason than a missing handler.
 
 :func:`install` does all of that once per process. Nothing happens at import time of this module,
@@ -321,6 +321,20 @@ def squeeze_13(cls: type, node: Any, **kwargs: Any) -> list[Any]:
     return [tf.squeeze(x, axis=sorted(a % rank for a in axes))]
 
 
+def shape_15(cls: type, node: Any, **kwargs: Any) -> list[Any]:
+    """Shape with ``start`` / ``end``: onnx-tf's takes ``len()`` of the run-time shape, which only
+    AutoGraph can trace; the rank is static, so the slice bounds are plain ints."""
+    tf = _tf()
+    x = kwargs["tensor_dict"][node.inputs[0]]
+    rank = _rank(x, node)
+
+    def bound(value: int) -> int:
+        return min(max(value + rank if value < 0 else value, 0), rank)
+
+    start, end = bound(node.attrs.get("start", 0)), bound(node.attrs.get("end", rank))
+    return [tf.shape(x, out_type=tf.int64)[start:max(start, end)]]
+
+
 def _reduce_fn(op_type: str) -> Callable[..., Any]:
     tf = _tf()
     return {
@@ -500,7 +514,6 @@ _ALIASES: dict[tuple[str, int], tuple[int, Callable[[Any], str | None] | None]] 
     **{("ConstantOfShape", v): (9, None) for v in (20, 21)},
     ("Equal", 19): (13, None),
     **{("Identity", v): (16, None) for v in (19, 21)},
-    **{("Shape", v): (15, None) for v in (19, 21)},
     **{("Size", v): (13, None) for v in (19, 21)},
     ("IsInf", 20): (10, None),
     ("IsNaN", 20): (13, None),
@@ -752,6 +765,7 @@ def _handler_table() -> dict[str, dict[int, Callable[..., list[Any]]]]:
         "Gelu": {20: gelu_20},
         "Split": {18: split_18},
         "Pad": {v: pad_18 for v in (18, 19, 21)},
+        "Shape": {v: shape_15 for v in (15, 19, 21)},
         # all versions: onnx-tf's own RNN handlers need Keras 2 cells (and share one between nodes)
         "RNN": {v: rnn_7 for v in (1, 7, 14)},
         "GRU": {v: gru_7 for v in (1, 3, 7, 14)},
