@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import random
 import time
 import traceback
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,10 @@ from .compare import OutputComparison, compare_all, format_comparison
 from .convert import import_converter
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export
+from .imports import import_hypothesis
 from .outputs import torch_outputs
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, forward_parameters
-from .imports import import_hypothesis
 from .strategies import Feeds, describe_array, feeds_strategy, shared_dims
 
 
@@ -103,10 +105,16 @@ class _Target:
         return self.prepared.route or f"ONNX from {self.artifact.label}"
 
 
+#: torch outputs kept for reuse across a model's checks in one session (least recently used go first)
+REFERENCE_CACHE_BYTES = 256 * 2**20
+
+
 class Engine:
     """Session-wide: exports and prepared backends, memoised by what determines them.
 
     Failures are memoised too, so a model that cannot convert fails fast in every test using it.
+    torch's outputs are memoised per model and input: the marker checks each backend in a test of
+    its own, and both draw the same inputs (``example_seed``), so torch runs once per input.
     """
 
     def __init__(self, workdir: Path, cache: ArtifactCache, threads: int | None = None) -> None:
@@ -118,6 +126,9 @@ class Engine:
         self._exports: dict[tuple, OnnxArtifact | XframeError] = {}
         self._prepared: dict[tuple, Prepared | XframeError] = {}
         self._output_names: dict[tuple, tuple[str, ...]] = {}
+        self._references: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self._reference_bytes = 0
+        self._seed_base = random.SystemRandom().getrandbits(64)
 
     def export(self, key: tuple, make: Any) -> tuple[OnnxArtifact, bool]:
         fresh = key not in self._exports
@@ -173,6 +184,46 @@ class Engine:
         if key not in self._output_names:
             self._output_names[key] = make()
         return self._output_names[key]
+
+
+    def reference(self, key: tuple, feeds: Mapping[str, np.ndarray], compute: Callable[[], dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
+        """torch's outputs for ``feeds`` of the model ``key`` names, and whether they were kept
+        from an earlier run (``compute`` otherwise)."""
+        entry = (key, feeds_digest(feeds))
+        found = self._references.get(entry)
+        if found is not None:
+            self._references.move_to_end(entry)
+            return found, True
+        outputs = compute()
+        size = sum(a.nbytes for a in outputs.values())
+        if size <= REFERENCE_CACHE_BYTES:
+            self._references[entry] = {k: np.array(a, copy=True) for k, a in outputs.items()}
+            self._reference_bytes += size
+            while self._reference_bytes > REFERENCE_CACHE_BYTES:
+                _, dropped = self._references.popitem(last=False)
+                self._reference_bytes -= sum(a.nbytes for a in dropped.values())
+        return outputs, False
+
+    def example_seed(self, key: tuple) -> int:
+        """The seed hypothesis draws a model's inputs from: one per model and session, so the
+        marker's runs (one per backend) draw the same inputs and share torch's outputs. Random per
+        session, as hypothesis's own; fixed where hypothesis is fixed (``--hypothesis-seed``, a
+        ``derandomize`` profile such as its ``ci`` one)."""
+        from hypothesis import core, settings
+
+        forced = getattr(core, "global_force_seed", None)
+        base = forced if forced is not None else (0 if settings.default.derandomize else self._seed_base)
+        return int.from_bytes(hashlib.sha256(repr((base, key)).encode()).digest()[:8], "big")
+
+
+def feeds_digest(feeds: Mapping[str, np.ndarray]) -> bytes:
+    """Identity of one input: every array's name, dtype, shape and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(feeds):
+        a = np.ascontiguousarray(feeds[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes() if a.dtype.hasobject else memoryview(a).cast("B"))
+    return h.digest()
 
 
 def model_fingerprint(model: Any) -> str:
@@ -254,7 +305,8 @@ def run_check(
             (fingerprint, slots_key), lambda: tuple(torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
         )
         targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
-        run_one = _example_runner(model, [s.name for s in slots], targets, options, positional, report, name)
+        model_key = (fingerprint, slots_key)
+        run_one = _example_runner(model, model_key, engine, [s.name for s in slots], targets, options, positional, report, name)
 
         @settings(
             max_examples=options.max_examples,
@@ -274,6 +326,9 @@ def run_check(
         )
         if options.seed is not None:
             parity = seed(options.seed)(parity)
+        elif getattr(parity, "_hypothesis_internal_use_seed", 0) is None:
+            # what @seed sets, without @seed's side effect of switching the example database off
+            parity._hypothesis_internal_use_seed = engine.example_seed(model_key)  # type: ignore[attr-defined]
         try:
             parity()
         except _RuntimeCrash as crash:
@@ -380,13 +435,13 @@ def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: d
     return error
 
 
-def _example_runner(model, names: list[str], targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
+def _example_runner(model, model_key: tuple, engine: Engine, names: list[str], targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
     from hypothesis import target
 
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
-        reference = torch_outputs(model, feeds, names, positional)
+        reference, _ = engine.reference(model_key, feeds, lambda: torch_outputs(model, feeds, names, positional))
         torch_seconds = time.perf_counter() - start
         failing: dict[str, list[OutputComparison]] = {}
         outputs: dict[str, dict] = {}

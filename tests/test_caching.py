@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,51 @@ def test_one_export_and_one_conversion_per_session(xf_pytester: pytest.Pytester)
     assert len(converted) == 1 and converted[0]["seconds"]["convert"] > 0
     assert all(c["cache_hit"] for c in checks if c["backend"] == "tensorflow" and c is not converted[0])
     assert len(_entries(xf_pytester.path / "fresh")) == 1
+
+
+def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> None:
+    """The marker checks each backend in a test of its own; both draw their inputs from one seed,
+    so the second reuses torch's outputs for the inputs the first already ran."""
+    xf_pytester.makepyfile(
+        """
+        import pytest, torch
+        from torch import nn
+        from pytest_xframe import TensorSpec, Dim
+
+        class Counted(nn.Module):
+            calls = 0
+
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.fc = nn.Linear(6, 3)
+
+            def forward(self, x):
+                if not torch.jit.is_tracing():
+                    Counted.calls += 1
+                return self.fc(x).tanh()
+
+        @pytest.mark.xframe_parity(max_examples=20, exporter="torchscript", opset=13)
+        def test_counted(xframe, record_property):
+            before = Counted.calls
+            report = xframe.check(Counted().eval(), inputs=[TensorSpec((Dim("batch", 1, 3), 6))])
+            print(f"{xframe.backend}: {Counted.calls - before} torch runs, {report.backends[xframe.backend].examples} examples")
+        """
+    )
+    from hypothesis import core
+
+    forced = core.global_force_seed  # hypothesis's plugin sets it and leaves it set, in this process too
+    try:
+        result = xf_pytester.runpytest("-s", "--hypothesis-seed=1")  # repeatable counts
+    finally:
+        core.global_force_seed = forced
+    result.assert_outcomes(passed=2)
+    found = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"(\w+): (\d+) torch runs, (\d+) examples", result.stdout.str())}
+    (first, examples), (second, _) = found["onnxruntime"], found["tensorflow"]
+    assert examples == 20 and first >= 5  # the first runs torch for each distinct input, + the output-name run
+    # generation draws the same inputs; only hypothesis's targeting (steered by each backend's
+    # own errors) leaves the second backend inputs of its own
+    assert second <= first // 2, found
 
 
 def test_conversion_cache_across_runs_detects_corruption(xf_pytester: pytest.Pytester) -> None:
