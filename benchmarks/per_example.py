@@ -16,8 +16,10 @@ backend, ``BackendResult.record`` and ``hypothesis.target``. Timed apart:
   spent inside the test body; the garbage collections that happen there are reported apart too.
 
 Layout "one check" is ``xframe.check`` without the marker (both backends in one hypothesis run);
-"marked" is what ``@pytest.mark.xframe_parity`` does: one hypothesis run per backend, so inputs are
-drawn and the torch reference is computed twice. Both are measured.
+"marked" is what ``@pytest.mark.xframe_parity`` does: one hypothesis run per backend, both from one
+seed, so inputs are drawn twice and torch's outputs are reused for the inputs the first run drew
+(hypothesis's targeting gives the second run some inputs of its own). Both are measured; in each,
+an input drawn again reuses torch's outputs, as the plugin's ``Engine.reference`` does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -53,7 +56,7 @@ def main() -> None:
     from pytest_xframe.compare import compare_all
     from pytest_xframe.convert.onnx_tf import convert
     from pytest_xframe.export import export
-    from pytest_xframe.pipeline import BackendResult, torch_outputs
+    from pytest_xframe.pipeline import BackendResult, feeds_digest, torch_outputs
     from pytest_xframe.settings import CheckOptions
     from pytest_xframe.spec import Dim, TensorSpec, bind_inputs
     from pytest_xframe.strategies import feeds_strategy
@@ -84,8 +87,10 @@ def main() -> None:
 
     gc.callbacks.append(on_gc)
 
-    def measure(backend_names: tuple[str, ...]) -> dict:
-        t = {"torch": 0.0, "onnxruntime": 0.0, "tensorflow": 0.0, "compare": 0.0, "body": 0.0}
+    def measure(backend_names: tuple[str, ...], references: dict, seed: int) -> dict:
+        """One hypothesis run over ``backend_names``; torch's outputs are looked up in
+        ``references`` first, as ``Engine.reference`` does."""
+        t = {"torch": 0.0, "onnxruntime": 0.0, "tensorflow": 0.0, "compare": 0.0, "body": 0.0, "reused": 0}
         gc_log.clear()
         results = {b: BackendResult(b) for b in backend_names}
         batches: list[int] = []
@@ -102,7 +107,12 @@ def main() -> None:
             in_body[0] = True
             entered = time.perf_counter()
             batches.append(int(next(iter(feeds.values())).shape[0]))
-            reference = torch_outputs(model, feeds, names, True)
+            key = feeds_digest(feeds)
+            reference = references.get(key)
+            if reference is None:
+                reference = references[key] = torch_outputs(model, feeds, names, True)
+            else:
+                t["reused"] += 1
             t1 = time.perf_counter()
             t["torch"] += t1 - entered
             for b in backend_names:
@@ -120,6 +130,7 @@ def main() -> None:
             t["body"] += time.perf_counter() - entered
             in_body[0] = False
 
+        parity._hypothesis_internal_use_seed = seed  # as run_check does (Engine.example_seed)
         start = time.perf_counter()
         parity()
         t["total"] = time.perf_counter() - start
@@ -139,8 +150,10 @@ def main() -> None:
         r.run(warm)
 
     try:
-        one = measure(("onnxruntime", "tensorflow"))
-        marked = [measure(("onnxruntime",)), measure(("tensorflow",))]
+        seed = random.getrandbits(64)
+        one = measure(("onnxruntime", "tensorflow"), {}, seed)
+        shared: dict = {}  # the marker: one run per backend, same seed, torch outputs reused
+        marked = [measure(("onnxruntime",), shared, seed), measure(("tensorflow",), shared, seed)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"model": args.model, "one_check": one, "marked": marked}))
