@@ -114,7 +114,7 @@ class Engine:
 
     Failures are memoised too, so a model that cannot convert fails fast in every test using it.
     torch's outputs are memoised per model and input: the marker checks each backend in a test of
-    its own, and both draw the same inputs (``example_seed``), so torch runs once per input.
+    its own, both start from one seed (``example_seed``), and an input they share runs torch once.
     """
 
     def __init__(self, workdir: Path, cache: ArtifactCache, threads: int | None = None) -> None:
@@ -185,15 +185,14 @@ class Engine:
             self._output_names[key] = make()
         return self._output_names[key]
 
-
-    def reference(self, key: tuple, feeds: Mapping[str, np.ndarray], compute: Callable[[], dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
-        """torch's outputs for ``feeds`` of the model ``key`` names, and whether they were kept
-        from an earlier run (``compute`` otherwise)."""
+    def reference(self, key: tuple, feeds: Mapping[str, np.ndarray], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """torch's outputs for ``feeds`` of the model ``key`` names: kept from an earlier run, or
+        ``compute``d now and kept."""
         entry = (key, feeds_digest(feeds))
         found = self._references.get(entry)
         if found is not None:
             self._references.move_to_end(entry)
-            return found, True
+            return found
         outputs = compute()
         size = sum(a.nbytes for a in outputs.values())
         if size <= REFERENCE_CACHE_BYTES:
@@ -202,7 +201,7 @@ class Engine:
             while self._reference_bytes > REFERENCE_CACHE_BYTES:
                 _, dropped = self._references.popitem(last=False)
                 self._reference_bytes -= sum(a.nbytes for a in dropped.values())
-        return outputs, False
+        return outputs
 
     def example_seed(self, key: tuple) -> int:
         """The seed hypothesis draws a model's inputs from: one per model and session, so the
@@ -222,7 +221,7 @@ def feeds_digest(feeds: Mapping[str, np.ndarray]) -> bytes:
     for name in sorted(feeds):
         a = np.ascontiguousarray(feeds[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(a.tobytes() if a.dtype.hasobject else memoryview(a).cast("B"))
+        h.update(a.data if a.size and not a.dtype.hasobject else a.tobytes())
     return h.digest()
 
 
@@ -441,7 +440,7 @@ def _example_runner(model, model_key: tuple, engine: Engine, names: list[str], t
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
-        reference, _ = engine.reference(model_key, feeds, lambda: torch_outputs(model, feeds, names, positional))
+        reference = engine.reference(model_key, feeds, lambda: torch_outputs(model, feeds, names, positional))
         torch_seconds = time.perf_counter() - start
         failing: dict[str, list[OutputComparison]] = {}
         outputs: dict[str, dict] = {}

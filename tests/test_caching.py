@@ -129,3 +129,33 @@ def test_xdist_workers_on_a_cold_cache_build_one_entry(xf_pytester: pytest.Pytes
     result.assert_outcomes(passed=3)
     assert len(_entries(xf_pytester.path / "cold")) == 1
     assert sum(not c["cache_hit"] for c in _checks(xf_pytester)) == 1  # the other worker waited on the lock, then read it
+
+
+def test_torch_outputs_kept_least_recently_used_within_a_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from pytest_xframe import pipeline
+    from pytest_xframe.cache import ArtifactCache
+
+    monkeypatch.setattr(pipeline, "REFERENCE_CACHE_BYTES", 3 * 800)  # three outputs of 100 float64
+    engine = pipeline.Engine(tmp_path, ArtifactCache(None))
+    runs: list[float] = []
+
+    def reference(value: float, size: int = 100) -> dict:
+        def compute() -> dict:
+            runs.append(value)
+            return {"output": np.full(size, value)}
+
+        return engine.reference(("model",), {"x": np.array([value], np.float32)}, compute)
+
+    for value in (1.0, 2.0, 3.0, 1.0):  # 1.0 is kept: computed once, and now the most recent
+        assert reference(value)["output"][0] == value
+    assert runs == [1.0, 2.0, 3.0]
+    reference(4.0)  # over budget: the least recently used (2.0) goes
+    reference(1.0), reference(3.0)
+    assert runs == [1.0, 2.0, 3.0, 4.0]
+    reference(2.0)
+    assert runs[-1] == 2.0
+    reference(5.0, size=1000)  # bigger than the whole budget: computed, never kept
+    reference(5.0, size=1000)
+    assert runs[-2:] == [5.0, 5.0]
