@@ -204,10 +204,10 @@ class Engine:
         return outputs
 
     def example_seed(self, key: tuple) -> int:
-        """The seed hypothesis draws a model's inputs from: one per model and session, so the
-        marker's runs (one per backend) draw the same inputs and share torch's outputs. Random per
-        session, as hypothesis's own; fixed where hypothesis is fixed (``--hypothesis-seed``, a
-        ``derandomize`` profile such as its ``ci`` one)."""
+        """The seed hypothesis draws a check's inputs from: one per test, model and session, so the
+        marker's runs of a test (one per backend) draw the same inputs and share torch's outputs.
+        Random per session, as hypothesis's own; fixed where hypothesis is fixed
+        (``--hypothesis-seed``, a ``derandomize`` profile such as its ``ci`` one)."""
         from hypothesis import core, settings
 
         forced = getattr(core, "global_force_seed", None)
@@ -281,8 +281,13 @@ def run_check(
     *,
     report: ParityReport,
     artifacts_root: Path,
+    siblings: tuple = (),
 ) -> ParityReport:
-    """The whole check; raises ParityError / ExportError / ConversionError, returns the report."""
+    """The whole check; raises ParityError / ExportError / ConversionError, returns the report.
+
+    ``siblings`` names the test a check belongs to apart from its backend (``Xframe.check``): the
+    marker's runs of one test share their seed and torch's outputs, other tests draw their own.
+    """
     __tracebackhide__ = True
     import_hypothesis()
     from hypothesis import HealthCheck, given, seed, settings
@@ -304,7 +309,9 @@ def run_check(
             (fingerprint, slots_key), lambda: tuple(torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
         )
         targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
-        model_key = (fingerprint, slots_key)
+        # torch's outputs are shared only between the runs of one test: a model's forward may read
+        # state its fingerprint cannot see (a global flag another test sets)
+        model_key = (siblings, fingerprint, slots_key)
         run_one = _example_runner(model, model_key, engine, [s.name for s in slots], targets, options, positional, report, name)
 
         @settings(

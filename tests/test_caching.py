@@ -74,6 +74,12 @@ def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> No
             before = Counted.calls
             report = xframe.check(Counted().eval(), inputs=[TensorSpec((Dim("batch", 1, 3), 6))])
             print(f"{xframe.backend}: {Counted.calls - before} torch runs, {report.backends[xframe.backend].examples} examples")
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=20, exporter="torchscript", opset=13)
+        def test_other(xframe):
+            before = Counted.calls
+            xframe.check(Counted().eval(), inputs=[TensorSpec((Dim("batch", 1, 3), 6))])
+            print(f"other: {Counted.calls - before} torch runs, 20 examples")
         """
     )
     from hypothesis import core
@@ -83,13 +89,16 @@ def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> No
         result = xf_pytester.runpytest("-s", "--hypothesis-seed=1")  # repeatable counts
     finally:
         core.global_force_seed = forced
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     found = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"(\w+): (\d+) torch runs, (\d+) examples", result.stdout.str())}
     (first, examples), (second, _) = found["onnxruntime"], found["tensorflow"]
     assert examples == 20 and first >= 5  # the first runs torch for each distinct input, + the output-name run
     # generation draws the same inputs; only hypothesis's targeting (steered by each backend's
     # own errors) leaves the second backend inputs of its own
     assert second <= first // 2, found
+    # another test of the same model draws inputs of its own and shares nothing (its forward may
+    # read state the model's fingerprint cannot see)
+    assert found["other"][0] >= 5, found
 
 
 def test_conversion_cache_across_runs_detects_corruption(xf_pytester: pytest.Pytester) -> None:
