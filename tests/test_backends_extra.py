@@ -311,6 +311,12 @@ def test_framework_import_pauses_the_collector_restores_it_and_freezes_the_modul
     assert gc.isenabled() and not module.COLLECTING
     # frozen: later collections (pytest's at the end, the interpreter's at exit) skip the module
     assert gc.get_freeze_count() > 0 and all(o is not module.__dict__ for o in gc.get_objects())
+    # once imported, nothing more is frozen: what tests made since stays collectable
+    made_since = [[]]
+    made_since[0].append(made_since)
+    frozen = gc.get_freeze_count()
+    assert probe.import_framework() < 0.01
+    assert gc.get_freeze_count() == frozen and any(o is made_since for o in gc.get_objects())
     gc.disable()  # a suite that runs with the collector off keeps it off
     try:
         replace(probe, framework=("xframe_probe_framework2",)).import_framework()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..imports import framework_import
+from ..imports import import_frameworks
 
 if TYPE_CHECKING:
     from ..cache import ArtifactCache
@@ -97,11 +97,9 @@ class Backend:
         return f"{self.name} backend needs {', '.join(absent)}: {self.install_hint}"
 
     def import_framework(self) -> float:
-        """Import the framework; seconds it took (0 once imported). See ``imports.framework_import``."""
+        """Import the framework; seconds it took (0 once imported). See ``imports.import_frameworks``."""
         start = time.perf_counter()
-        with framework_import():
-            for name in self.framework:
-                importlib.import_module(name)
+        import_frameworks(self.framework)
         return time.perf_counter() - start
 
     def prepare(self, artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
