@@ -63,6 +63,75 @@ SUITE = textwrap.dedent(
     '''
 )
 
+#: models of the size model teams ship, each check a few seconds: ResNet-18 (bench_models), a
+#: MobileNetV2-style stack, a 2-layer bidirectional LSTM and a 2-layer transformer encoder
+#: (dynamo exporter, as the TorchScript one freezes its sequence length)
+MID_SUITE = textwrap.dedent(
+    '''
+    import sys
+    import pytest, torch
+    from torch import nn
+    from pytest_xframe import Dim, TensorSpec
+
+    sys.path.insert(0, BENCHMARKS)
+    from bench_models import ResNet18, _trained_statistics
+
+    B = Dim("batch", 1, 4)
+    S = Dim("seq", 8, 32)
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, c_in, c_out, stride, expand=4):
+            super().__init__()
+            hidden = c_in * expand
+            self.use_res = stride == 1 and c_in == c_out
+            self.body = nn.Sequential(
+                nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+                nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+                nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+
+        def forward(self, x):
+            y = self.body(x)
+            return x + y if self.use_res else y
+
+    def mobilenet():
+        blocks = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
+        for c_in, c_out, stride in ((32, 32, 1), (32, 48, 2), (48, 48, 1), (48, 96, 2), (96, 96, 1), (96, 128, 2)):
+            blocks.append(InvertedResidual(c_in, c_out, stride))
+        model = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 100))
+        return _trained_statistics(model, (3, 96, 96), steps=2)
+
+    class BiLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(32, 64, num_layers=2, bidirectional=True, batch_first=True)
+            self.head = nn.Linear(128, 10)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.head(out)
+
+    def transformer():
+        layer = nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, dropout=0.0, batch_first=True)
+        return nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+
+    MODELS = {
+        "resnet18": (lambda: _trained_statistics(ResNet18(), (3, 96, 96), steps=1), (B, 3, 96, 96), "torchscript", 1e-3),
+        "mobilenet": (mobilenet, (B, 3, 96, 96), "torchscript", 1e-4),
+        "bilstm": (BiLSTM, (B, S, 32), "torchscript", 1e-4),
+        "transformer": (transformer, (B, S, 64), "dynamo", 1e-4),
+    }
+
+    @pytest.mark.parametrize("name", list(MODELS))
+    @pytest.mark.xframe_parity(opset=17, rtol=1e-3)
+    def test_model(xframe, name):
+        torch.manual_seed(0)
+        make, shape, exporter, atol = MODELS[name]
+        xframe.check(make().eval(), inputs=[TensorSpec(shape)], exporter=exporter, atol=atol)
+    '''
+).replace("BENCHMARKS", repr(str(Path(__file__).resolve().parent)))
+
+SUITES = {"small": (SUITE, "6 small models"), "mid": (MID_SUITE, "4 mid-size models (ResNet-18, MobileNetV2-style, BiLSTM, transformer)")}
+
 
 def run(project: Path, cache: Path, examples: int, workers: int, extra: tuple[str, ...] = ()) -> tuple[float, float]:
     """Wall seconds, and CPU seconds of pytest with every worker it waited for (user + sys)."""
@@ -82,6 +151,7 @@ def run(project: Path, cache: Path, examples: int, workers: int, extra: tuple[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=SUITES, default="small", help="small: 6 tiny models; mid: 4 mid-size ones")
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="interleaved repetitions; medians are shown")
@@ -95,14 +165,14 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
-        (project / "test_suite.py").write_text(SUITE)
+        (project / "test_suite.py").write_text(SUITES[options.suite][0])
         for rep in range(options.repeat):
             caches = {label: project / f"cache-{rep}-{workers}" for label, workers in runs}
             for phase in ("cold", "warm"):  # serial and -n alternate, so load drifts hit both
                 for label, workers in runs:
                     figures.setdefault((label, phase), []).append(run(project, caches[label], options.examples, workers, extra))
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in figures.items()}
-    print(f"6 models x {options.backends or 'onnxruntime,tensorflow'}, {options.examples} examples each, {os.cpu_count()} CPUs, threads "
+    print(f"{SUITES[options.suite][1]} x {options.backends or 'onnxruntime,tensorflow'}, {options.examples} examples each, {os.cpu_count()} CPUs, threads "
           f"{options.threads or 'auto'}; {options.repeat} run(s), medians; each run a fresh process")
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"{'run':<8} {'cold wall s':>12} {'cold cpu s':>11} {'warm wall s':>12} {'warm cpu s':>11}")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import os
 import random
+import shutil
 import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +120,11 @@ class Engine:
     its own, both start from one seed (``example_seed``), and an input they share runs torch once.
     """
 
-    def __init__(self, workdir: Path, cache: ArtifactCache, threads: int | None = None) -> None:
+    def __init__(self, workdir: Path, cache: ArtifactCache, threads: int | None = None, shared_exports: ArtifactCache | None = None) -> None:
         self.workdir = workdir
         self.cache = cache
+        #: this run's exports, shared by its pytest-xdist workers (``shared_export``); None when serial
+        self.shared_exports = shared_exports
         #: CPU threads per framework pool (``threads.resolve``); None leaves the frameworks' own
         self.threads = threads
         self._threads_set: set[str] = set()
@@ -131,10 +136,16 @@ class Engine:
         self._seed_base = random.SystemRandom().getrandbits(64)
 
     def export(self, key: tuple, make: Any) -> tuple[OnnxArtifact, bool]:
+        """The ONNX export for ``key``, and whether this call made it (False: made earlier in this
+        session, or by another xdist worker of this run)."""
         fresh = key not in self._exports
         if fresh:
+            out = self.workdir / f"export-{len(self._exports)}"
             try:
-                self._exports[key] = make(self.workdir / f"export-{len(self._exports)}")
+                if self.shared_exports is None:
+                    self._exports[key] = make(out)
+                else:
+                    self._exports[key], fresh = shared_export(self.shared_exports, key, make, out)
             except XframeError as exc:
                 self._exports[key] = exc
         found = self._exports[key]
@@ -241,6 +252,34 @@ def model_fingerprint(model: Any) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def shared_export(store: ArtifactCache, key: tuple, make: Callable[[Path], OnnxArtifact], out: Path) -> tuple[OnnxArtifact, bool]:
+    """Export once per run for all pytest-xdist workers: the first builds the entry under the
+    store's lock, the others copy its ONNX file into ``out`` (their converters write beside it).
+
+    As sound as the session's own memo, which has the same key: the model fingerprint cannot see
+    code that ``forward`` calls, but that code cannot change between the workers of one run.
+    Returns the artifact and whether this worker exported it. A failed export is not stored.
+    """
+    made: list[OnnxArtifact] = []
+
+    def build(files: Path) -> None:
+        artifact = make(files)
+        made.append(artifact)
+        described = {k: v for k, v in asdict(artifact).items() if k != "path"}
+        (files / "artifact.json").write_text(json.dumps({**described, "file": artifact.path.name}))
+
+    entry = store.get_or_build("onnx-export", {"key": hashlib.sha256(repr(key).encode()).hexdigest()}, build)
+    meta = json.loads((entry.path / "artifact.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / meta.pop("file")
+    try:
+        os.link(entry.path / path.name, path)  # entries are never written again: a hard link is a copy
+    except OSError:
+        shutil.copyfile(entry.path / path.name, path)
+    described = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()}
+    return OnnxArtifact(path=path, **described), bool(made)
 
 
 def _validate_model(model: Any, name: str) -> None:

@@ -106,6 +106,14 @@ class _Collector:
         self.session.records.extend(getattr(report, "xframe", None) or [])
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist controller, per worker: where this run's workers share their exports (local
+    workers only: a worker on another host could not see the directory)."""
+    if node.gateway.spec.popen:
+        node.workerinput.update(node.config.stash[SESSION_KEY].worker_input())
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     return config.stash[SESSION_KEY].header()
 

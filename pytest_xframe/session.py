@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 from .errors import SpecError
 from .settings import MARKER, CheckOptions, parse_backends, resolve, validate
 
+#: the key of ``worker_input`` in pytest-xdist's ``workerinput``
+RUN_DIR_KEY = "xframe_run_dir"
+
 if TYPE_CHECKING:
     import pytest
 
@@ -24,6 +27,8 @@ class XframeSession:
         self.records: list[dict[str, Any]] = []
         self._engine: Engine | None = None
         self._workdir: Path | None = None
+        #: the controller's directory for this run's shared exports (made when xdist starts a worker)
+        self._run_dir: Path | None = None
         self._ini = self._ini_options()
         self._cli = self._cli_options()
         self.threads_setting = self._threads_setting()
@@ -112,12 +117,22 @@ class XframeSession:
 
             self._workdir = Path(tempfile.mkdtemp(prefix="pytest-xframe-"))
             cache = ArtifactCache(self.cache_root, scratch=self._workdir)
-            self._engine = Engine(self._workdir, cache, threads=threads_for(self.threads_setting))
+            run_dir = getattr(self.config, "workerinput", {}).get(RUN_DIR_KEY)
+            shared = ArtifactCache(Path(run_dir)) if run_dir else None
+            self._engine = Engine(self._workdir, cache, threads=threads_for(self.threads_setting), shared_exports=shared)
         return self._engine
 
+    def worker_input(self) -> dict[str, str]:
+        """What the pytest-xdist controller hands each worker: one directory per run where the
+        workers share their ONNX exports (removed with the run, so nothing outlives it)."""
+        if self._run_dir is None:
+            self._run_dir = Path(tempfile.mkdtemp(prefix="pytest-xframe-run-"))
+        return {RUN_DIR_KEY: str(self._run_dir)}
+
     def close(self) -> None:
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        for path in (self._workdir, self._run_dir):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
 
     # -- reporting ---------------------------------------------------------------------------
     def header(self) -> str:

@@ -7,6 +7,7 @@ frameworks are imported here once instead, lazily: only tests that run pytester 
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 from pathlib import Path
 
@@ -56,11 +57,18 @@ INNER_CONFTEST = textwrap.dedent(
 
 @pytest.fixture(scope="session")
 def frameworks() -> None:
-    """Import torch, ONNX Runtime, TensorFlow and onnx-tf once for the whole run."""
+    """Import torch, ONNX Runtime, TensorFlow and onnx-tf once for the whole run.
+
+    The tests that use it run the plugin's default backends, TensorFlow among them: skipped, not
+    errors, where TensorFlow is not installed (an ONNX Runtime-only machine).
+    """
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
-    import tensorflow  # noqa: F401
     import torch  # noqa: F401
+
+    pytest.importorskip("tensorflow", reason="these tests run the default backends; TensorFlow is not installed (extra 'tf')")
+    if importlib.util.find_spec("onnx_tf") is None:  # importing it needs the compat layer first
+        pytest.skip("these tests run the default backends; onnx-tf is not installed (extra 'tf')")
 
     from pytest_xframe.convert.onnx_tf_compat import install
 

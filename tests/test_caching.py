@@ -140,6 +140,32 @@ def test_xdist_workers_on_a_cold_cache_build_one_entry(xf_pytester: pytest.Pytes
     assert sum(not c["cache_hit"] for c in _checks(xf_pytester)) == 1  # the other worker waited on the lock, then read it
 
 
+def test_xdist_workers_of_one_run_export_a_model_once(xf_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export is shared through a directory the controller makes for the run and removes
+    after it; the worker that did not export copies the ONNX file and still passes."""
+    pytest.importorskip("xdist")
+    tmp = xf_pytester.mkdir("tmp")
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    xf_pytester.makepyfile(
+        test_three=THREE_TESTS,
+        test_zz_seen="""
+import glob, os
+
+def test_run_dir_exists_during_the_run():
+    found = glob.glob(os.path.join(os.environ["TMPDIR"], "pytest-xframe-run-*", "onnx-export"))
+    open(os.path.join(os.environ["TMPDIR"], "seen.txt"), "a").write("".join(f + "\\n" for f in found))
+""",
+    )
+    # 4 tests on 2 workers: fewer than 2 per worker, so xdist deals them out one at a time
+    result = xf_pytester.runpytest_subprocess("-n", "2", "--xframe-backends=onnxruntime", "--xframe-report=report.json")
+    result.assert_outcomes(passed=4)
+    checks = _checks(xf_pytester)
+    assert len(checks) == 3 and all(c["verdict"] == "passed" for c in checks)
+    assert sum(c["seconds"]["export"] > 0 for c in checks) == 1, "one export for the whole run, not one per worker"
+    assert (tmp / "seen.txt").read_text().strip(), "the workers shared a run directory"
+    assert not list(tmp.glob("pytest-xframe-run-*")), "removed with the run"
+
+
 def test_torch_outputs_kept_least_recently_used_within_a_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 

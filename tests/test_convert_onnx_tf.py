@@ -131,7 +131,9 @@ def _model(nodes: Sequence[onnx.NodeProto], inputs: Sequence[onnx.ValueInfoProto
     graph = helper.make_graph(
         list(nodes), "g", list(inputs), [helper.make_empty_tensor_value_info(o) for o in outputs], list(initializers)
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    opsets = [helper.make_opsetid("", opset)]
+    # the oldest IR the opset allows, so an older onnxruntime reads what a newer onnx writes
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
     return onnx.shape_inference.infer_shapes(model, strict_mode=True)
 
 

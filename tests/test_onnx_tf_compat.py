@@ -67,7 +67,9 @@ def _single_node_model(op: str, opset: int, name: str, **attrs: object) -> onnx.
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    opsets = [helper.make_opsetid("", opset)]
+    # the oldest IR the opset allows, so an older onnxruntime reads what a newer onnx writes
+    return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,9 @@ def test_onnxruntime_session_gets_the_count(tmp_path) -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
     )
     path = tmp_path / "relu.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    opsets = [helper.make_opsetid("", 17)]
+    # the oldest IR the opset allows: onnx 1.23 writes IR 14 by default, ONNX Runtime 1.30 reads up to 13
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
+    onnx.save(model, str(path))
     assert make_session(str(path), threads=1).session.get_session_options().intra_op_num_threads == 1
     assert make_session(str(path)).session.get_session_options().intra_op_num_threads == 0  # ORT decides
