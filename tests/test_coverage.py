@@ -7,6 +7,7 @@ ONNX exporters do not apply to it (its default ONNX export only keys its cache e
 A combination that genuinely fails today is
 marked ``xfail(strict=True, raises=<the pytest_xframe error>, reason=<why>)`` in ``KNOWN_FAILURES``:
 a converter that gets fixed turns it into an XPASS(strict) failure, so the table stays true.
+One entry depends on the torch version and is not strict (``_OLD_TORCH_RNN``).
 Backends whose packages are missing are skipped by the fixture itself.
 
 ``benchmarks/coverage_matrix.py`` runs this file and prints the results as a Markdown matrix.
@@ -24,8 +25,9 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
+import torch
 
-from pytest_xframe import ConversionError, ParityError, XframeError, backends
+from pytest_xframe import ConversionError, ExportError, ParityError, XframeError, backends
 
 from coverage_models import CASES
 
@@ -153,10 +155,23 @@ KNOWN_FAILURES: dict[tuple[str, str | None, str | None], tuple[type[XframeError]
 }
 
 
-def _known_failure(model: str, backend: str, exporter: str) -> tuple[type[XframeError], str] | None:
+#: measured with torch 2.11 (Python 3.12, a GPU machine's image): torch.export specializes the
+#: sequence dim of nn.LSTM / nn.GRU, so the dynamo export refuses the dynamic one before any
+#: backend runs. torch 2.13 exports them; 2.12 is not measured, hence not strict.
+_OLD_TORCH_RNN = (
+    "torch < 2.13 export specializes the RNN seq dim -- torch.export: 'Received user-specified dim hint "
+    "Dim.DYNAMIC(min=None, max=None), but tracing inferred a static shape of 3 for dimension inputs['x'].shape[1]'"
+)
+_OLD_TORCH = torch.__version__ < (2, 13)
+
+
+def _known_failure(model: str, backend: str, exporter: str) -> tuple[type[XframeError], str, bool] | None:
+    """(the error it raises, why, strict) for a combination that fails on this stack."""
+    if _OLD_TORCH and exporter == "dynamo" and model in ("lstm_2l_bi", "gru"):
+        return ExportError, _OLD_TORCH_RNN, False
     for key in ((model, backend, exporter), (model, backend, None), (model, None, exporter), (model, None, None)):
         if key in KNOWN_FAILURES:
-            return KNOWN_FAILURES[key]
+            return (*KNOWN_FAILURES[key], True)
     return None
 
 
@@ -192,7 +207,7 @@ def _params() -> list:
         for backend in BACKENDS:
             for exporter in exporters(backend):
                 known = _known_failure(model, backend, exporter)
-                marks = [pytest.mark.xfail(strict=True, raises=known[0], reason=known[1])] if known else []
+                marks = [pytest.mark.xfail(strict=known[2], raises=known[0], reason=known[1])] if known else []
                 params.append(pytest.param(model, backend, exporter, id=f"{model}-{backend}-{exporter}", marks=marks))
     return params
 
