@@ -83,6 +83,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Before any conftest or test module can import torch (pytest-xdist workers only)."""
+    from .threads import AUTO, quiet_openmp
+
+    known = early_config.known_args_namespace
+    quiet_openmp(getattr(known, "xframe_threads", None) or str(early_config.getini("xframe_threads")).strip() or AUTO)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

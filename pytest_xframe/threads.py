@@ -10,6 +10,7 @@ frameworks keep their own defaults unless ``--xframe-threads=N`` asks for N.
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from typing import Any
 
 #: the value of ``--xframe-threads`` / ini ``xframe_threads`` that sizes pools per xdist worker
@@ -59,6 +60,23 @@ def describe(setting: str | int, workers: int | None) -> str:
     if setting == AUTO:
         return f"threads: {count} per framework ({cpu_count()} CPUs / {workers} xdist workers)"
     return f"threads: {count} per framework"
+
+
+def quiet_openmp(setting: str, environ: MutableMapping[str, str] | None = None) -> bool:
+    """In an xdist worker sizing pools itself (``auto``): idle OpenMP threads (torch's) sleep
+    instead of spinning. Returns whether it set ``OMP_WAIT_POLICY``.
+
+    libgomp spins its idle threads after every parallel region; N workers' spinning threads steal
+    the cores their siblings compute on. Measured on 16 cores, ``-n 4``, four mid-size models on
+    ONNX Runtime: 110 CPU-s -> 52 and 21.9 s -> 19.2 s wall warm. A serial run keeps spinning (it
+    was slower passive: 20.3 s -> 25.0 s), and a value the user set is left alone. OpenMP reads
+    it when torch loads it, so this runs before any conftest or test module is imported.
+    """
+    environ = os.environ if environ is None else environ
+    if str(setting).strip().lower() != AUTO or xdist_workers() is None or "OMP_WAIT_POLICY" in environ:
+        return False
+    environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 
 def limit_torch(count: int | None) -> None:

@@ -89,3 +89,37 @@ def test_onnxruntime_session_gets_the_count(tmp_path) -> None:
     onnx.save(model, str(path))
     assert make_session(str(path), threads=1).session.get_session_options().intra_op_num_threads == 1
     assert make_session(str(path)).session.get_session_options().intra_op_num_threads == 0  # ORT decides
+
+
+def test_openmp_waits_passively_only_in_xdist_workers_with_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
+    env: dict[str, str] = {}
+    assert threads.quiet_openmp("auto", env) and env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert not threads.quiet_openmp("auto", env) and env["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice
+    for setting in ("0", "2"):  # a fixed count, or the frameworks' defaults: nothing changes
+        env = {}
+        assert not threads.quiet_openmp(setting, env) and not env
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
+    env = {}
+    assert not threads.quiet_openmp("auto", env) and not env  # a serial run keeps spinning
+
+
+def test_xdist_workers_set_the_openmp_policy_before_conftests_import(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenMP reads the policy when torch loads it, which a conftest may do at import."""
+    pytest.importorskip("xdist")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    pytester.makeconftest("import os\nSEEN = os.environ.get('OMP_WAIT_POLICY')\n")
+    pytester.makepyfile(
+        """
+        import os, sys
+
+        def test_policy():
+            assert sys.modules["conftest"].SEEN == os.environ["EXPECTED"]
+        """
+    )
+    monkeypatch.setenv("EXPECTED", "PASSIVE")
+    pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly").assert_outcomes(passed=1)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setenv("EXPECTED", "ACTIVE")
+    pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly").assert_outcomes(passed=1)
