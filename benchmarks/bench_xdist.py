@@ -1,10 +1,11 @@
 """Serial vs pytest-xdist on a suite of several models, cold and warm conversion cache.
 
-Writes a throw-away project with one parity test per model, then times, each in a fresh process:
-serial with an empty cache, ``-n 2`` with an empty cache, serial warm, ``-n 2`` warm. Prints a
-table with the wall times and the speed-up of ``-n 2`` over serial.
+Writes a throw-away project with one parity test per model (``--suite small``: six tiny models;
+``mid``: four of the size model teams ship), then times, each in a fresh process: serial with an
+empty cache, ``-n 2`` with an empty cache, serial warm, ``-n 2`` warm. Prints a table with the
+wall times and the speed-up of ``-n 2`` over serial.
 
-    python benchmarks/bench_xdist.py [--examples 20] [--workers 2] [--repeat 3] [--threads auto|0|N] [--backends LIST]
+    python benchmarks/bench_xdist.py [--suite small|mid] [--examples 20] [--workers 2] [--repeat 3] [--threads auto|0|N] [--backends LIST]
 """
 
 from __future__ import annotations
