@@ -236,16 +236,34 @@ def feeds_digest(feeds: Mapping[str, np.ndarray]) -> bytes:
     return h.digest()
 
 
+#: module globals whose value ``model_fingerprint`` reads: flags and numbers a ``forward`` branches on
+_PLAIN_VALUES = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _code_and_globals(code: Any, namespace: Mapping[str, Any], h: Any) -> None:
+    """Hash ``code`` (and the code nested in it: comprehensions, lambdas) with the plain values of
+    the module globals it names, so that flipping a flag ``forward`` reads makes a new export."""
+    h.update(code.co_code)
+    h.update(repr(tuple(c for c in code.co_consts if not hasattr(c, "co_code"))).encode())
+    for name in code.co_names:
+        if name in namespace and isinstance(namespace[name], _PLAIN_VALUES):
+            h.update(f"{name}={namespace[name]!r};".encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _code_and_globals(const, namespace, h)
+
+
 def model_fingerprint(model: Any) -> str:
-    """Identity of a model for this session: classes, code, structure and every weight."""
+    """Identity of a model for this session: classes, code, the plain module globals that code
+    names, structure and every weight. Code that ``forward`` calls in other functions, and globals
+    those read, are not seen."""
     h = hashlib.sha256()
     for module in model.modules():
         cls = type(module)
         h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
         code = getattr(cls.forward, "__code__", None)
         if code is not None:
-            h.update(code.co_code)
-            h.update(repr(code.co_consts).encode())
+            _code_and_globals(code, getattr(cls.forward, "__globals__", {}), h)
     h.update(repr(model).encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()

@@ -194,3 +194,54 @@ def test_torch_outputs_kept_least_recently_used_within_a_byte_budget(tmp_path: P
     reference(5.0, size=1000)  # bigger than the whole budget: computed, never kept
     reference(5.0, size=1000)
     assert runs[-2:] == [5.0, 5.0]
+
+
+def test_a_global_flag_forward_reads_is_part_of_the_model_identity(xf_pytester: pytest.Pytester) -> None:
+    """A test that flips a module flag ``forward`` branches on gets an export of its own, not
+    the one an earlier test made with the other value (which would fail every backend)."""
+    xf_pytester.makepyfile(
+        """
+        import pytest, torch
+        from torch import nn
+        from pytest_xframe import TensorSpec
+
+        DOUBLE = False
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                y = self.fc(x)
+                return [v * 2 for v in (y,)][0] if DOUBLE else y
+
+        @pytest.mark.xframe_parity(backends=["onnxruntime"], exporter="torchscript", max_examples=3)
+        @pytest.mark.parametrize("double", [False, True])
+        def test_net(xframe, double, monkeypatch):
+            monkeypatch.setattr(__import__(__name__), "DOUBLE", double)
+            xframe.check(Net().eval(), inputs=[TensorSpec((2, 4))])
+        """
+    )
+    result = xf_pytester.runpytest("--xframe-report=report.json")
+    result.assert_outcomes(passed=2)
+    assert sum(c["seconds"]["export"] > 0 for c in _checks(xf_pytester)) == 2
+
+
+def test_model_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """xdist workers share exports by this key: code nested in forward (a comprehension) must
+    not bring its memory address into it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    (tmp_path / "netmod.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        torch.manual_seed(0)\n        self.fc = nn.Linear(4, 3)\n\n"
+        "    def forward(self, x):\n        return sum(v for v in [self.fc(x), x[:, :3]])\n"
+    )
+    code = "from netmod import Net; from pytest_xframe.pipeline import model_fingerprint; print(model_fingerprint(Net()))"
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] and len(runs[0].strip()) == 64
