@@ -8,6 +8,7 @@ import io
 import time
 import traceback
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,15 @@ def model_device(model: Any) -> Any:
     return torch.device("cpu")
 
 
+def torch_feeds(model: Any, feeds: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, Any]:
+    """``feeds[name]`` for each of ``names`` as a torch tensor on the model's device (sharing memory
+    with the array where it is already contiguous and on the CPU)."""
+    import torch
+
+    device = model_device(model)
+    return {n: torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in names}
+
+
 def dynamic_axes(slots: tuple[InputSlot, ...]) -> dict[str, dict[int, str]]:
     return {
         slot.name: {axis: d.name for axis, d in enumerate(slot.spec.shape) if isinstance(d, Dim)}
@@ -100,9 +110,8 @@ def export(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
-    device = model_device(model)
-    feeds = {k: torch.from_numpy(v).to(device) for k, v in example_feeds(slots).items()}
     names = [s.name for s in slots]
+    feeds = torch_feeds(model, example_feeds(slots), names)
     args: tuple[Any, ...] = tuple(feeds[n] for n in names) if positional else ()
     kwargs = {} if positional else {n: feeds[n] for n in names}
     start = time.perf_counter()

@@ -37,10 +37,9 @@ def torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], names: list[str],
     """
     import torch
 
-    from .export import model_device
+    from .export import torch_feeds
 
-    device = model_device(model)
-    tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in names]
+    tensors = torch_feeds(model, feeds, names)
     with torch.no_grad():
-        out = model(*tensors) if positional else model(**dict(zip(names, tensors)))
+        out = model(*tensors.values()) if positional else model(**tensors)
     return {name: t.detach().cpu().numpy() for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))}

@@ -85,10 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Before any conftest or test module can import torch (pytest-xdist workers only)."""
-    from .threads import AUTO, quiet_openmp
+    from .threads import chosen, quiet_openmp
 
-    known = early_config.known_args_namespace
-    quiet_openmp(getattr(known, "xframe_threads", None) or str(early_config.getini("xframe_threads")).strip() or AUTO)
+    quiet_openmp(chosen(getattr(early_config.known_args_namespace, "xframe_threads", None), early_config.getini("xframe_threads")))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -59,9 +59,9 @@ class XframeSession:
         return cli
 
     def _threads_setting(self) -> str | int:
-        from .threads import AUTO, parse
+        from .threads import chosen, parse
 
-        raw = self.config.getoption("xframe_threads") or str(self.config.getini("xframe_threads")).strip() or AUTO
+        raw = chosen(self.config.getoption("xframe_threads"), self.config.getini("xframe_threads"))
         try:
             return parse(raw)
         except ValueError:

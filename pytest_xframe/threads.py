@@ -31,6 +31,11 @@ def xdist_workers() -> int | None:
     return int(raw) if raw and raw.isdigit() and int(raw) > 0 else None
 
 
+def chosen(option: str | None, ini: str) -> str:
+    """The raw setting in force: ``--xframe-threads``, else ini ``xframe_threads``, else ``auto``."""
+    return option or str(ini).strip() or AUTO
+
+
 def parse(raw: str) -> str | int:
     """``auto``, ``0`` (leave the frameworks alone) or a positive count; ValueError otherwise."""
     raw = raw.strip().lower()

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConversionError, first_line
-from ..export import OnnxArtifact, example_feeds, model_device
+from ..export import OnnxArtifact, example_feeds, torch_feeds
 from ..spec import Dim, InputSlot
 from . import (
     BuildContext,
@@ -199,10 +199,7 @@ class _Converter:
                 module.training = mode
 
     def _tensors(self, feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        import torch
-
-        device = model_device(self.source.model)
-        return {s.name: torch.from_numpy(np.ascontiguousarray(feeds[s.name])).to(device) for s in self.source.slots}
+        return torch_feeds(self.source.model, feeds, [s.name for s in self.source.slots])
 
     def outputs(self, feeds: Mapping[str, np.ndarray]) -> list[list[str]]:
         """torch's flattened output names and dtypes, in order (the pipeline's names)."""
