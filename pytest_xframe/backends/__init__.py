@@ -84,6 +84,9 @@ class Backend:
     #: "onnx": converts the ONNX export; "torch": converts the module itself (``BuildContext.torch``),
     #: and the ONNX export only keys its cache entry and is never run on its route
     source: str = "onnx"
+    #: what the target computes in: "fp32", "fp16" or "int8"; decides the default judging policy
+    #: (fp32 keeps the dtype tolerances, reduced-precision targets are judged by metrics)
+    precision: str = "fp32"
 
     @property
     def install_hint(self) -> str:
