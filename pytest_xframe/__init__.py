@@ -3,7 +3,19 @@
 Public names only; importing this package imports no deep-learning framework.
 """
 
-from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError
+from .errors import (
+    BackendUnavailable,
+    ConversionError,
+    ExportError,
+    ModelStateWarning,
+    NondeterminismError,
+    ParityError,
+    ResourceError,
+    SpecError,
+    StorageWarning,
+    XframeError,
+    XframeWarning,
+)
 from .spec import Dim, TensorSpec
 
 __all__ = [
@@ -11,9 +23,14 @@ __all__ = [
     "ConversionError",
     "Dim",
     "ExportError",
+    "ModelStateWarning",
+    "NondeterminismError",
     "ParityError",
+    "ResourceError",
     "SpecError",
+    "StorageWarning",
     "TensorSpec",
     "XframeError",
+    "XframeWarning",
 ]
 __version__ = "0.1.0"

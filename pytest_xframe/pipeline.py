@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts, backends
+from . import artifacts, backends, guard, validation
 from .backends import BuildContext, Prepared, TorchSource
 from .cache import ArtifactCache
 from .compare import OutputComparison, compare_all, format_comparison
@@ -30,9 +30,8 @@ from .convert import import_converter
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export
 from .imports import import_hypothesis
-from .outputs import torch_outputs
 from .settings import CheckOptions
-from .spec import InputSlot, bind_inputs, forward_parameters
+from .spec import InputSlot, bind_inputs, calls_positionally
 from .strategies import Feeds, describe_array, feeds_strategy, shared_dims
 
 
@@ -264,7 +263,7 @@ def model_fingerprint(model: Any) -> str:
         code = getattr(cls.forward, "__code__", None)
         if code is not None:
             _code_and_globals(code, getattr(cls.forward, "__globals__", {}), h)
-    h.update(repr(model).encode())
+    h.update(guard.safe_repr(model).encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
@@ -300,24 +299,6 @@ def shared_export(store: ArtifactCache, key: tuple, make: Callable[[Path], OnnxA
     return OnnxArtifact(path=path, **described), bool(made)
 
 
-def _validate_model(model: Any, name: str) -> None:
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise SpecError(
-            f"xframe.check needs a torch.nn.Module, got {type(model).__name__}",
-            hint="pass the model instance, e.g. xframe.check(MyModel().eval(), inputs=[...])",
-        )
-    training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
-    if training:
-        raise SpecError(
-            "model is in training mode: dropout and batch-norm make its outputs random, so no backend can match",
-            model=name,
-            cause=f"training=True on {', '.join(training[:3])}" + (f" and {len(training) - 3} more" if len(training) > 3 else ""),
-            hint="call model.eval() before xframe.check",
-        )
-
-
 def _slots_key(slots: tuple[InputSlot, ...]) -> tuple:
     return tuple((s.name, s.spec, None if s.value is None else (s.value.dtype.str, s.value.shape, s.value.tobytes())) for s in slots)
 
@@ -351,25 +332,28 @@ def run_check(
 
     name = options.name or type(model).__name__
     report.model = name
-    _validate_model(model, name)
+    validation.validate_model(model, name)
     slots = bind_inputs(model, inputs, name)
     shared_dims(slots)
-    params = [p.name for p in forward_parameters(model)]
-    positional = [s.name for s in slots] == params[: len(slots)]
+    validation.check_input_size(slots, options.max_input_bytes, name)
+    for b in options.backends:
+        validation.supported_plan(_export_plan(backends.get(b), options), b, name)
+    positional = calls_positionally(model, slots)
+    forward = guard.Forward(model, slots, positional, name)
     test_id = report.test_id
-    modes = [(m, m.training) for m in model.modules()]
+    state = guard.ModelState.of(model)
     engine.limit_threads("torch")
     try:
         fingerprint = model_fingerprint(model)
         slots_key = _slots_key(slots)
         output_names = engine.output_names(
-            (fingerprint, slots_key), lambda: tuple(torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
+            (fingerprint, slots_key), lambda: tuple(guard.confirm_deterministic(forward, example_feeds(slots), None, state))
         )
         targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
         model_key = (siblings, fingerprint, slots_key)
-        run_one = _example_runner(model, model_key, engine, [s.name for s in slots], targets, options, positional, report, name)
+        run_one = _example_runner(forward, model_key, engine, [s.name for s in slots], targets, options, positional, report, name)
 
         @settings(
             max_examples=options.max_examples,
@@ -393,10 +377,11 @@ def run_check(
             # what @seed sets, without @seed's side effect of switching the example database off
             parity._hypothesis_internal_use_seed = engine.example_seed(model_key)  # type: ignore[attr-defined]
         try:
-            parity()
+            guard.bounded(parity, name)
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
+            guard.confirm_deterministic(forward, failure.feeds, failure.reference, state)  # before blaming a step
             _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
         for result in report.backends.values():
             if result.verdict == "pending":
@@ -411,8 +396,9 @@ def run_check(
                 result.artifacts = exc.kept
         raise
     finally:
-        for module, mode in modes:  # exporters may flip modes; put every module back as it was
-            module.training = mode
+        # forward and the exporters may change buffers, attributes and modes: put everything back
+        guard.warn_if_changed(state, name)
+        state.restore()
 
 
 def _prepare_backend(engine, backend_name, model, slots, output_names, options, fingerprint, positional, name, report) -> _Target:
@@ -487,8 +473,8 @@ def _keep_error(exc: XframeError, root: Path, test_id: str) -> None:
     if not exc.details or not exc.backend:
         return
     directory = artifacts.case_dir(root, test_id, exc.backend)
-    artifacts.save_error(directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None))
-    exc.kept = artifacts.shown(directory)
+    if artifacts.keep(artifacts.save_error, directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None)):
+        exc.kept = artifacts.shown(directory)
 
 
 def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: dict, outputs: dict, comparisons: dict) -> ParityError:
@@ -498,13 +484,16 @@ def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: d
     return error
 
 
-def _example_runner(model, model_key: tuple, engine: Engine, names: list[str], targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
+def _example_runner(forward: guard.Forward, model_key: tuple, engine: Engine, names: list[str], targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
     from hypothesis import target
 
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
-        reference = engine.reference(model_key, feeds, lambda: torch_outputs(model, feeds, names, positional))
+        try:
+            reference = engine.reference(model_key, feeds, lambda: forward.outputs(feeds))
+        except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
+            raise _RuntimeCrash(exc) from None
         torch_seconds = time.perf_counter() - start
         failing: dict[str, list[OutputComparison]] = {}
         outputs: dict[str, dict] = {}
@@ -604,7 +593,8 @@ def _finish_failure(
         directory = artifacts.case_dir(root, test_id, backend_name)
         t = next(t for t in targets if t.backend == backend_name)
         result.diagnosis = _diagnose(t, failure, comparisons, model, positional, workdir, report.model, options)
-        artifacts.save_case(
+        kept = artifacts.keep(
+            artifacts.save_case,
             directory,
             case={
                 "test_id": test_id,
@@ -624,6 +614,10 @@ def _finish_failure(
             onnx_path=t.artifact.path,
             converted_path=_converted_path(t, failure.feeds),
         )
+        diagnosis = f"[{backend_name}] " + (result.diagnosis.replace("\n", "\n  ") if result.diagnosis.startswith("diagnosis:") else result.diagnosis)
+        if kept is None:  # the mismatch stays the failure; the warning says why nothing was kept
+            hints += [diagnosis, f"[{backend_name}] artifacts: not kept ({directory} could not be written; see the warning)"]
+            continue
         result.artifacts = str(directory)
         from .plots import save_error_plot
 
@@ -632,8 +626,7 @@ def _finish_failure(
                 plot = save_error_plot(directory, c.name, failure.reference[c.name], failure.outputs[backend_name][c.name], c.atol, c.rtol)
                 if plot is not None:
                     hints.append(f"[{backend_name}] error plot of {c.name!r}: {artifacts.shown(plot)}")
-        hints.append(result.diagnosis.replace("\n", "\n  ") if result.diagnosis.startswith("diagnosis:") else result.diagnosis)
-        hints[-1] = f"[{backend_name}] {hints[-1]}"
+        hints.append(diagnosis)
         shown = artifacts.shown(directory)
         if backends.get(backend_name).source == "onnx":  # the ONNX model and its conversion are kept
             hints.append(f"[{backend_name}] artifacts: {shown}\n  replay: python -m pytest_xframe replay {shown}")
