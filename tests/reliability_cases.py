@@ -113,6 +113,14 @@ class NoisyOnSomeSizes(nn.Module):
         return x if x.shape[0] == 2 else x + torch.rand_like(x)
 
 
+class FrozenCounter(Counter):
+    """Writes its state and mismatches: TorchScript freezes float(x.sum()) at the example's value."""
+
+    def forward(self, x):
+        self.n.add_(1)
+        return x + float(x.sum())
+
+
 class KwOnly(nn.Module):
     def forward(self, x, *, scale):
         return x * scale
@@ -191,6 +199,8 @@ CASES = [
     Case("buffer-counter-in-output", lambda: Counter(feeds_output=True).eval(), spec(3), "NondeterminismError", "forward changes the model's own state: buffer n"),
     Case("noise-on-some-sizes", lambda: NoisyOnSomeSizes().eval(), lambda: [TensorSpec((Dim("n", 1, 4), 8))], "NondeterminismError",
          "not deterministic", {"exporter": "torchscript", "max_examples": 5}),
+    Case("stateful-and-mismatching", lambda: FrozenCounter().eval(), spec(3), "ParityError", "outputs differ from torch on onnxruntime",
+         {"exporter": "torchscript"}),
     # faults in forward
     Case("memory-error", lambda: eval_(Raises, MemoryError), spec(3), "ResourceError", "out of memory"),
     Case("torch-oom", lambda: eval_(Raises, oom), spec(3), "ResourceError", "OutOfMemoryError"),
