@@ -27,7 +27,7 @@ from .backends import BuildContext, Prepared, TorchSource
 from .cache import ArtifactCache
 from .compare import OutputComparison, compare_all, format_comparison
 from .convert import import_converter
-from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
+from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export
 from .imports import import_hypothesis
 from .settings import CheckOptions

@@ -46,7 +46,7 @@ RECORD_SCHEMA = {
         "test": {"type": "string"},
         "backend": {"type": "string"},
         "model": {"type": "string"},
-        "verdict": {"enum": ["passed", "failed", "error", "skipped", "xfailed", "pending"]},
+        "verdict": {"enum": ["passed", "failed", "error", "skipped", "xfailed"]},
         "examples": {"type": "integer", "minimum": 0},
         "onnx": {"type": "string"},
         "max_abs": _NUMBER,

@@ -16,7 +16,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 import reliability_cases
 from reliability_cases import BY_ID, CASES
 
@@ -99,7 +98,7 @@ def make_project(root: Path, cache: Path, test: str) -> Path:
 def run_pytest(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """A real pytest session in its own process, as a user's CI runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", *args], cwd=root, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "pytest", *args], cwd=root, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -251,7 +250,7 @@ def _damage(case: Path, how: str) -> Path:
 
 
 def _replay(case: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", str(case)], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", str(case)], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_replay_of_an_intact_case_reports_the_mismatch(saved_case: Path) -> None:
