@@ -121,6 +121,13 @@ def warn_if_changed(state: ModelState, model_name: str) -> None:
         )
 
 
+def note_state(failure: Any, state: ModelState) -> None:
+    """A mismatch of a model that writes its own state says so: the export captured one state."""
+    changed = state.changes()
+    if changed:
+        failure.report_text += f"\nnote: forward changes the model's own state ({', '.join(changed[:5])}): the export fixed one state"
+
+
 @dataclass
 class Forward:
     """torch's run of the user's model, failures named: the spec's mistakes are the user's to fix."""

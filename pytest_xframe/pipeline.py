@@ -382,11 +382,14 @@ def run_check(
             raise crash.error from crash.__cause__
         except ParityError as failure:
             guard.confirm_deterministic(forward, failure.feeds, failure.reference, state)  # before blaming a step
+            guard.note_state(failure, state)
             _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
         for result in report.backends.values():
             if result.verdict == "pending":
                 result.verdict = "passed"
         return report
+    except MemoryError:  # drawing or converting: this check fails, the session goes on
+        raise guard.out_of_memory(name, "the check") from None
     except XframeError as exc:
         _keep_error(exc, artifacts_root, test_id)
         for result in report.backends.values():

@@ -150,7 +150,7 @@ def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
     lines.extend(getattr(exc, "__notes__", []) or [])
     details = getattr(exc, "details", None)
     if details:
-        lines.append("full traceback:\n" + details if verbosity > 0 else "(run with -v for the full converter/exporter traceback)")
+        lines.append("full traceback:\n" + details if verbosity > 0 else "(run with -v for the full traceback)")
     return "\n".join(lines)
 
 
