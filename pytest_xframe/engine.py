@@ -103,12 +103,9 @@ class Engine:
         if self.threads is None or framework in self._threads_set:
             return
         self._threads_set.add(framework)
-        from . import threads
+        from .threads import limit_framework
 
-        if framework == "torch":
-            threads.limit_torch(self.threads)
-        elif framework == "tensorflow":
-            threads.limit_tensorflow(self.threads)
+        limit_framework(framework, self.threads)
 
     def output_names(self, key: tuple, make: Any) -> tuple[str, ...]:
         """Output names of a model for given inputs, found by one torch run per session."""
