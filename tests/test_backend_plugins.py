@@ -123,7 +123,7 @@ def test_a_conftest_backend_runs_end_to_end_and_replays(toy_project: pytest.Pyte
     assert (failed["backend"], failed["verdict"]) == ("onnx-reference", "failed")
     printed = str(Path(failed["artifacts"]).relative_to(toy_project.path))
     replay = subprocess.run(
-        [sys.executable, "-m", "pytest_xframe", "replay", printed], capture_output=True, text=True, timeout=300, cwd=toy_project.path
+        [sys.executable, "-m", "pytest_xframe", "replay", printed], capture_output=True, text=True, timeout=300, cwd=toy_project.path, check=False
     )
     assert replay.returncode == 1, replay.stderr
     assert "[onnx-reference]" in replay.stdout and replay.stdout.rstrip().endswith("verdict: MISMATCH")
@@ -191,7 +191,7 @@ def test_replay_of_a_backend_without_load_case_says_to_rerun(tmp_path: Path) -> 
     (tmp_path / "case.json").write_text(json.dumps(case))
     for name in ("inputs.npz", "reference.npz"):
         np.savez(tmp_path / name, x=np.zeros(2, np.float32))
-    replay = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    replay = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
     assert replay.returncode != 0
     assert replay.stderr.strip().splitlines() == [
         f"replay: backend 'litert-torch' cannot load a saved case (it has no load_case); rerun its test instead of replaying {tmp_path}"

@@ -8,9 +8,9 @@ import inspect
 import hypothesis
 import pytest
 from hypothesis import core, given, settings
-from hypothesis.internal import reflection
 from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase
+from hypothesis.internal import reflection
 
 from pytest_xframe import hypothesis_compat as compat
 
