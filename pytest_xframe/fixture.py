@@ -12,7 +12,7 @@ from .errors import BackendUnavailable, SpecError
 from .settings import MARKER, validate
 
 if TYPE_CHECKING:
-    from .pipeline import ParityReport
+    from .results import ParityReport
     from .session import XframeSession
 
 
@@ -37,10 +37,11 @@ class Xframe:
         __tracebackhide__ = True
         self.calls += 1
         from . import report as reporting
-        from .pipeline import ParityReport, run_check
+        from .check import run_check
+        from .results import ParityReport
 
         try:
-            given = validate(options, "xframe.check()")
+            given = validate(options, "xframe.check()", self._session.backend_names)
         except SpecError as exc:  # the check still gets its line in the report, with the error
             self._record_refused(exc)
             raise
@@ -51,9 +52,7 @@ class Xframe:
             resolved = replace(resolved, backends=(self.backend,))
         skipped = []
         if self.backend is None:
-            from . import backends
-
-            missing = {b: backends.get(b).missing() for b in resolved.backends}
+            missing = {b: self._session.backends.get(b).missing() for b in resolved.backends}
             skipped = [(b, reason) for b, reason in missing.items() if reason]
             available = tuple(b for b, reason in missing.items() if not reason)
             if not available:
@@ -78,7 +77,7 @@ class Xframe:
         """A check refused for its own options: one error record per backend it would have run."""
         from . import report as reporting
         from .guard import settle
-        from .pipeline import ParityReport
+        from .results import ParityReport
 
         resolved = self._session.options({}, {})
         if self.backend is not None:

@@ -31,7 +31,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .pipeline import ParityReport
+    from .results import ParityReport
     from .spec import InputSlot
 
 #: attribute values a forward may count or flag with (``self.calls += 1``), restored like buffers
@@ -162,7 +162,7 @@ class Forward:
         return as_numpy(out)
 
     def _spec_error(self, feeds: Mapping[str, np.ndarray], exc: BaseException) -> SpecError:
-        from .strategies import describe_array
+        from .formatting import describe_array
 
         specs = "; ".join(f"{s.name}={s.describe()}" for s in self.slots)
         drawn = "; ".join(f"{k}={describe_array(np.asarray(v))}" for k, v in feeds.items())
@@ -206,7 +206,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def out_of_memory(model_name: str, where: str, feeds: Mapping[str, np.ndarray] | None = None, exc: BaseException | None = None) -> ResourceError:
-    from .strategies import describe_array
+    from .formatting import describe_array
 
     size = sum(np.asarray(v).nbytes for v in feeds.values()) if feeds else 0
     return ResourceError(
@@ -264,7 +264,7 @@ def settle(report: ParityReport, exc: BaseException | None) -> None:
     one the check never reached gets the error that stopped it."""
     import pytest
 
-    from .pipeline import BackendResult
+    from .results import BackendResult
 
     skipped = isinstance(exc, (BackendUnavailable, pytest.skip.Exception))
     for name in report.options.backends:
