@@ -104,7 +104,7 @@ def load_case(case_dir: Path) -> tuple[dict[str, Any], dict, dict, dict]:
     try:
         case = json.loads(case_file.read_text())
         tolerances = {c["name"]: (float(c["atol"]), float(c["rtol"])) for c in case["comparisons"]}
-        for key in ("backend", "test_id", "model", "onnx", "input_names", "output_names"):
+        for key in ("backend", "test_id", "model", "onnx"):
             case[key]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise BadCase(f"{case_file} is damaged ({describe_exception(exc, 200)})") from None

@@ -208,6 +208,8 @@ CASES = [
     # options
     Case("opset-99", lin, spec(3), "SpecError", "opset 99 is outside what the exporter supports (dynamo: 7..23; torchscript: 7..20)", {"opset": 99}),
     Case("opset-22-torchscript", lin, spec(3), "SpecError", "torchscript: 7..20", {"opset": 22, "exporter": "torchscript"}),
+    Case("dynamo-cannot-reach-opset", lin, spec(3), "ExportError", "the dynamo exporter produced opset 18, not the requested opset 13",
+         {"exporter": "dynamo", "opset": 13}),
     Case("opset-3", lin, spec(3), "SpecError", "opset must be an int >= 7", {"opset": 3}),
     Case("atol-nan", lin, spec(3), "SpecError", "atol must be a finite number >= 0", {"atol": float("nan")}),
     Case("atol-inf", lin, spec(3), "SpecError", "atol must be a finite number", {"atol": float("inf")}),
