@@ -68,8 +68,9 @@ def converter_revision() -> str:
 
     digest = hashlib.sha256()
     here = pathlib.Path(__file__).resolve().parent
-    for name in ("onnx_tf.py", "onnx_tf_compat.py", "lowering.py"):
-        digest.update((here / name).read_bytes())
+    compat = sorted((here / "onnx_tf_compat").rglob("*.py"))
+    for path in [here / "onnx_tf.py", *compat, here / "lowering.py"]:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
