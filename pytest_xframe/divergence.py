@@ -45,7 +45,7 @@ import ast
 import re
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -348,16 +348,37 @@ def locate_conversion_divergence(
 # --------------------------------------------------------------------------------------------
 # torch vs onnxruntime
 # --------------------------------------------------------------------------------------------
+# Phases, each a function returning a dataclass: run torch hooked (TorchRun) -> read the torch
+# module scopes of the ONNX nodes (GraphScopes) -> pair hooked tensors with ONNX values (Matching)
+# -> compare each pairing (Verdicts) -> pick the first divergent value (FirstDivergence).
 
 
-@dataclass
-class _Point:
-    """One ONNX value compared with one hooked torch tensor."""
+def run_ort_intermediates(onnx_model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every value of the model (intermediates, outputs, and the feeds) as onnxruntime computes it,
+    with graph optimizations off so that nothing is fused away."""
+    augmented, _, _, _ = _augment(onnx_model)
+    values = _run_ort_unoptimized(augmented, feeds)
+    for name, value in feeds.items():
+        values.setdefault(name, np.asarray(value))
+    return values
 
-    value: str
-    label: str
-    comparison: OutputComparison
-    array: np.ndarray
+
+@dataclass(frozen=True)
+class ModuleCall:
+    """One call of a torch module: the tensors it took and returned, as numpy copies."""
+
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class TorchRun:
+    """What one hooked run of the torch model saw."""
+
+    #: module qualified name ('' is the model itself) -> its calls, in the order they finished
+    calls: dict[str, list[ModuleCall]]
+    #: the model's own output tensors, flattened
+    outputs: list[np.ndarray]
 
 
 _CALL_SUFFIX = re.compile(r"^(.*)_(\d+)$")
@@ -444,33 +465,40 @@ def _to_numpy(t: Any) -> np.ndarray:
     return t.detach().cpu().clone().numpy()
 
 
-def _run_torch_hooked(torch_model: Any, feeds: Mapping[str, np.ndarray], positional: bool) -> tuple[dict[str, list[tuple[list[np.ndarray], list[np.ndarray]]]], list[np.ndarray]]:
-    """Per module, per call: (tensor inputs, tensor outputs) as numpy copies; plus the model's outputs."""
+def _hook_every_module(torch_model: Any, inputs: dict[str, list[list[np.ndarray]]],
+                       outputs: dict[str, list[list[np.ndarray]]]) -> list[Any]:
+    """Register hooks that append each module call's tensor inputs / outputs; returns the handles."""
     import torch
 
-    calls: dict[str, list[tuple[list[np.ndarray], list[np.ndarray]]]] = {}
-    handles = []
-
-    def hook(qname: str):
+    def hook(qname: str) -> Callable[..., None]:
         def capture(module: Any, args: Any, kwargs: Any, output: Any) -> None:
             outputs.setdefault(qname, []).append([_to_numpy(t) for t in _tensor_leaves(output, torch)])
         return capture
 
-    def pre_hook(qname: str):
+    def pre_hook(qname: str) -> Callable[..., None]:
         def capture(module: Any, args: Any, kwargs: Any) -> None:
             # copied before forward runs, in case forward changes them in place
             inputs.setdefault(qname, []).append([_to_numpy(t) for t in _tensor_leaves(list(args) + list(kwargs.values()), torch)])
         return capture
 
-    inputs: dict[str, list[list[np.ndarray]]] = {}
-    outputs: dict[str, list[list[np.ndarray]]] = {}
+    handles = []
     for qname, module in torch_model.named_modules():
         handles.append(module.register_forward_pre_hook(pre_hook(qname), with_kwargs=True))
         handles.append(module.register_forward_hook(hook(qname), with_kwargs=True))
+    return handles
+
+
+def run_torch_hooked(torch_model: Any, feeds: Mapping[str, np.ndarray], positional: bool) -> TorchRun:
+    """Run the model once with every module hooked: per module, per call, its tensors in and out."""
+    import torch
+
     from .export import model_device
 
     device = model_device(torch_model)
     tensors = {k: torch.from_numpy(np.array(v, copy=True)).to(device) for k, v in feeds.items()}
+    inputs: dict[str, list[list[np.ndarray]]] = {}
+    outputs: dict[str, list[list[np.ndarray]]] = {}
+    handles = _hook_every_module(torch_model, inputs, outputs)
     try:
         with torch.no_grad():
             out = torch_model(*tensors.values()) if positional else torch_model(**tensors)
@@ -478,10 +506,43 @@ def _run_torch_hooked(torch_model: Any, feeds: Mapping[str, np.ndarray], positio
         for handle in handles:
             handle.remove()
     # calls of one module start and finish in the same order unless it recurses into itself
+    calls: dict[str, list[ModuleCall]] = {}
     for qname, outs in outputs.items():
         ins = inputs.get(qname, [])
-        calls[qname] = [(ins[i] if i < len(ins) else [], o) for i, o in enumerate(outs)]
-    return calls, [_to_numpy(t) for t in _tensor_leaves(out, torch)]
+        calls[qname] = [ModuleCall(ins[i] if i < len(ins) else [], o) for i, o in enumerate(outs)]
+    return TorchRun(calls, [_to_numpy(t) for t in _tensor_leaves(out, torch)])
+
+
+@dataclass(frozen=True)
+class GraphScopes:
+    """The ONNX graph seen through the torch module tree: which nodes each module call holds."""
+
+    #: the graph's nodes in topological order; node indices below refer to this list
+    nodes: list[Any]
+    #: value name -> index of the node producing it
+    position: dict[str, int]
+    #: value name -> indices of the nodes reading it
+    consumers: dict[str, list[int]]
+    #: (module qualified name, call index) -> indices of the nodes inside that call, sorted
+    members: dict[tuple[str, int], list[int]]
+    #: how many nodes have no scope naming a torch module
+    unscoped: int
+    graph_outputs: list[str]
+    initializers: set[str]
+
+    def boundary(self, inside: list[int]) -> tuple[list[str], list[str]]:
+        """The values entering and leaving a group of nodes (initializers are not inputs)."""
+        inside_set = set(inside)
+        produced = [v for i in inside for v in self.nodes[i].output if v]
+        produced_set = set(produced)
+        leaving = [v for v in produced
+                   if v in self.graph_outputs or any(j not in inside_set for j in self.consumers.get(v, ()))]
+        entering: list[str] = []
+        for i in inside:
+            for v in self.nodes[i].input:
+                if v and v not in produced_set and v not in self.initializers and v not in entering:
+                    entering.append(v)
+        return entering, leaving
 
 
 def _split_repeated_calls(members: dict[tuple[str, int], list[int]], calls: Mapping[str, list[Any]], nodes: list[Any]) -> None:
@@ -494,27 +555,62 @@ def _split_repeated_calls(members: dict[tuple[str, int], list[int]], calls: Mapp
     for qname, per_call in calls.items():
         if len(per_call) < 2 or (qname, 0) not in members or any((qname, k) in members for k in range(1, len(per_call))):
             continue
-        inside = members[(qname, 0)]
-        parent = {i: i for i in inside}
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        producer = {v: i for i in inside for v in nodes[i].output if v}
-        for i in inside:
-            for v in nodes[i].input:
-                if v in producer:
-                    parent[root(i)] = root(producer[v])
-        pieces: dict[int, list[int]] = {}
-        for i in inside:
-            pieces.setdefault(root(i), []).append(i)
+        pieces = _connected_pieces(members[(qname, 0)], nodes)
         if len(pieces) != len(per_call):
             continue
-        for k, piece in enumerate(sorted(pieces.values(), key=min)):
+        for k, piece in enumerate(sorted(pieces, key=min)):
             members[(qname, k)] = sorted(piece)
+
+
+def _connected_pieces(inside: list[int], nodes: list[Any]) -> list[list[int]]:
+    """The nodes ``inside`` grouped into pieces connected by the values they pass each other."""
+    parent = {i: i for i in inside}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    producer = {v: i for i in inside for v in nodes[i].output if v}
+    for i in inside:
+        for v in nodes[i].input:
+            if v in producer:
+                parent[root(i)] = root(producer[v])
+    pieces: dict[int, list[int]] = {}
+    for i in inside:
+        pieces.setdefault(root(i), []).append(i)
+    return list(pieces.values())
+
+
+def scope_graph(graph: Any, torch_model: Any, calls: Mapping[str, list[Any]]) -> GraphScopes:
+    """Read each node's torch module scope and group the nodes by module call (``calls``: how
+    often each module ran, from :func:`run_torch_hooked`)."""
+    nodes = _topological_nodes(graph)
+    consumers: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for v in node.input:
+            consumers.setdefault(v, []).append(i)
+    resolve = _ScopeResolver(torch_model)
+    members: dict[tuple[str, int], list[int]] = {}
+    unscoped = 0
+    for i, node in enumerate(nodes):
+        chain = resolve(node)
+        if chain is None:
+            unscoped += 1
+            continue
+        for scope in chain[1:]:
+            members.setdefault(scope, []).append(i)
+    _split_repeated_calls(members, calls, nodes)
+    return GraphScopes(
+        nodes=nodes,
+        position={v: i for i, node in enumerate(nodes) for v in node.output if v},
+        consumers=consumers,
+        members=members,
+        unscoped=unscoped,
+        graph_outputs=[o.name for o in graph.output],
+        initializers={i.name for i in graph.initializer},
+    )
 
 
 def _match_by_shape(arrays: list[np.ndarray], candidates: list[str], values: Mapping[str, np.ndarray]) -> tuple[list[tuple[int, str]], int]:
@@ -534,6 +630,252 @@ def _match_by_shape(arrays: list[np.ndarray], candidates: list[str], values: Map
     return pairs, ambiguous
 
 
+@dataclass(frozen=True)
+class Pairing:
+    """An ONNX value and a hooked torch tensor it stands for (``label`` says which)."""
+
+    value: str
+    label: str
+    array: np.ndarray
+
+
+@dataclass
+class Matching:
+    """The pairings found, in the order found, and what could not be paired."""
+
+    pairings: list[Pairing] = field(default_factory=list)
+    #: hooked tensors with no ONNX value of their shape and dtype at their boundary
+    unmatched: int = 0
+    #: hooked tensors whose shape and dtype fit several boundary values
+    ambiguous: int = 0
+    #: labels of the module calls without ONNX nodes of their own (fused, folded or inlined)
+    no_nodes: list[str] = field(default_factory=list)
+
+    def add_by_shape(self, arrays: list[np.ndarray], candidates: list[str], label: str,
+                     values: Mapping[str, np.ndarray]) -> None:
+        pairs, ambiguous = _match_by_shape(arrays, candidates, values)
+        self.ambiguous += ambiguous
+        self.unmatched += len(arrays) - len(pairs) - ambiguous
+        for i, value in pairs:
+            self.pairings.append(Pairing(value, label if len(arrays) == 1 else f"{label} #{i}", arrays[i]))
+
+
+def _match_model_outputs(matching: Matching, run: TorchRun, scopes: GraphScopes, values: Mapping[str, np.ndarray]) -> None:
+    """The model's own outputs are the graph outputs, in order (by shape when the counts differ)."""
+    if len(run.outputs) != len(scopes.graph_outputs):
+        matching.add_by_shape(run.outputs, scopes.graph_outputs, "model output", values)
+        return
+    for i, (arr, value) in enumerate(zip(run.outputs, scopes.graph_outputs)):
+        if value in values:
+            matching.pairings.append(Pairing(value, f"model output #{i}", arr))
+
+
+def _match_module_calls(matching: Matching, run: TorchRun, scopes: GraphScopes,
+                        values: Mapping[str, np.ndarray]) -> list[tuple[str, ModuleCall]]:
+    """Pair each module call's tensors with the values crossing its nodes' boundary; returns the
+    calls without nodes of their own, with their labels."""
+    folded = []
+    for qname, per_call in run.calls.items():
+        if not qname:
+            continue
+        for k, call in enumerate(per_call):
+            inside = scopes.members.get((qname, k))
+            label = f"module {qname!r}" + (f" (call {k + 1})" if len(per_call) > 1 else "")
+            if not inside:
+                matching.no_nodes.append(label)
+                folded.append((label, call))
+                continue
+            entering, leaving = scopes.boundary(inside)
+            matching.add_by_shape(call.outputs, leaving, f"output of {label}", values)
+            matching.add_by_shape(call.inputs, entering, f"input of {label}", values)
+    return folded
+
+
+def _fused_pairings(pairings: list[Pairing], label: str, call: ModuleCall, paired: set[tuple[str, str, str]]) -> list[Pairing]:
+    """New pairings of a fused module's other tensor with values already paired with one of its tensors."""
+    if len(call.inputs) != 1 or len(call.outputs) != 1:
+        return []
+    found = []
+    for p in pairings:
+        for seen, other, how in ((call.inputs[0], call.outputs[0], "folded into this value's producer"),
+                                 (call.outputs[0], call.inputs[0], "fused into this value's consumer")):
+            key = (p.value, label, how)
+            if key in paired or p.array.shape != seen.shape or p.array.dtype != seen.dtype:
+                continue
+            if not np.array_equal(p.array, seen, equal_nan=seen.dtype.kind in "fc"):
+                continue
+            if other.shape != p.array.shape or other.dtype != p.array.dtype:
+                continue
+            paired.add(key)
+            what = f"output of {label} ({how})" if other is call.outputs[0] else f"input of {label} ({how})"
+            found.append(Pairing(p.value, what, other))
+    return found
+
+
+def _pair_fused_modules(matching: Matching, folded: list[tuple[str, ModuleCall]]) -> None:
+    """A module without nodes of its own was fused with a neighbour: into its producer (torchscript
+    folds BatchNorm into the Conv before it), so the ONNX value standing for its input holds its
+    output; or into its consumer (the dynamo exporter leaves the fused Conv in the BatchNorm's
+    scope), so the value standing for its output holds its input. Pair those values with the
+    other tensor too; chains of fused modules take several rounds."""
+    paired: set[tuple[str, str, str]] = set()
+    for _ in range(len(folded)):
+        added = False
+        for label, call in folded:
+            # pairings added for an earlier module count in this pass already
+            new = _fused_pairings(list(matching.pairings), label, call, paired)
+            matching.pairings.extend(new)
+            added = added or bool(new)
+        if not added:
+            break
+
+
+def match_values(run: TorchRun, scopes: GraphScopes, values: Mapping[str, np.ndarray]) -> Matching:
+    """Pair the hooked torch tensors with the ONNX values they stand for (``values``: by name, as
+    onnxruntime computed them; only their shapes, dtypes and presence are used here)."""
+    matching = Matching()
+    _match_model_outputs(matching, run, scopes, values)
+    folded = _match_module_calls(matching, run, scopes, values)
+    _pair_fused_modules(matching, folded)
+    return matching
+
+
+@dataclass(frozen=True)
+class ComparedPairing:
+    """One pairing's hooked torch tensor (the reference) compared with onnxruntime's value."""
+
+    value: str
+    label: str
+    comparison: OutputComparison
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Every paired ONNX value with its comparisons, in the order first paired."""
+
+    by_value: dict[str, list[ComparedPairing]]
+    #: a value agrees when any of its pairings is within tolerance (a fused module's two tensors)
+    ok: dict[str, bool]
+
+    @property
+    def divergent(self) -> list[str]:
+        return [v for v in self.by_value if not self.ok[v]]
+
+    @property
+    def agreeing(self) -> int:
+        return sum(1 for v in self.by_value if self.ok[v])
+
+
+def compare_pairings(pairings: list[Pairing], values: Mapping[str, np.ndarray], atol: float, rtol: float,
+                     equal_nan: bool) -> Verdicts:
+    """Compare each pairing's torch tensor with onnxruntime's value of the same name."""
+    by_value: dict[str, list[ComparedPairing]] = {}
+    for p in pairings:
+        comparison = compare_output(p.value, p.array, values[p.value], atol, rtol, equal_nan)
+        by_value.setdefault(p.value, []).append(ComparedPairing(p.value, p.label, comparison))
+    return Verdicts(by_value, {v: any(c.comparison.ok for c in cs) for v, cs in by_value.items()})
+
+
+@dataclass(frozen=True)
+class FirstDivergence:
+    """The first divergent value in topological order, and the nodes that can have caused it."""
+
+    value: str
+    #: index of its producer in ``GraphScopes.nodes``; None when it is a graph input
+    node_index: int | None
+    #: the producer's ancestors back to values that agree, graph inputs, initializers and
+    #: Constant nodes (sorted node indices, the producer included)
+    region: list[int]
+    #: outputs of Constant nodes: baked in by the exporter, they count as equal like initializers
+    constants: set[str]
+
+
+def pick_first_divergence(verdicts: Verdicts, scopes: GraphScopes) -> FirstDivergence:
+    """The divergent value produced first; ``verdicts`` must hold at least one divergent value."""
+    position, nodes = scopes.position, scopes.nodes
+    first = min(verdicts.divergent, key=lambda v: position.get(v, -1))
+    constants = {v for n in nodes if n.op_type == "Constant" and not n.input for v in n.output if v}
+    if first not in position:
+        return FirstDivergence(first, None, [], constants)
+    region: list[int] = []
+    stack, seen = [position[first]], set()
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        region.append(i)
+        for v in nodes[i].input:
+            if v and v in position and not verdicts.ok.get(v, False) and v not in constants:
+                stack.append(position[v])
+    return FirstDivergence(first, position[first], sorted(region), constants)
+
+
+def _export_remarks(scopes: GraphScopes, run: TorchRun, matching: Matching) -> list[str]:
+    """What the search could not see, for the report's note."""
+    remarks = []
+    if scopes.unscoped == len(scopes.nodes) and scopes.nodes:
+        remarks.append("no ONNX node name or metadata carries a torch module scope this exporter layout is known for, "
+                       "so only the model outputs could be compared")
+    elif scopes.unscoped:
+        remarks.append(f"{scopes.unscoped} of {len(scopes.nodes)} ONNX nodes had a scope that names no torch module")
+    not_called = sorted({q for q, k in scopes.members if k >= len(run.calls.get(q, []))})
+    if not_called:
+        remarks.append(f"module(s) with ONNX nodes that torch did not call (this often) for this input: {_names(not_called)}"
+                       " - control flow that took another path at export?")
+    if matching.no_nodes:
+        remarks.append(f"{len(matching.no_nodes)} module call(s) have no ONNX nodes of their own (fused, folded or inlined "
+                       f"by the exporter): {_names(matching.no_nodes)}")
+    if matching.unmatched or matching.ambiguous:
+        remarks.append(f"{matching.unmatched + matching.ambiguous} hooked tensor(s) could not be matched to an ONNX value"
+                       + (f" ({matching.ambiguous} ambiguous by shape)" if matching.ambiguous else ""))
+    return remarks
+
+
+def _blame_head(first: FirstDivergence, verdicts: Verdicts, scopes: GraphScopes) -> str:
+    """The note's first sentence: where the value sits in torch and which nodes may be the cause."""
+    nodes = scopes.nodes
+    node = nodes[first.node_index]  # type: ignore[index]
+    where = ", ".join(p.label for p in verdicts.by_value[first.value])
+    head = f"value {first.value!r} is the {where}"
+    if len(first.region) == 1:
+        head += "; the values it is computed from agree, so this node is the first to diverge"
+        baked = [v for v in node.input if v in first.constants or v in scopes.initializers]
+        if baked:
+            head += f" (it also reads constant(s) fixed at export, which count as equal: {_names(baked)})"
+    else:
+        head += (f"; it is computed from values that agree through {len(first.region)} nodes, any of which may be the cause: "
+                 + _names([nodes[i].name or nodes[i].op_type for i in first.region]))
+    return head
+
+
+def _export_blame(first: FirstDivergence, verdicts: Verdicts, scopes: GraphScopes, values: Mapping[str, np.ndarray],
+                  graph: Any, remarks: list[str]) -> DivergenceReport:
+    """The report naming the producer of the first divergent value."""
+    node = scopes.nodes[first.node_index]  # type: ignore[index]
+    best = min(verdicts.by_value[first.value], key=lambda p: p.comparison.tolerance_ratio)  # the pairing that agrees best
+    found = NodeDivergence(
+        op_type=node.op_type,
+        node_name=node.name,
+        output=first.value,
+        input_shapes=_shapes_of(node, values, graph),
+        output_shape=[int(d) for d in np.shape(values[first.value])],
+        comparison=best.comparison,
+    )
+    counts = f"{verdicts.agreeing} of {len(verdicts.by_value)} matched values within tolerance"
+    return DivergenceReport(("torch", "onnxruntime"), found, "export",
+                            "; ".join([_blame_head(first, verdicts, scopes), counts] + remarks))
+
+
+def _load_model(onnx_model: Any) -> Any:
+    """An ``onnx.ModelProto`` from a ModelProto, serialized bytes or a path."""
+    import onnx
+
+    if isinstance(onnx_model, onnx.ModelProto):
+        return onnx_model
+    return onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx.load(str(onnx_model))
+
+
 def locate_export_divergence(
     torch_model: Any,
     onnx_model: Any,
@@ -551,191 +893,28 @@ def locate_export_divergence(
     (put it in eval mode: dropout would differ on its own). See the module docstring for how ONNX
     values are matched to torch tensors and for the limits.
     """
-    import onnx
-
     between = ("torch", "onnxruntime")
-    if not isinstance(onnx_model, onnx.ModelProto):
-        onnx_model = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx.load(str(onnx_model))
-    graph = onnx_model.graph
-    augmented, _, _, _ = _augment(onnx_model)
+    onnx_model = _load_model(onnx_model)
     try:
-        ort_values = _run_ort_unoptimized(augmented, feeds)
+        values = run_ort_intermediates(onnx_model, feeds)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
         return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {describe_exception(exc)}")
-    for name in _constant_names(graph, feeds):
-        if name in feeds:
-            ort_values.setdefault(name, np.asarray(feeds[name]))
-    calls, torch_outputs = _run_torch_hooked(torch_model, feeds, positional)
-
-    nodes = _topological_nodes(graph)
-    position = {v: i for i, node in enumerate(nodes) for v in node.output if v}
-    resolve = _ScopeResolver(torch_model)
-    graph_outputs = [o.name for o in graph.output]
-    inits = {i.name for i in graph.initializer}
-    consumers: dict[str, list[int]] = {}
-    for i, node in enumerate(nodes):
-        for v in node.input:
-            consumers.setdefault(v, []).append(i)
-
-    # which nodes sit inside each (module, call)
-    members: dict[tuple[str, int], list[int]] = {}
-    unscoped = 0
-    for i, node in enumerate(nodes):
-        chain = resolve(node)
-        if chain is None:
-            unscoped += 1
-            continue
-        for scope in chain[1:]:
-            members.setdefault(scope, []).append(i)
-
-    _split_repeated_calls(members, calls, nodes)
-
-    points: list[_Point] = []
-    unmatched = ambiguous = 0
-
-    def add(arrays: list[np.ndarray], candidates: list[str], label: str) -> None:
-        nonlocal unmatched, ambiguous
-        pairs, amb = _match_by_shape(arrays, candidates, ort_values)
-        ambiguous += amb
-        unmatched += len(arrays) - len(pairs) - amb
-        for i, value in pairs:
-            what = label if len(arrays) == 1 else f"{label} #{i}"
-            points.append(_Point(value, what, compare_output(value, arrays[i], ort_values[value], atol, rtol, equal_nan), arrays[i]))
-
-    # the model's own outputs are the graph outputs, in order
-    if len(torch_outputs) == len(graph_outputs):
-        for i, (arr, value) in enumerate(zip(torch_outputs, graph_outputs)):
-            if value in ort_values:
-                points.append(_Point(value, f"model output #{i}", compare_output(value, arr, ort_values[value], atol, rtol, equal_nan), arr))
-    else:
-        add(torch_outputs, graph_outputs, "model output")
-
-    no_nodes: list[str] = []
-    folded: list[tuple[str, list[np.ndarray], list[np.ndarray]]] = []
-    for qname, per_call in calls.items():
-        if not qname:
-            continue
-        for k, (ins, outs) in enumerate(per_call):
-            inside = members.get((qname, k))
-            label = f"module {qname!r}" + (f" (call {k + 1})" if len(per_call) > 1 else "")
-            if not inside:
-                no_nodes.append(label)
-                folded.append((label, ins, outs))
-                continue
-            inside_set = set(inside)
-            produced = [v for i in inside for v in nodes[i].output if v]
-            produced_set = set(produced)
-            boundary_out = [v for v in produced if v in graph_outputs or any(j not in inside_set for j in consumers.get(v, ()))]
-            boundary_in: list[str] = []
-            for i in inside:
-                for v in nodes[i].input:
-                    if v and v not in produced_set and v not in inits and v not in boundary_in:
-                        boundary_in.append(v)
-            add(outs, boundary_out, f"output of {label}")
-            add(ins, boundary_in, f"input of {label}")
-
-    # A module without nodes of its own was fused with a neighbour: into its producer (torchscript
-    # folds BatchNorm into the Conv before it), so the ONNX value standing for its input holds its
-    # output; or into its consumer (the dynamo exporter leaves the fused Conv in the BatchNorm's
-    # scope), so the value standing for its output holds its input. Pair those values with the
-    # other tensor too; chains of fused modules take several rounds.
-    paired: set[tuple[str, str, str]] = set()
-    for _ in range(len(folded)):
-        added = False
-        for label, ins, outs in folded:
-            if len(ins) != 1 or len(outs) != 1:
-                continue
-            for p in list(points):
-                for seen, other, how in ((ins[0], outs[0], "folded into this value's producer"),
-                                         (outs[0], ins[0], "fused into this value's consumer")):
-                    key = (p.value, label, how)
-                    if key in paired or p.array.shape != seen.shape or p.array.dtype != seen.dtype:
-                        continue
-                    if not np.array_equal(p.array, seen, equal_nan=seen.dtype.kind in "fc"):
-                        continue
-                    if other.shape != p.array.shape or other.dtype != p.array.dtype:
-                        continue
-                    paired.add(key)
-                    added = True
-                    what = f"output of {label} ({how})" if other is outs[0] else f"input of {label} ({how})"
-                    points.append(_Point(p.value, what, compare_output(p.value, other, ort_values[p.value], atol, rtol, equal_nan), other))
-        if not added:
-            break
-
-    by_value: dict[str, list[_Point]] = {}
-    for p in points:
-        by_value.setdefault(p.value, []).append(p)
-    ok = {v: any(p.comparison.ok for p in ps) for v, ps in by_value.items()}
-
-    remarks = []
-    if unscoped == len(nodes) and nodes:
-        remarks.append("no ONNX node name or metadata carries a torch module scope this exporter layout is known for, "
-                       "so only the model outputs could be compared")
-    elif unscoped:
-        remarks.append(f"{unscoped} of {len(nodes)} ONNX nodes had a scope that names no torch module")
-    not_called = sorted({q for q, k in members if k >= len(calls.get(q, []))})
-    if not_called:
-        remarks.append(f"module(s) with ONNX nodes that torch did not call (this often) for this input: {_names(not_called)}"
-                       " - control flow that took another path at export?")
-    if no_nodes:
-        remarks.append(f"{len(no_nodes)} module call(s) have no ONNX nodes of their own (fused, folded or inlined by the exporter): {_names(no_nodes)}")
-    if unmatched or ambiguous:
-        remarks.append(f"{unmatched + ambiguous} hooked tensor(s) could not be matched to an ONNX value"
-                       + (f" ({ambiguous} ambiguous by shape)" if ambiguous else ""))
-    if not by_value:
+    run = run_torch_hooked(torch_model, feeds, positional)
+    scopes = scope_graph(onnx_model.graph, torch_model, run.calls)
+    matching = match_values(run, scopes, values)
+    verdicts = compare_pairings(matching.pairings, values, atol, rtol, equal_nan)
+    remarks = _export_remarks(scopes, run, matching)
+    if not verdicts.by_value:
         return DivergenceReport(between, None, "unknown", "; ".join(["no torch tensor could be matched to an ONNX value"] + remarks))
-
-    divergent = [v for v in by_value if not ok[v]]
-    if not divergent:
+    if not verdicts.divergent:
         return DivergenceReport(
             between, None, "unknown",
-            "; ".join([f"all {len(by_value)} matched values are within tolerance (atol={atol:g}, rtol={rtol:g}) for this input"] + remarks),
+            "; ".join([f"all {len(verdicts.by_value)} matched values are within tolerance (atol={atol:g}, rtol={rtol:g}) for this input"] + remarks),
         )
-    first = min(divergent, key=lambda v: position.get(v, -1))
-    if first not in position:  # a graph input differs: the inputs were not fed alike
-        return DivergenceReport(between, None, "unknown", "; ".join([f"graph input {first!r} differs from what torch received"] + remarks))
-    node = nodes[position[first]]
-
-    # the nodes that can have caused it: ancestors back to values that agree, graph inputs,
-    # initializers and Constant nodes (a constant the exporter baked in counts as equal, like an
-    # initializer; it is named in the note)
-    constants = {v for n in nodes if n.op_type == "Constant" and not n.input for v in n.output if v}
-    region: list[int] = []
-    stack, seen = [position[first]], set()
-    while stack:
-        i = stack.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        region.append(i)
-        for v in nodes[i].input:
-            if v and v in position and not ok.get(v, False) and v not in constants:
-                stack.append(position[v])
-    region.sort()
-    worst = min(by_value[first], key=lambda p: p.comparison.tolerance_ratio)  # the pairing that agrees best
-    found = NodeDivergence(
-        op_type=node.op_type,
-        node_name=node.name,
-        output=first,
-        input_shapes=_shapes_of(node, ort_values, graph),
-        output_shape=[int(d) for d in np.shape(ort_values[first])],
-        comparison=worst.comparison,
-    )
-    where = ", ".join(p.label for p in by_value[first])
-    head = f"value {first!r} is the {where}"
-    if len(region) == 1:
-        head += "; the values it is computed from agree, so this node is the first to diverge"
-        baked = [v for v in node.input if v in constants or v in inits]
-        if baked:
-            head += f" (it also reads constant(s) fixed at export, which count as equal: {_names(baked)})"
-    else:
-        head += (f"; it is computed from values that agree through {len(region)} nodes, any of which may be the cause: "
-                 + _names([nodes[i].name or nodes[i].op_type for i in region]))
-    agreeing = sum(1 for v in by_value if ok[v])
-    return DivergenceReport(
-        between, found, "export",
-        "; ".join([head, f"{agreeing} of {len(by_value)} matched values within tolerance"] + remarks),
-    )
+    first = pick_first_divergence(verdicts, scopes)
+    if first.node_index is None:  # a graph input differs: the inputs were not fed alike
+        return DivergenceReport(between, None, "unknown", "; ".join([f"graph input {first.value!r} differs from what torch received"] + remarks))
+    return _export_blame(first, verdicts, scopes, values, onnx_model.graph, remarks)
 
 
 # --------------------------------------------------------------------------------------------
