@@ -1,7 +1,9 @@
-"""Each phase of the export divergence search on its own, against real torch and onnxruntime.
+"""Each phase of the divergence searches on its own, against real torch and onnxruntime.
 
-run_ort_intermediates -> run_torch_hooked -> scope_graph -> match_values -> compare_pairings ->
-pick_first_divergence; tests/test_divergence.py checks the whole search end to end.
+Graph utilities; the export search (run_ort_intermediates -> run_torch_hooked -> scope_graph ->
+match_values -> compare_pairings -> pick_first_divergence); the conversion search (run_both ->
+compare_intermediates -> first_conversion_divergence), with onnxruntime running an edited copy of
+the model as the "converted" side. tests/test_divergence.py checks each search end to end.
 """
 
 from __future__ import annotations
@@ -16,22 +18,29 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from pytest_xframe.divergence import (  # noqa: E402
+from pytest_xframe.divergence.conversion_locator import (  # noqa: E402
+    compare_intermediates,
+    first_conversion_divergence,
+    locate_conversion_divergence,
+    run_both,
+)
+from pytest_xframe.divergence.export_locator import (  # noqa: E402
     Pairing,
     compare_pairings,
     locate_export_divergence,
     match_values,
     pick_first_divergence,
     run_ort_intermediates,
-    run_torch_hooked,
-    scope_graph,
 )
+from pytest_xframe.divergence.graph import augment, shapes_of, topological_nodes  # noqa: E402
+from pytest_xframe.divergence.scopes import scope_graph  # noqa: E402
+from pytest_xframe.divergence.torch_run import run_torch_hooked  # noqa: E402
 
 helper, TensorProto = onnx.helper, onnx.TensorProto
 ATOL, RTOL = 1e-4, 1e-4
 
 
-def _chain() -> onnx.ModelProto:
+def _chain(lo: float = -0.5, hi: float = 0.5) -> onnx.ModelProto:
     """x -> scale (Mul k) -> shift (Add b) -> clamp (Clip lo hi) -> squash (Tanh) -> out (Mul k)."""
     f = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
     c = lambda name, value: helper.make_tensor(name, TensorProto.FLOAT, [], [value])  # noqa: E731
@@ -43,7 +52,7 @@ def _chain() -> onnx.ModelProto:
         helper.make_node("Mul", ["squashed", "k"], ["y"], name="out"),
     ]
     graph = helper.make_graph(nodes, "chain", [f("x", [2, 3])], [f("y", [2, 3])],
-                              initializer=[c("k", 1.5), c("b", 0.25), c("lo", -0.5), c("hi", 0.5)])
+                              initializer=[c("k", 1.5), c("b", 0.25), c("lo", lo), c("hi", hi)])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
@@ -276,3 +285,116 @@ def test_export_search_reports_when_onnxruntime_cannot_run(twice) -> None:
     report = locate_export_divergence(model, proto, {"x": np.zeros((2, 5), np.float32)}, ATOL, RTOL, positional=True)
     assert report.node is None and report.step == "unknown"
     assert report.note.startswith("onnxruntime could not run the model with its intermediates exposed")
+
+
+# ------------------------------------------------------------------------------- graph utilities
+
+
+def test_topological_nodes_orders_a_graph_stored_out_of_order() -> None:
+    model = _chain()
+    stored = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(stored))
+    assert [n.name for n in topological_nodes(model.graph)] == ["scale", "shift", "clamp", "squash", "out"]
+
+
+def test_augment_exposes_typed_intermediates_and_counts_the_rest() -> None:
+    model = _chain()
+    exposed = augment(model)
+    assert exposed.names == ["scaled", "shifted", "clamped", "squashed"]
+    assert [o.name for o in exposed.model.graph.output] == ["y", *exposed.names]
+    assert exposed.skipped == 0 and exposed.remark == ""
+    assert [o.name for o in model.graph.output] == ["y"]
+
+    f = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [2])  # noqa: E731
+    custom = helper.make_node("Mystery", ["x"], ["m"], domain="example.custom")  # no schema: no type
+    graph = helper.make_graph([custom, helper.make_node("Relu", ["m"], ["y"])], "g", [f("x")], [f("y")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("example.custom", 1)])
+    exposed = augment(model)
+    assert exposed.names == [] and exposed.skipped == 1
+
+
+def test_shapes_of_reads_values_then_initializers() -> None:
+    model = _chain()
+    values = run_ort_intermediates(model, {"x": X})
+    nodes = {n.name: n for n in model.graph.node}
+    assert shapes_of(nodes["scale"], values, model.graph) == [[2, 3], []]
+    assert shapes_of(nodes["clamp"], values, model.graph) == [[2, 3], [], []]
+
+
+# ------------------------------------------------------------------------------- conversion search
+
+
+BETWEEN = ("onnxruntime", "edited onnxruntime")
+
+
+def _edited(lo: float, hi: float, drop: tuple[str, ...] = ()):
+    """A "converted" side that really runs: onnxruntime on the augmented model with the Clip
+    bounds changed, returning every value but ``drop`` (as a converter that fuses them would)."""
+    from pytest_xframe.divergence.graph import run_ort_unoptimized
+
+    def run(model: onnx.ModelProto, feeds):
+        edited = onnx.ModelProto()
+        edited.CopyFrom(model)
+        for init in edited.graph.initializer:
+            if init.name in ("lo", "hi"):
+                init.CopyFrom(helper.make_tensor(init.name, TensorProto.FLOAT, [], [lo if init.name == "lo" else hi]))
+        values = run_ort_unoptimized(edited, feeds)
+        return {k: v for k, v in values.items() if k not in drop}
+
+    return run
+
+
+def test_run_both_gives_each_side_by_onnx_name() -> None:
+    runs = run_both(_chain(), {"x": X}, _edited(-0.25, 0.25), BETWEEN)
+    assert runs.failure is None and runs.remarks == []
+    assert runs.names == ["scaled", "shifted", "clamped", "squashed"]
+    assert set(runs.ort) == set(runs.converted) == {"y", *runs.names}
+    np.testing.assert_allclose(runs.ort["clamped"], _chain_by_numpy(X)["clamped"], rtol=1e-6)
+    np.testing.assert_allclose(runs.converted["clamped"], np.clip(X * 1.5 + 0.25, -0.25, 0.25), rtol=1e-6)
+
+
+def test_run_both_says_why_the_converted_side_failed() -> None:
+    def unknown_op(model: onnx.ModelProto, feeds):
+        from pytest_xframe.divergence.graph import run_ort_unoptimized
+
+        broken = onnx.ModelProto()
+        broken.CopyFrom(model)
+        broken.graph.node[0].op_type = "NoSuchOp"
+        return run_ort_unoptimized(broken, feeds)
+
+    runs = run_both(_chain(), {"x": X}, unknown_op, BETWEEN)
+    assert runs.failure is not None
+    assert runs.failure.startswith("the model with its intermediates exposed failed in edited onnxruntime: ")
+    assert "NoSuchOp" in runs.failure
+
+
+def test_compare_intermediates_in_order_with_missing_values() -> None:
+    runs = run_both(_chain(), {"x": X}, _edited(-0.25, 0.25, drop=("shifted",)), BETWEEN)
+    found = compare_intermediates(runs, ["y"], ATOL, RTOL, equal_nan=True)
+    assert list(found.status) == ["scaled", "clamped", "squashed", "y"]
+    assert {k: c.ok for k, c in found.status.items()} == {"scaled": True, "clamped": False, "squashed": False, "y": False}
+    assert found.missing == ["shifted"] and found.total == 5 and found.agreeing == 1
+
+
+def test_first_conversion_divergence_is_the_node_whose_inputs_agree() -> None:
+    model = _chain()
+    runs = run_both(model, {"x": X}, _edited(-0.25, 0.25), BETWEEN)
+    culprit = first_conversion_divergence(model.graph, {"x": X}, compare_intermediates(runs, ["y"], ATOL, RTOL, True).status)
+    assert (culprit.node.name, culprit.output, culprit.unknown_inputs) == ("clamp", "clamped", [])
+
+    runs = run_both(model, {"x": X}, _edited(-0.25, 0.25, drop=("shifted",)), BETWEEN)
+    culprit = first_conversion_divergence(model.graph, {"x": X}, compare_intermediates(runs, ["y"], ATOL, RTOL, True).status)
+    assert culprit.node.name == "clamp" and culprit.unknown_inputs == ["shifted"]
+
+    runs = run_both(model, {"x": X}, _edited(-0.5, 0.5), BETWEEN)  # the same model: nothing to blame
+    assert first_conversion_divergence(model.graph, {"x": X}, compare_intermediates(runs, ["y"], ATOL, RTOL, True).status) is None
+
+
+def test_conversion_search_end_to_end_without_tensorflow() -> None:
+    report = locate_conversion_divergence(_chain(), {"x": X}, ATOL, RTOL, _edited(-0.25, 0.25, drop=("shifted",)), BETWEEN)
+    assert report.between == BETWEEN and report.step == "conversion"
+    assert (report.node.node_name, report.node.output, report.node.output_shape) == ("clamp", "clamped", [2, 3])
+    assert report.note == ("1 of 4 compared values within tolerance; input(s) 'shifted' of this node could not be "
+                           "compared; the divergence may lie in their producers; 1 of 5 intermediates could not be "
+                           "matched (fused/renamed by the converter): 'shifted'")
