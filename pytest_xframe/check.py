@@ -221,6 +221,8 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     except Exception as exc:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
+        if isinstance(exc, MemoryError) or guard.is_out_of_memory(exc):
+            raise _RuntimeCrash(guard.out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
         raise _RuntimeCrash(
             XframeError(
                 f"{t.name} raised while running the converted model ({t.label})",

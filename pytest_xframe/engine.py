@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -20,7 +21,7 @@ import numpy as np
 from .backends import Backend, BuildContext, Prepared, Registry, TorchSource, registry
 from .cache import ArtifactCache
 from .convert import import_converter
-from .errors import XframeError
+from .errors import ConversionError, XframeError, describe_exception
 from .export import OnnxArtifact
 from .guard import safe_repr
 from .hypothesis_compat import forced_seed
@@ -94,6 +95,15 @@ class Engine:
                 self._prepared[key] = spec.prepare(artifact, ctx)
             except XframeError as exc:
                 self._prepared[key] = exc
+            except MemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a backend plugin's bug must not surface as its traceback
+                self._prepared[key] = ConversionError(
+                    f"backend {spec.name} raised while preparing the model (a bug in the backend or its converter)",
+                    model=model_name, backend=spec.name, cause=describe_exception(exc),
+                    hint="run with -v for the full traceback; report it to the backend's authors",
+                    details="".join(traceback.format_exception(exc)),
+                )
         found = self._prepared[key]
         if isinstance(found, XframeError):
             raise found

@@ -205,6 +205,14 @@ CASES = [
     Case("memory-error", lambda: eval_(Raises, MemoryError), spec(3), "ResourceError", "out of memory"),
     Case("memory-error-drawing", lin, spec(10**6, 10**6), "ResourceError", "out of memory in the check", {"max_input_bytes": 10**13}),
     Case("torch-oom", lambda: eval_(Raises, oom), spec(3), "ResourceError", "OutOfMemoryError"),
+    # faults in a backend (plugin backends registered by the inner conftest, on the ONNX export)
+    Case("backend-prepare-raises", lin, spec(3), "ConversionError", "backend fault-prepare raised while preparing the model", {"backends": ["fault-prepare"]}),
+    Case("backend-memory-error", lin, spec(3), "ResourceError", "out of memory in fault-oom running the converted model", {"backends": ["fault-oom"]}),
+    Case("backend-tf-oom", lin, spec(3), "ResourceError", "ResourceExhaustedError: OOM when allocating", {"backends": ["fault-tf-oom"]}),
+    Case("backend-crash", lin, spec(3), "XframeError", "fault-crash raised while running the converted model", {"backends": ["fault-crash"]}),
+    Case("backend-no-outputs", lin, spec(3), "ParityError", "outputs differ from torch on fault-no-outputs", {"backends": ["fault-no-outputs"]}),
+    Case("backend-nan", lin, spec(3), "ParityError", "outputs differ from torch on fault-nan", {"backends": ["fault-nan"]}),
+    Case("backend-wrong-shape", lin, spec(2, 3), "ParityError", "outputs differ from torch on fault-wrong-shape", {"backends": ["fault-wrong-shape"]}),
     # options
     Case("opset-99", lin, spec(3), "SpecError", "opset 99 is outside what the exporter supports (dynamo: 7..23; torchscript: 7..20)", {"opset": 99}),
     Case("opset-22-torchscript", lin, spec(3), "SpecError", "torchscript: 7..20", {"opset": 22, "exporter": "torchscript"}),

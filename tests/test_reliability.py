@@ -76,6 +76,50 @@ INNER_HOOKS = textwrap.dedent(
         if report.when == "call":
             RESULTS.setdefault(report.nodeid, {})["outcome"] = report.outcome
 
+    from pytest_xframe.backends import Backend, Prepared
+
+
+    class ResourceExhaustedError(Exception):
+        pass  # what TensorFlow raises when an allocation fails, named as TF names it
+
+
+    class FaultyRunner:
+        # a backend runner with an injected fault, on the ONNX export run by onnxruntime
+
+        def __init__(self, path, fault):
+            import onnxruntime
+
+            self.session, self.fault = onnxruntime.InferenceSession(str(path)), fault
+
+        def run(self, feeds):
+            got = dict(zip([o.name for o in self.session.get_outputs()], self.session.run(None, dict(feeds))))
+            if self.fault == "oom":
+                raise MemoryError
+            if self.fault == "tf-oom":
+                raise ResourceExhaustedError("OOM when allocating tensor with shape[1000000,1000000]")
+            if self.fault == "crash":
+                raise ValueError("kernel not implemented for this shape" + chr(10) + ("  frame" + chr(10)) * 200)
+            if self.fault == "no-outputs":
+                return {}
+            if self.fault == "nan":
+                return {k: v * float("nan") for k, v in got.items()}
+            if self.fault == "wrong-shape":
+                return {k: v.reshape(-1)[:1] for k, v in got.items()}
+            return got
+
+
+    def _faulty(fault):
+        def prepare(artifact, ctx):
+            if fault == "prepare":
+                raise RuntimeError("converter bug: unexpected node")
+            return Prepared(FaultyRunner(artifact.path, fault), convert_seconds=0.0, load_seconds=0.0)
+        return Backend(name=f"fault-{fault}", prepare=prepare, modules=("onnxruntime",), exports=(("torchscript", 17),))
+
+
+    def pytest_xframe_register_backends(config):
+        return [_faulty(f) for f in ("prepare", "oom", "tf-oom", "crash", "no-outputs", "nan", "wrong-shape")]
+
+
     def pytest_sessionfinish(session):
         with open("results.json", "w") as f:
             json.dump(RESULTS, f)
