@@ -90,6 +90,10 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
     if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    if "equal_nan" in out and not isinstance(out["equal_nan"], bool):
+        raise SpecError(f"equal_nan must be True or False, got {out['equal_nan']!r} in {where}")
+    if out.get("name") is not None and (not isinstance(out["name"], str) or not out["name"].strip()):
+        raise SpecError(f"name must be a non-empty string, got {out['name']!r} in {where}")
     if "max_input_bytes" in out:
         value = out["max_input_bytes"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -280,8 +280,13 @@ def _slot(name: str, value: Any, model_name: str) -> InputSlot:
     if isinstance(value, TensorSpec):
         return InputSlot(name, spec=value)
     if _is_torch_tensor(value):
-        return InputSlot(name, value=value.detach().cpu().numpy().copy())
+        value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise SpecError(
+                f"input {name!r} is an array of dtype {value.dtype}; inputs are bool, integer or float tensors",
+                model=model_name,
+            )
         return InputSlot(name, value=np.array(value, copy=True))
     raise SpecError(
         f"input {name!r} must be a TensorSpec, torch.Tensor or numpy.ndarray, got {type(value).__name__}",

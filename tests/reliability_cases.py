@@ -227,6 +227,11 @@ CASES = [
     Case("unknown-backend", lin, spec(3), "SpecError", "unknown backend(s) 'onnxruntim'", {"backends": ["onnxruntim"]}),
     Case("unknown-exporter", lin, spec(3), "SpecError", "unknown exporter 'jit'", {"exporter": "jit"}),
     Case("seed-string", lin, spec(3), "SpecError", "seed must be an int", {"seed": "abc"}),
+    Case("opset-a-string", lin, spec(3), "SpecError", "opset must be an int >= 7, got '17'", {"opset": "17"}),
+    Case("atol-a-string", lin, spec(3), "SpecError", "atol must be a finite number >= 0, got '1e-5'", {"atol": "1e-5"}),
+    Case("equal-nan-a-string", lin, spec(3), "SpecError", "equal_nan must be True or False, got 'yes'", {"equal_nan": "yes"}),
+    Case("name-not-a-string", lin, spec(3), "SpecError", "name must be a non-empty string, got 123", {"name": 123}),
+    Case("no-backends", lin, spec(3), "SpecError", "(none given)", {"backends": []}),
     Case("max-input-bytes-zero", lin, spec(3), "SpecError", "max_input_bytes must be an int >= 1", {"max_input_bytes": 0}),
     # resource limits
     Case("dim-a-billion", lin, lambda: [TensorSpec((Dim("n", 1, 10**9), 3))], "SpecError", "over the limit of 256 MiB"),
@@ -257,11 +262,14 @@ CASES = [
     Case("unknown-input-name", lin, lambda: {"x": TensorSpec((3,))}, "SpecError", "unknown parameter(s): x"),
     Case("inputs-a-string", lin, lambda: "x", "SpecError", "inputs must be a list or dict"),
     Case("input-a-list-of-floats", lin, lambda: [[1.0, 2.0, 3.0]], "SpecError", "must be a TensorSpec, torch.Tensor or numpy.ndarray"),
+    Case("string-array-input", lin, lambda: [np.array(["a", "b", "c"])], "SpecError", "input 'input' is an array of dtype <U1"),
     Case("star-args", lambda: StarArgs().eval(), lambda: [TensorSpec((3,)), TensorSpec((3,))], "SpecError", "StarArgs.forward takes *xs"),
     Case("star-kwargs", lambda: StarKwargs().eval(), lambda: {"x": TensorSpec((3,)), "y": TensorSpec((3,))}, "SpecError", "takes **extra"),
     # what must work
     Case("keyword-only-parameter", lambda: KwOnly().eval(), lambda: {"x": TensorSpec((3,)), "scale": TensorSpec((3,))}, "passed"),
     Case("numpy-int-shape-and-dims", lin, lambda: [TensorSpec((Dim("n", np.int64(1), np.int32(3)), np.int64(3)))], "passed"),
+    Case("zero-size-dim", lin, spec(0, 3), "passed"),
+    Case("dim-from-zero", lin, lambda: [TensorSpec((Dim("n", 0, 3), 3))], "passed"),
     Case("repr-raises", lambda: BadRepr().eval(), spec(3), "passed"),
     Case("forward-writes-a-buffer", lambda: Counter().eval(), spec(3), "passed"),
 ]

@@ -4,6 +4,8 @@ passes, where it must), the model is unchanged afterwards, the session and the r
 The cases are rows of ``reliability_cases.CASES``; one inner pytest session runs them all through
 the ``xframe`` fixture (ONNX Runtime only, 3 examples), letting each error reach pytest as a user
 would see it, and a conftest hook records each failure's text and whether the model changed.
+Every inner session runs in its own process: an in-process run that exports with dynamo would
+drop torch's operator libraries from ``sys.modules`` and break later tests that import them again.
 """
 
 from __future__ import annotations
@@ -244,8 +246,8 @@ def test_an_unusable_cache_dir_warns_and_the_run_goes_on_without_it(xf_pytester:
             xframe.check(MLP().eval(), [TensorSpec((2, 6))], backends=["tensorflow"], max_examples=3)
         """
     )
-    result = xf_pytester.runpytest(f"--xframe-cache-dir={blocker}/cache")
-    result.assert_outcomes(passed=1, warnings=1)
+    result = xf_pytester.runpytest_subprocess(f"--xframe-cache-dir={blocker}/cache")
+    result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*StorageWarning: xframe cache: */not-a-dir/cache cannot be used (*); this run converts without a cache"])
     assert blocker.read_text() == "a file where the cache should be"
 
@@ -254,8 +256,8 @@ def test_an_unusable_artifacts_dir_warns_and_the_parity_error_stays_the_failure(
     blocker = xf_pytester.path / "artifacts"
     blocker.write_text("a file where the artifacts should go")
     xf_pytester.makepyfile(FAILING_TEST)
-    result = xf_pytester.runpytest(f"--xframe-artifacts-dir={blocker}", "--xframe-report=report.json")
-    result.assert_outcomes(failed=1, warnings=1)
+    result = xf_pytester.runpytest_subprocess(f"--xframe-artifacts-dir={blocker}", "--xframe-report=report.json")
+    result.assert_outcomes(failed=1)
     text = result.stdout.str()
     result.stdout.fnmatch_lines(["*pytest_xframe.ParityError", "Frozen: outputs differ from torch on onnxruntime", "*artifacts: not kept (*could not be written; see the warning)"])
     result.stdout.fnmatch_lines(["*StorageWarning: xframe: could not keep artifacts in *"])
@@ -382,6 +384,6 @@ def test_the_input_size_bound_is_set_by_ini_or_command_line(xf_pytester: pytest.
 @pytest.mark.parametrize("value", ["abc", "0", "-5"])
 def test_a_bad_input_size_bound_on_the_command_line_is_a_usage_error(xf_pytester: pytest.Pytester, value: str) -> None:
     xf_pytester.makepyfile("def test_nothing(): pass")
-    result = xf_pytester.runpytest(f"--xframe-max-input-bytes={value}")
+    result = xf_pytester.runpytest_subprocess(f"--xframe-max-input-bytes={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--xframe-max-input-bytes: expected an integer*"])
