@@ -29,6 +29,7 @@ from .compare import OutputComparison, compare_all, format_comparison
 from .convert import import_converter
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export
+from .export_cache import KEYED_KIND, RUN_KIND, keyed_entry, stored_export, vouched_key, weights_digest
 from .imports import import_hypothesis
 from .outputs import torch_outputs
 from .settings import CheckOptions
@@ -56,6 +57,8 @@ class BackendResult:
     artifacts: str | None = None
     #: for a failure: the step that broke and the first divergent ONNX node, as text
     diagnosis: str | None = None
+    #: the ONNX export came from an earlier run's, reused on the user's ``export_key``
+    export_cache_hit: bool = False
 
     @property
     def max_abs(self) -> float:
@@ -110,6 +113,22 @@ class _Target:
 
 #: torch outputs kept for reuse across a model's checks in one session (least recently used go first)
 REFERENCE_CACHE_BYTES = 256 * 2**20
+#: prepared runners (ORT sessions, loaded SavedModels, interpreters) kept in memory at once, and
+#: the bytes of the ONNX models they hold: a session checking many models keeps the most recently
+#: used and releases the rest, which the next use rebuilds (from the conversion cache on disk)
+PREPARED_MEMO = 8
+PREPARED_MEMO_BYTES = 4 * 2**30
+#: exports (paths and names, a few hundred bytes each) and output names remembered per session
+EXPORT_MEMO = 64
+OUTPUT_NAMES_MEMO = 256
+
+
+def _remember(memo: OrderedDict, key: Any, value: Any, limit: int) -> None:
+    """Put ``key`` last in an LRU memo and drop the oldest beyond ``limit``."""
+    memo[key] = value
+    memo.move_to_end(key)
+    while len(memo) > limit:
+        memo.popitem(last=False)
 
 
 class Engine:
@@ -118,65 +137,103 @@ class Engine:
     Failures are memoised too, so a model that cannot convert fails fast in every test using it.
     torch's outputs are memoised per model and input: the marker checks each backend in a test of
     its own, both start from one seed (``example_seed``), and an input they share runs torch once.
+    Every memo is bounded (least recently used go first), so a session over many models holds
+    the runners of the last few only.
     """
 
-    def __init__(self, workdir: Path, cache: ArtifactCache, threads: int | None = None, shared_exports: ArtifactCache | None = None) -> None:
+    def __init__(
+        self, workdir: Path, cache: ArtifactCache, threads: int | None = None, shared_exports: ArtifactCache | None = None,
+        rootdir: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.cache = cache
         #: this run's exports, shared by its pytest-xdist workers (``shared_export``); None when serial
         self.shared_exports = shared_exports
         #: CPU threads per framework pool (``threads.resolve``); None leaves the frameworks' own
         self.threads = threads
+        #: where ``export_key`` file paths are relative to (pytest's rootdir)
+        self.rootdir = rootdir or Path.cwd()
         self._threads_set: set[str] = set()
-        self._exports: dict[tuple, OnnxArtifact | XframeError] = {}
-        self._prepared: dict[tuple, Prepared | XframeError] = {}
-        self._output_names: dict[tuple, tuple[str, ...]] = {}
+        self._exports: OrderedDict[tuple, OnnxArtifact | XframeError] = OrderedDict()
+        self._export_count = 0
+        self._prepared: OrderedDict[tuple, Prepared | XframeError] = OrderedDict()
+        self._prepared_bytes: dict[tuple, int] = {}
+        self._output_names: OrderedDict[tuple, tuple[str, ...]] = OrderedDict()
         self._references: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
         self._reference_bytes = 0
         self._seed_base = random.SystemRandom().getrandbits(64)
 
-    def export(self, key: tuple, make: Any) -> tuple[OnnxArtifact, bool]:
-        """The ONNX export for ``key``, and whether this call made it (False: made earlier in this
-        session, or by another xdist worker of this run)."""
-        fresh = key not in self._exports
+    def memo_sizes(self) -> dict[str, int]:
+        """Entries in each memo (and bytes held by prepared runners' models): bounded by design."""
+        return {
+            "exports": len(self._exports), "prepared": len(self._prepared), "prepared_bytes": sum(self._prepared_bytes.values()),
+            "output_names": len(self._output_names), "references": len(self._references),
+        }
+
+    def export(self, key: tuple, make: Any, keyed: dict[str, str] | None = None) -> tuple[OnnxArtifact, bool, bool]:
+        """The ONNX export for ``key``, whether this call made it (False: made earlier in this
+        session, by another xdist worker of this run, or by an earlier run), and whether it came
+        from the on-disk cache of earlier runs (only with ``keyed``: the ``export_key`` entry)."""
+        found = self._exports.get(key)
+        fresh = found is None
+        from_cache = False
         if fresh:
-            out = self.workdir / f"export-{len(self._exports)}"
+            out = self.workdir / f"export-{self._export_count}"
+            self._export_count += 1
             try:
-                if self.shared_exports is None:
-                    self._exports[key] = make(out)
+                if keyed is not None:
+                    found, fresh = stored_export(self.cache, KEYED_KIND, keyed, make, out)
+                    from_cache = not fresh
+                elif self.shared_exports is None:
+                    found = make(out)
                 else:
-                    self._exports[key], fresh = shared_export(self.shared_exports, key, make, out)
+                    found, fresh = shared_export(self.shared_exports, key, make, out)
             except XframeError as exc:
-                self._exports[key] = exc
-        found = self._exports[key]
+                found = exc
+        _remember(self._exports, key, found, EXPORT_MEMO)
         if isinstance(found, XframeError):
             raise found
-        return found, fresh
+        return found, fresh, from_cache
 
     def prepare(self, backend: str, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None) -> tuple[Prepared, bool, float]:
         """The backend's runner for this ONNX model, whether it was built now, and the seconds
         its framework's import took (0 when it was imported before)."""
         key = (backend, str(artifact.path))
-        fresh = key not in self._prepared
+        found = self._prepared.get(key)
+        fresh = found is None
         import_seconds = 0.0
         if fresh:
-            spec = backends.get(backend)
-            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
-            try:
-                # missing: a skip naming the extra; installed but broken: a ConversionError
-                import_seconds = import_converter(
-                    spec.import_framework, name=", ".join(spec.framework), backend=backend, model_name=model_name,
-                    hint=spec.install_hint,
-                )
-                for framework in spec.framework:
-                    self.limit_threads(framework)
-                self._prepared[key] = spec.prepare(artifact, ctx)
-            except XframeError as exc:
-                self._prepared[key] = exc
-        found = self._prepared[key]
+            found, import_seconds = self._build(backend, artifact, model_name, source)
+        self._keep_prepared(key, found, 0 if isinstance(found, XframeError) else sum(f.stat().st_size for f in artifact.files))
         if isinstance(found, XframeError):
             raise found
         return found, fresh, import_seconds
+
+    def _build(self, backend: str, artifact: OnnxArtifact, model_name: str, source: TorchSource | None) -> tuple[Prepared | XframeError, float]:
+        spec = backends.get(backend)
+        ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
+        import_seconds = 0.0
+        try:
+            # missing: a skip naming the extra; installed but broken: a ConversionError
+            import_seconds = import_converter(
+                spec.import_framework, name=", ".join(spec.framework), backend=backend, model_name=model_name,
+                hint=spec.install_hint,
+            )
+            for framework in spec.framework:
+                self.limit_threads(framework)
+            return spec.prepare(artifact, ctx), import_seconds
+        except XframeError as exc:
+            return exc, import_seconds
+
+    def _keep_prepared(self, key: tuple, value: Prepared | XframeError, size: int) -> None:
+        """Remember a runner; release the least recently used beyond the count or byte bound
+        (never the one just used)."""
+        self._prepared[key] = value
+        self._prepared.move_to_end(key)
+        self._prepared_bytes[key] = size
+        while len(self._prepared) > 1 and (len(self._prepared) > PREPARED_MEMO or sum(self._prepared_bytes.values()) > PREPARED_MEMO_BYTES):
+            dropped, _ = self._prepared.popitem(last=False)
+            self._prepared_bytes.pop(dropped, None)
 
     def limit_threads(self, framework: str) -> None:
         """Size a framework's thread pools once per process (torch, tensorflow; ORT is per session)."""
@@ -192,8 +249,8 @@ class Engine:
 
     def output_names(self, key: tuple, make: Any) -> tuple[str, ...]:
         """Output names of a model for given inputs, found by one torch run per session."""
-        if key not in self._output_names:
-            self._output_names[key] = make()
+        found = self._output_names.get(key)
+        _remember(self._output_names, key, make() if found is None else found, OUTPUT_NAMES_MEMO)
         return self._output_names[key]
 
     def reference(self, key: tuple, feeds: Mapping[str, np.ndarray], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -253,9 +310,9 @@ def _code_and_globals(code: Any, namespace: Mapping[str, Any], h: Any) -> None:
             _code_and_globals(const, namespace, h)
 
 
-def model_fingerprint(model: Any) -> str:
+def model_fingerprint(model: Any, weights: str | None = None) -> str:
     """Identity of a model for this session: classes, code, the plain module globals that code
-    names, structure and every weight. Code that ``forward`` calls in other functions, and globals
+    names, structure and every weight (``weights``: its ``weights_digest`` when known). Code that ``forward`` calls in other functions, and globals
     those read, are not seen."""
     h = hashlib.sha256()
     for module in model.modules():
@@ -265,10 +322,7 @@ def model_fingerprint(model: Any) -> str:
         if code is not None:
             _code_and_globals(code, getattr(cls.forward, "__globals__", {}), h)
     h.update(repr(model).encode())
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b"")
+    h.update((weights or weights_digest(model)).encode())
     return h.hexdigest()
 
 
@@ -280,24 +334,7 @@ def shared_export(store: ArtifactCache, key: tuple, make: Callable[[Path], OnnxA
     code that ``forward`` calls, but that code cannot change between the workers of one run.
     Returns the artifact and whether this worker exported it. A failed export is not stored.
     """
-    made: list[OnnxArtifact] = []
-
-    def build(files: Path) -> None:
-        artifact = make(files)
-        made.append(artifact)
-        described = {k: v for k, v in asdict(artifact).items() if k != "path"}
-        (files / "artifact.json").write_text(json.dumps({**described, "file": artifact.path.name}))
-
-    entry = store.get_or_build("onnx-export", {"key": hashlib.sha256(repr(key).encode()).hexdigest()}, build)
-    meta = json.loads((entry.path / "artifact.json").read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / meta.pop("file")
-    try:
-        os.link(entry.path / path.name, path)  # entries are never written again: a hard link is a copy
-    except OSError:
-        shutil.copyfile(entry.path / path.name, path)
-    described = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()}
-    return OnnxArtifact(path=path, **described), bool(made)
+    return stored_export(store, RUN_KIND, {"key": hashlib.sha256(repr(key).encode()).hexdigest()}, make, out)
 
 
 def _validate_model(model: Any, name: str) -> None:
@@ -360,12 +397,18 @@ def run_check(
     modes = [(m, m.training) for m in model.modules()]
     engine.limit_threads("torch")
     try:
-        fingerprint = model_fingerprint(model)
+        weights = weights_digest(model)
+        fingerprint = model_fingerprint(model, weights)
         slots_key = _slots_key(slots)
+        # only with the user's word for the code: an export reused across runs (export_cache.py)
+        vouched = None if options.export_key is None else (vouched_key(options.export_key, engine.rootdir, name), weights)
         output_names = engine.output_names(
             (fingerprint, slots_key), lambda: tuple(torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
         )
-        targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
+        targets = [
+            _prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report, vouched)
+            for b in options.backends
+        ]
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
         model_key = (siblings, fingerprint, slots_key)
@@ -415,7 +458,7 @@ def run_check(
             module.training = mode
 
 
-def _prepare_backend(engine, backend_name, model, slots, output_names, options, fingerprint, positional, name, report) -> _Target:
+def _prepare_backend(engine, backend_name, model, slots, output_names, options, fingerprint, positional, name, report, vouched=None) -> _Target:
     backend = backends.get(backend_name)
     result = report.backends.setdefault(backend_name, BackendResult(backend_name))
     missing = backend.missing()
@@ -424,10 +467,16 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
     errors: list[XframeError] = []
     for exporter, opset in _export_plan(backend, options):
         key = (fingerprint, _slots_key(slots), exporter, opset)
+        keyed = None
+        if vouched is not None:
+            described = {"exporter": exporter, "opset": str(opset), "inputs": hashlib.sha256(repr(key[1]).encode()).hexdigest(),
+                         "output_names": json.dumps(output_names), "positional": str(positional)}
+            keyed = keyed_entry(vouched[0], vouched[1], model, described)
         try:
-            artifact, fresh_export = engine.export(
+            artifact, fresh_export, export_cached = engine.export(
                 key,
                 lambda d: export(model, slots, output_names, exporter=exporter, opset=opset, out_dir=d, model_name=name, positional=positional),
+                keyed,
             )
         except ExportError as exc:
             errors.append(_for_backend(exc, backend_name, None))
@@ -435,10 +484,11 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
         try:
             prepared, fresh_prepare, import_seconds = engine.prepare(backend_name, artifact, name, TorchSource(model, slots, positional))
         except ConversionError as exc:
-            errors.append(_for_backend(exc, backend_name, artifact.path))
+            errors.append(_for_backend(exc, backend_name, artifact))
             continue
         result.onnx = prepared.route or artifact.label
         result.export_seconds = artifact.seconds if fresh_export else 0.0
+        result.export_cache_hit = export_cached
         result.import_seconds = import_seconds
         result.convert_seconds = prepared.convert_seconds if fresh_prepare else 0.0
         result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
@@ -474,11 +524,12 @@ def _informative_lines(text: str, limit: int = 400) -> str:
     return joined if len(joined) <= limit else joined[: limit - 3] + "..."
 
 
-def _for_backend(exc: XframeError, backend: str, onnx_path: Path | None) -> XframeError:
+def _for_backend(exc: XframeError, backend: str, artifact: OnnxArtifact | None) -> XframeError:
     """A copy of a session-memoised error that names this backend and the ONNX model it had."""
     exc = copy.copy(exc)
     exc.backend = backend
-    exc.onnx_path = onnx_path  # type: ignore[attr-defined]
+    exc.onnx_path = None if artifact is None else artifact.path  # type: ignore[attr-defined]
+    exc.external_data = () if artifact is None else artifact.files[1:]  # type: ignore[attr-defined]
     return exc
 
 
@@ -487,7 +538,9 @@ def _keep_error(exc: XframeError, root: Path, test_id: str) -> None:
     if not exc.details or not exc.backend:
         return
     directory = artifacts.case_dir(root, test_id, exc.backend)
-    artifacts.save_error(directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None))
+    artifacts.save_error(
+        directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None), external_data=getattr(exc, "external_data", ()),
+    )
     exc.kept = artifacts.shown(directory)
 
 
@@ -623,6 +676,7 @@ def _finish_failure(
             backend_outputs=failure.outputs[backend_name],
             onnx_path=t.artifact.path,
             converted_path=_converted_path(t, failure.feeds),
+            external_data=t.artifact.files[1:],
         )
         result.artifacts = str(directory)
         from .plots import save_error_plot

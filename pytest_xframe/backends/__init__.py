@@ -177,6 +177,11 @@ def versions(*dists: str) -> dict[str, str]:
     return out
 
 
+def files_digest(artifact: OnnxArtifact) -> str:
+    """The .onnx file's digest, and its external data files' (weights) when it has any."""
+    return ":".join(file_digest(path) for path in artifact.files)
+
+
 def file_digest(path: Path) -> str:
     import hashlib
 
@@ -189,7 +194,7 @@ def file_digest(path: Path) -> str:
 
 def conversion_key(artifact: OnnxArtifact, converter: str, revision: str, dists: tuple[str, ...]) -> dict[str, str]:
     """What decides a conversion: the ONNX bytes, the converter and its revision, the stack's versions."""
-    return {"onnx_sha256": file_digest(artifact.path), "converter": converter, "revision": revision, **versions(*dists)}
+    return {"onnx_sha256": files_digest(artifact), "converter": converter, "revision": revision, **versions(*dists)}
 
 
 def convert_and_load(
