@@ -9,14 +9,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
-import shutil
 import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
