@@ -129,6 +129,22 @@ def _remember(memo: OrderedDict, key: Any, value: Any, limit: int) -> None:
         memo.popitem(last=False)
 
 
+def _return_freed_memory() -> None:
+    """Hand the memory of released runners back to the OS (glibc keeps freed heap pages, so a
+    session over many models would otherwise grow by fragments of each); elsewhere a no-op."""
+    import ctypes
+    import gc
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        pass
+
+
 class Engine:
     """Session-wide: exports and prepared backends, memoised by what determines them.
 
@@ -229,9 +245,13 @@ class Engine:
         self._prepared[key] = value
         self._prepared.move_to_end(key)
         self._prepared_bytes[key] = size
+        released = False
         while len(self._prepared) > 1 and (len(self._prepared) > PREPARED_MEMO or sum(self._prepared_bytes.values()) > PREPARED_MEMO_BYTES):
             dropped, _ = self._prepared.popitem(last=False)
             self._prepared_bytes.pop(dropped, None)
+            released = True
+        if released:
+            _return_freed_memory()
 
     def limit_threads(self, framework: str) -> None:
         """Size a framework's thread pools once per process (torch, tensorflow; ORT is per session)."""
