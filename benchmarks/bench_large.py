@@ -117,7 +117,8 @@ def main() -> None:
     from pytest_xframe.export import example_feeds, export, weight_bytes
     from pytest_xframe.export_cache import weights_digest
     from pytest_xframe.outputs import torch_outputs
-    from pytest_xframe.pipeline import Engine, ParityReport, run_check
+    from pytest_xframe.check import ParityReport, run_check
+    from pytest_xframe.engine import Engine
     from pytest_xframe.settings import CheckOptions
     from pytest_xframe.spec import Dim, TensorSpec, bind_inputs
 

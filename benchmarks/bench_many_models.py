@@ -74,16 +74,17 @@ def main() -> None:
     parser.add_argument("--unbounded", action="store_true", help="keep every prepared runner (no memo bounds)")
     args = parser.parse_args()
 
-    from pytest_xframe import pipeline
+    from pytest_xframe import engine as memos
+    from pytest_xframe.check import ParityReport, run_check
     from pytest_xframe.cache import ArtifactCache
     from pytest_xframe.export import weight_bytes
     from pytest_xframe.settings import CheckOptions
 
     if args.unbounded:
-        pipeline.PREPARED_MEMO = pipeline.EXPORT_MEMO = pipeline.OUTPUT_NAMES_MEMO = 10**9
-        pipeline.PREPARED_MEMO_BYTES = 2**62
+        memos.PREPARED_MEMO = memos.EXPORT_MEMO = memos.OUTPUT_NAMES_MEMO = 10**9
+        memos.PREPARED_MEMO_BYTES = 2**62
     work = Path(tempfile.mkdtemp(prefix="bench-many-"))
-    engine = pipeline.Engine(work / "run", ArtifactCache(work / "cache"), rootdir=work)
+    engine = memos.Engine(work / "run", ArtifactCache(work / "cache"), rootdir=work)
     options = CheckOptions(backends=tuple(args.backends.split(",")), exporter="torchscript", max_examples=args.examples, atol=1e-4, rtol=1e-3)
     print(f"bench_many_models: {args.models} models (base width {args.width}), backends {args.backends}, memos {'unbounded' if args.unbounded else 'bounded'}")
     print(f"start: RSS {rss() / MiB:.0f} MiB")
@@ -92,9 +93,9 @@ def main() -> None:
     for i in range(args.models):
         net, inputs = model(i, args.width, args.fixed)
         kind, size = KINDS[2 if args.fixed else i % 3], weight_bytes(net)
-        report = pipeline.ParityReport(test_id=f"model-{i}", options=options)
+        report = ParityReport(test_id=f"model-{i}", options=options)
         try:
-            pipeline.run_check(engine, net, inputs, options, report=report, artifacts_root=work / "artifacts")
+            run_check(engine, net, inputs, options, report=report, artifacts_root=work / "artifacts")
         except Exception as exc:  # a failing model is reported, the session goes on
             print(f"  model {i}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         del net

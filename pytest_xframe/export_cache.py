@@ -25,13 +25,13 @@ from typing import Any
 from .cache import ArtifactCache
 from .errors import SpecError
 from .export import OnnxArtifact
+from .provenance import file_sha256, source_revision, versions
 
 #: cache kinds: this run's exports (xdist), and exports reused across runs on a vouched key
 RUN_KIND = "onnx-export"
 KEYED_KIND = "onnx-export-keyed"
 #: distributions whose versions decide an export
 EXPORT_DISTS = ("torch", "onnx", "onnxscript")
-_CHUNK = 1 << 20
 
 
 def weights_digest(model: Any) -> str:
@@ -70,29 +70,24 @@ def vouched_key(export_key: str | tuple[str, ...], rootdir: Path, model_name: st
                 hint="export_key takes a version string or paths/globs of the files forward's code lives in, relative to the rootdir",
             )
         for path in matches:
-            h.update(f"{os.path.relpath(path, rootdir)}\0".encode())
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(_CHUNK), b""):
-                    h.update(chunk)
-            h.update(b"\0")
+            h.update(f"{os.path.relpath(path, rootdir)}\0{file_sha256(path)}\0".encode())
     return "files:" + h.hexdigest()
 
 
 def keyed_entry(vouched: str, weights: str, model: Any, export_options: dict[str, str]) -> dict[str, str]:
     """Everything the keyed entry depends on; ``export_options`` names the exporter, opset,
     input specs (dynamic axes follow from them) and output names."""
-    from . import backends, export
+    from . import export
 
-    revision = hashlib.sha256(Path(export.__file__).read_bytes()).hexdigest()[:16]
     return {
         "export_key": vouched,
         "weights": weights,
         "structure": hashlib.sha256(repr(model).encode()).hexdigest(),
         "classes": ",".join(sorted({f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()})),
         "external_data_bytes": str(export.EXTERNAL_DATA_BYTES),
-        "xframe_export": revision,
+        "xframe_export": source_revision(export.__file__),
         **export_options,
-        **backends.versions(*EXPORT_DISTS),
+        **versions(*EXPORT_DISTS),
     }
 
 

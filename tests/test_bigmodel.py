@@ -169,11 +169,11 @@ from pytest_xframe import TensorSpec, Dim
 import importlib
 from pytest_xframe.plugin import SESSION_KEY
 
-pipeline = importlib.import_module("pytest_xframe.pipeline")  # the module the session's engine uses
+memos = importlib.import_module("pytest_xframe.engine")  # the module the session's engine uses
 
-pipeline.PREPARED_MEMO = 3
-pipeline.EXPORT_MEMO = 4
-pipeline.OUTPUT_NAMES_MEMO = 4
+memos.PREPARED_MEMO = 3
+memos.EXPORT_MEMO = 4
+memos.OUTPUT_NAMES_MEMO = 4
 SIZES = []
 
 
