@@ -171,9 +171,8 @@ def _prepare_target(
     errors: list[XframeError] = []
     for exporter, opset in _export_plan(backend, options):
         try:
-            artifact, fresh_export, export_cached = engine.export(
-                (subject.fingerprint, subject.slots_key, exporter, opset), _exporter(subject, exporter, opset), _keyed(subject, vouched, exporter, opset)
-            )
+            key = (subject.fingerprint, subject.slots_key, exporter, opset)
+            artifact, fresh_export = engine.export(key, _exporter(subject, exporter, opset), _keyed(subject, vouched, exporter, opset))
         except ExportError as exc:
             errors.append(for_backend(exc, backend.name, None))
             continue
@@ -185,7 +184,7 @@ def _prepare_target(
             errors.append(for_backend(exc, backend.name, artifact))
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
-        result.export_cache_hit = export_cached
+        result.export_cache_hit = engine.from_cache(key)
         return Target(backend, artifact, prepared)
     first = errors[0]
     if len(errors) > 1:

@@ -86,6 +86,7 @@ class Engine:
         self._threads_set: set[str] = set()
         self._exports: OrderedDict[tuple, OnnxArtifact | XframeError] = OrderedDict()
         self._export_count = 0
+        self._from_cache: OrderedDict[tuple, bool] = OrderedDict()
         self._prepared: OrderedDict[tuple, Prepared | XframeError] = OrderedDict()
         self._prepared_bytes: dict[tuple, int] = {}
         self._output_names: OrderedDict[tuple, tuple[str, ...]] = OrderedDict()
@@ -100,13 +101,13 @@ class Engine:
             "output_names": len(self._output_names), "references": len(self._references),
         }
 
-    def export(self, key: tuple, make: Any, keyed: dict[str, str] | None = None) -> tuple[OnnxArtifact, bool, bool]:
-        """The ONNX export for ``key``, whether this call made it (False: made earlier in this
-        session, by another xdist worker of this run, or by an earlier run), and whether it came
-        from the on-disk cache of earlier runs (only with ``keyed``: the ``export_key`` entry)."""
+    def export(self, key: tuple, make: Any, keyed: dict[str, str] | None = None) -> tuple[OnnxArtifact, bool]:
+        """The ONNX export for ``key``, and whether this call made it (False: made earlier in this
+        session, by another xdist worker of this run, or, with ``keyed`` (the ``export_key``
+        entry), by an earlier run: ``from_cache`` says which)."""
         found = self._exports.get(key)
         fresh = found is None
-        from_cache = False
+        from_cache = self._from_cache.get(key, False)
         if fresh:
             out = self.workdir / f"export-{self._export_count}"
             self._export_count += 1
@@ -121,9 +122,14 @@ class Engine:
             except XframeError as exc:
                 found = exc
         _remember(self._exports, key, found, EXPORT_MEMO)
+        _remember(self._from_cache, key, from_cache, EXPORT_MEMO)
         if isinstance(found, XframeError):
             raise found
-        return found, fresh, from_cache
+        return found, fresh
+
+    def from_cache(self, key: tuple) -> bool:
+        """Whether this session's export for ``key`` was read from an earlier run's (``export_key``)."""
+        return self._from_cache.get(key, False)
 
     def prepare(self, spec: Backend, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None) -> tuple[Prepared, bool, float]:
         """The backend's runner for this ONNX model, whether it was built now, and the seconds
