@@ -57,16 +57,8 @@ max_examples = 2
 """
 
 
-@pytest.fixture(scope="session")
-def dynamo(frameworks: None) -> None:
-    """torch imports torch._dynamo lazily (torch.manual_seed, the dynamo exporter): imported inside
-    an in-process run it is dropped with that run's modules and cannot be imported again, so it is
-    imported once here, before any pytester takes its snapshot of sys.modules."""
-    import torch._dynamo  # noqa: F401
-
-
 @pytest.fixture
-def zoo(dynamo: None, xf_pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pytester:
+def zoo(xf_pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pytester:
     """A model repo: a module of factories on the path; pyproject.toml is written by each test."""
     xf_pytester.makeini(f"[pytest]\naddopts = --xframe-cache-dir={shared_cache} -p no:randomly\npythonpath = .\n")
     xf_pytester.makepyfile(zoo=ZOO)
