@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Union
 
 from .errors import SpecError, SpecTextError
 from .spec import Dim, TensorSpec, _dtype_name
 
-Parsed = Union[dict[str, TensorSpec], list[TensorSpec]]
+Parsed = dict[str, TensorSpec] | list[TensorSpec]
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<punct>\.\.|[\[\](),;=:]))"

@@ -121,7 +121,7 @@ def test_failing_declared_model_keeps_artifacts_that_replay(zoo: pytest.Pytester
     assert {"model.onnx", "inputs.npz", "case.json"} <= {p.name for p in directory.iterdir()}
     printed = str(directory.relative_to(zoo.path))
     assert f"replay: python -m pytest_xframe replay {printed}" in result.stdout.str()
-    replay = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", printed], capture_output=True, text=True, timeout=300, cwd=zoo.path)
+    replay = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", printed], check=False, capture_output=True, text=True, timeout=300, cwd=zoo.path)
     assert replay.returncode == 1 and replay.stdout.rstrip().endswith("verdict: MISMATCH"), replay.stdout + replay.stderr
 
 
@@ -158,6 +158,11 @@ def test_broken_declarations_are_collection_errors_naming_the_cause(zoo: pytest.
         atoll = 1e-3
 
         [[tool.xframe.models]]
+        id = "good"
+        factory = "zoo:make_two"
+        inputs = "left=float32[2,4]; right=float32[2,3]"
+
+        [[tool.xframe.models]]
         id = "raises"
         factory = "zoo:make_failing"
         inputs = "x=float32[2,6]"
@@ -165,7 +170,7 @@ def test_broken_declarations_are_collection_errors_naming_the_cause(zoo: pytest.
         """,
     )
     result = zoo.runpytest("--continue-on-collection-errors")
-    result.assert_outcomes(passed=1, failed=1, errors=4)
+    result.assert_outcomes(passed=1, failed=1, errors=5)
     result.stdout.fnmatch_lines(
         [
             "cannot import the module of model factory no_such_pkg.models:make in *",
@@ -175,6 +180,7 @@ def test_broken_declarations_are_collection_errors_naming_the_cause(zoo: pytest.
             "    x=float32[batch:1..4;6]",
             "                        ^",
             "unknown xframe option(s) 'atoll' in *",
+            "two models have the id 'good': give each its own `id`",
         ],
         consecutive=False,
     )
@@ -202,6 +208,10 @@ def test_collected_when_named_or_walked_not_from_other_paths(zoo: pytest.Pyteste
     assert "test_plain" not in named.stdout.str()
     other = zoo.runpytest("tests", "--co", "-q")
     assert "pyproject.toml" not in other.stdout.str() and "tests/test_plain.py::test_plain" in other.stdout.str()
+    ini = (zoo.path / "tox.ini").read_text()
+    (zoo.path / "tox.ini").write_text(ini + "testpaths = tests pyproject.toml\n")
+    both = zoo.runpytest("--co", "-q", "--xframe-backends=onnxruntime")
+    assert "tests/test_plain.py::test_plain" in both.stdout.str() and "pyproject.toml::mlp5[onnxruntime]" in both.stdout.str()
 
 
 def test_a_model_from_the_command_line(zoo: pytest.Pytester) -> None:
@@ -216,6 +226,8 @@ def test_a_model_from_the_command_line(zoo: pytest.Pytester) -> None:
     check = _checks(zoo)[("xframe-model::tiny[onnxruntime]", "onnxruntime")]
     assert check["model"] == "tiny" and check["outputs"][0]["atol"] == 0.002 and check["outputs"][0]["shape"][-1] == 4
     assert "test_other" not in result.stdout.str()
+    named = zoo.runpytest("test_other.py", "--co", "-q", "--xframe-model", "zoo:make_mlp", "--xframe-inputs", "x=float32[2,6]", "--xframe-backends=onnxruntime")
+    assert named.stdout.lines[:2] == ["xframe-model::make_mlp[onnxruntime]", "test_other.py::test_other"]
 
 
 @pytest.mark.parametrize(
