@@ -19,7 +19,7 @@ import importlib
 import re
 import traceback
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,13 +139,13 @@ class DeclaredModels(pytest.Module):
     declaration that fails is a collection error of its own, and the others still run.
     """
 
-    def __init__(self, *, raw: list[tuple[Any, str]] = (), ready: list[ModelDecl] = (), failure: str | None = None, **kwargs: Any) -> None:  # type: ignore[assignment]
+    def __init__(self, *, raw: Sequence[tuple[Any, str]] = (), ready: Sequence[ModelDecl] = (), failure: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.raw, self.ready, self.failure = list(raw), list(ready), failure
 
     def _getobj(self) -> types.ModuleType:
         # pytest.Module._getobj imports self.path as Python; here the module is built instead.
-        # Private hook of pytest (checked against pytest 8.3 and 9.2).
+        # Private hook of pytest (checked against pytest 9.2).
         module = types.ModuleType(f"xframe_models_{self.name}")
         module.__file__ = str(self.path)
         return module
