@@ -14,7 +14,7 @@ import pytest
 
 from .backends import BUILTIN
 from .settings import MARKER, OPTION_NAMES
-from .stash import RECORDS_KEY
+from .stash import CLI_MODEL_KEY, RECORDS_KEY
 
 if TYPE_CHECKING:
     from .fixture import Xframe
@@ -114,9 +114,6 @@ def pytest_configure(config: pytest.Config) -> None:
         from .html_report import HtmlReport
 
         config.pluginmanager.register(HtmlReport(), "xframe-html")
-
-
-CLI_MODEL_KEY = pytest.StashKey[Any]()
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
