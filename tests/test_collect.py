@@ -230,6 +230,14 @@ def test_a_model_from_the_command_line(zoo: pytest.Pytester) -> None:
     assert named.stdout.lines[:2] == ["xframe-model::make_mlp[onnxruntime]", "test_other.py::test_other"]
 
 
+def test_a_model_from_the_command_line_under_xdist(zoo: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    result = zoo.runpytest("-n", "2", "--xframe-model", "zoo:make_mlp", "--xframe-inputs", "x=float32[batch:1..4,6]",
+                           "--xframe-backends=onnxruntime", "--xframe-max-examples=3", "--xframe-report=report.json")
+    result.assert_outcomes(passed=1)
+    assert list(_checks(zoo)) == [("xframe-model::make_mlp[onnxruntime]", "onnxruntime")]
+
+
 @pytest.mark.parametrize(
     ("args", "lines"),
     [
