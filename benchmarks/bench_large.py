@@ -113,14 +113,14 @@ def main() -> None:
 
     from pytest_xframe.backends.onnxruntime_runner import make_session
     from pytest_xframe.cache import ArtifactCache
+    from pytest_xframe.check import ParityReport, run_check
     from pytest_xframe.compare import compare_all
+    from pytest_xframe.engine import Engine
     from pytest_xframe.export import example_feeds, export, weight_bytes
     from pytest_xframe.export_cache import weights_digest
     from pytest_xframe.outputs import torch_outputs
-    from pytest_xframe.check import ParityReport, run_check
-    from pytest_xframe.engine import Engine
     from pytest_xframe.settings import CheckOptions
-    from pytest_xframe.spec import Dim, TensorSpec, bind_inputs
+    from pytest_xframe.spec import TensorSpec, bind_inputs
 
     work = Path(tempfile.mkdtemp(prefix="bench-large-"))
     sampler = Sampler()

@@ -75,8 +75,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from pytest_xframe import engine as memos
-    from pytest_xframe.check import ParityReport, run_check
     from pytest_xframe.cache import ArtifactCache
+    from pytest_xframe.check import ParityReport, run_check
+    from pytest_xframe.errors import XframeError
     from pytest_xframe.export import weight_bytes
     from pytest_xframe.settings import CheckOptions
 
@@ -96,7 +97,7 @@ def main() -> None:
         report = ParityReport(test_id=f"model-{i}", options=options)
         try:
             run_check(engine, net, inputs, options, report=report, artifacts_root=work / "artifacts")
-        except Exception as exc:  # a failing model is reported, the session goes on
+        except XframeError as exc:  # a failing model is reported, the session goes on
             print(f"  model {i}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         del net
         gc.collect()
