@@ -226,3 +226,26 @@ def test_weights_digest_follows_the_weights_only() -> None:
     transposed.weight = torch.nn.Parameter(model.weight.detach().t().contiguous().t())  # not contiguous
     transposed.bias = model.bias
     assert weights_digest(transposed) == weights_digest(model)
+
+
+def test_declared_model_with_export_key(xf_pytester: pytest.Pytester) -> None:
+    """A model repo declares its model in pyproject.toml with export_key: the second CI run (the
+    cache kept between runs) reuses the export."""
+    xf_pytester.makepyfile(wide=WIDE + "\n\ndef make():\n    return Wide().eval()\n")
+    xf_pytester.makeini("[pytest]\naddopts = -p no:randomly\npythonpath = .\n")
+    xf_pytester.makefile(
+        ".toml",
+        pyproject="""
+        [[tool.xframe.models]]
+        id = "wide"
+        factory = "wide:make"
+        inputs = "x=float32[batch:1..3,32]"
+        backends = ["onnxruntime"]
+        exporter = "torchscript"
+        max_examples = 3
+        export_key = ["wide.py"]
+        """,
+    )
+    assert not _run(xf_pytester)["export_cache_hit"]
+    warm = _run(xf_pytester)
+    assert warm["export_cache_hit"] and warm["seconds"]["export"] == 0.0
