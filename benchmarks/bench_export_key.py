@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,10 +86,13 @@ def main() -> None:
     (project / "pytest.ini").write_text("[pytest]\n")
     print("| export_key | run | wall s | export s (report) | export from cache | verdict |")
     print("|---|---|---|---|---|---|")
-    for key in ("bert-v1", None):
-        for i in range(args.runs):
-            r = run(project, key)
-            print(f"| {key or '(none)'} | {i + 1} | {r['wall']:.1f} | {r['export']:.2f} | {r['hit']} | {r['verdict']} |", flush=True)
+    try:
+        for key in ("bert-v1", None):
+            for i in range(args.runs):
+                r = run(project, key)
+                print(f"| {key or '(none)'} | {i + 1} | {r['wall']:.1f} | {r['export']:.2f} | {r['hit']} | {r['verdict']} |", flush=True)
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
 
 
 if __name__ == "__main__":
