@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from .results import ParityReport
     from .spec import InputSlot
 
+#: parameters are copied for the restore only up to this many bytes in all (buffers always): a
+#: large model's weights are not doubled; beyond it, a parameter forward writes is reported, not restored
+PARAMETER_SNAPSHOT_BYTES = 256 * 2**20
+
 #: attribute values a forward may count or flag with (``self.calls += 1``), restored like buffers
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 
@@ -50,17 +54,20 @@ class ModelState:
 
     @classmethod
     def of(cls, model: Any) -> ModelState:
-        """Snapshot ``model``: costs one copy of its weights while the check runs."""
+        """Snapshot ``model``: a copy of its buffers, and of its parameters while they fit in
+        ``PARAMETER_SNAPSHOT_BYTES``; every tensor's identity and write count."""
         import torch
 
         state = cls()
+        copy_parameters = sum(p.numel() * p.element_size() for p in model.parameters()) <= PARAMETER_SNAPSHOT_BYTES
         with torch.no_grad():
             for prefix, module in model.named_modules(remove_duplicate=False):
                 state.names[id(module)] = prefix
                 state.modes.append((module, module.training))
                 for kind in ("_parameters", "_buffers"):
                     for name, t in module.__dict__.get(kind, {}).items():
-                        state.tensors.append((module, kind, name, t, _version(t), None if t is None else t.detach().clone()))
+                        saved = None if t is None or (kind == "_parameters" and not copy_parameters) else t.detach().clone()
+                        state.tensors.append((module, kind, name, t, _version(t), saved))
                 state.attrs.extend((module, k, v) for k, v in vars(module).items() if k != "training" and isinstance(v, _PLAIN))
         return state
 
@@ -76,15 +83,19 @@ class ModelState:
                 found.append(f"attribute {self._dotted(module, name)}")
         return found
 
-    def restore(self) -> None:
-        """Put back every tensor object and value, attribute and mode."""
+    def restore(self) -> list[str]:
+        """Put back every tensor object and value, attribute and mode; returns the tensors whose
+        values were written but not copied (parameters over ``PARAMETER_SNAPSHOT_BYTES``)."""
         import torch
 
+        lost = []
         with torch.no_grad():
             for module, kind, name, obj, version, saved in self.tensors:
                 getattr(module, kind)[name] = obj
                 if obj is not None and _version(obj) != version:
-                    if obj.shape == saved.shape and obj.dtype == saved.dtype:
+                    if saved is None:
+                        lost.append(f"{kind[1:-1]} {self._dotted(module, name)}")
+                    elif obj.shape == saved.shape and obj.dtype == saved.dtype:
                         obj.copy_(saved)
                     else:
                         obj.data = saved
@@ -92,6 +103,7 @@ class ModelState:
             setattr(module, name, value)
         for module, mode in self.modes:
             module.training = mode
+        return lost
 
     def _dotted(self, module: Any, name: str) -> str:
         prefix = self.names.get(id(module), "")
@@ -106,16 +118,21 @@ def _version(tensor: Any) -> int:
     return -1 if tensor is None else int(getattr(tensor, "_version", 0))
 
 
-def warn_if_changed(state: ModelState, model_name: str) -> None:
-    """``forward`` changing its own state makes parity ill-defined (the export captures one state)."""
+def restore_and_warn(state: ModelState, model_name: str) -> None:
+    """Put the model back; ``forward`` changing its own state makes parity ill-defined (the export
+    captures one state), so a warning names what it changed and anything that could not be restored."""
     changed = state.changes()
+    lost = state.restore()
     if changed:
+        restored = (
+            f"xframe could not restore {', '.join(lost[:5])} (parameters over {PARAMETER_SNAPSHOT_BYTES} bytes are not copied)"
+            if lost else "xframe restored it after the check"
+        )
         warnings.warn(
             ModelStateWarning(
                 f"{model_name}.forward changes the model's own state ({', '.join(changed[:5])}"
                 + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-                + "); xframe restored it after the check, but parity is ill-defined for such a model: "
-                "the export fixes one state, torch moves on from it"
+                + f"); {restored}, but parity is ill-defined for such a model: the export fixes one state, torch moves on from it"
             ),
             stacklevel=3,
         )

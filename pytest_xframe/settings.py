@@ -50,6 +50,9 @@ class CheckOptions:
     #: reliability: the largest input one example may draw, in bytes (all tensors together);
     #: a spec that can exceed it is refused before anything runs
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    #: bigmodel: the user's word that forward's code is unchanged, so the ONNX export may be reused
+    #: across runs: a version string, or paths/globs (relative to the rootdir) of files to hash
+    export_key: str | tuple[str, ...] | None = None
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -98,7 +101,21 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
         value = out["max_input_bytes"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SpecError(f"max_input_bytes must be an int >= 1, got {value!r} in {where}", hint=f"default: {DEFAULT_MAX_INPUT_BYTES}")
+    if out.get("export_key") is not None:
+        out["export_key"] = _export_key(out["export_key"], where)
     return out
+
+
+def _export_key(value: Any, where: str) -> str | tuple[str, ...]:
+    """A non-empty version string, or a non-empty list of non-empty paths/globs."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(value)
+    raise SpecError(
+        f"export_key must be a version string or a list of file paths/globs, got {value!r} in {where}",
+        hint="e.g. export_key='my-model-1.4' or export_key=['src/mymodel/*.py']",
+    )
 
 
 def parse_backends(value: Any, where: str, known: Collection[str] | None = None) -> tuple[str, ...]:

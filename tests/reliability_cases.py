@@ -87,6 +87,20 @@ class Counter(nn.Module):
         return self.lin(x) + (self.n if self.feeds_output else 0)
 
 
+class ParamWriter(nn.Module):
+    """Writes a parameter its output does not read (an in-place update kept by hand)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3, 2)
+        self.momentum = nn.Parameter(torch.zeros(2))
+
+    def forward(self, x):
+        self.momentum.add_(1.0)
+        return self.lin(x)
+
+
 _GLOBAL = [0]
 
 
@@ -272,6 +286,7 @@ CASES = [
     Case("dim-from-zero", lin, lambda: [TensorSpec((Dim("n", 0, 3), 3))], "passed"),
     Case("repr-raises", lambda: BadRepr().eval(), spec(3), "passed"),
     Case("forward-writes-a-buffer", lambda: Counter().eval(), spec(3), "passed"),
+    Case("forward-writes-a-parameter", lambda: ParamWriter().eval(), spec(3), "passed"),
 ]
 
 BY_ID = {c.id: c for c in CASES}

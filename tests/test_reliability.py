@@ -197,7 +197,34 @@ def test_the_session_survives_and_the_report_has_every_check(case_run: dict) -> 
 
 
 def test_a_forward_that_writes_its_state_is_restored_and_named_in_a_warning(case_run: dict) -> None:
-    assert "ModelStateWarning: Counter.forward changes the model's own state (buffer n, attribute calls)" in case_run["stdout"]
+    assert "ModelStateWarning: Counter.forward changes the model's own state (buffer n, attribute calls); xframe restored it" in case_run["stdout"]
+    assert "ModelStateWarning: ParamWriter.forward changes the model's own state (parameter momentum); xframe restored it" in case_run["stdout"]
+
+
+def test_parameters_over_the_snapshot_budget_are_reported_not_restored(tmp_path: Path, shared_cache: Path) -> None:
+    """A large model's weights are not copied; a parameter its forward writes is then named as not restored."""
+    root = make_project(
+        tmp_path,
+        shared_cache,
+        textwrap.dedent(
+            """
+            import pytest_xframe.guard
+            from pytest_xframe import TensorSpec
+            from reliability_cases import ParamWriter
+
+            def test_writer(xframe):
+                pytest_xframe.guard.PARAMETER_SNAPSHOT_BYTES = 0  # as for a model over the budget
+                model = ParamWriter().eval()
+                buffers_before = model.lin.weight.clone()
+                xframe.check(model, [TensorSpec((3,))], backends=["onnxruntime"], max_examples=3)
+                assert float(model.momentum[0]) > 0  # written by forward, not restored
+                assert bool((model.lin.weight == buffers_before).all())
+            """
+        ),
+    )
+    proc = run_pytest(root, "-W", "always")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "xframe could not restore parameter momentum (parameters over 0 bytes are not copied)" in proc.stdout
 
 
 def test_the_cases_cover_the_issue(case_run: dict) -> None:
