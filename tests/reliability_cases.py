@@ -94,7 +94,7 @@ class ParamWriter(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.lin = nn.Linear(3, 2)
-        self.momentum = nn.Parameter(torch.zeros(2))
+        self.momentum = nn.Parameter(torch.zeros(2), requires_grad=False)
 
     def forward(self, x):
         self.momentum.add_(1.0)
