@@ -75,7 +75,7 @@ def replay(case_dir: Path) -> int:
         except BadCase:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged model file fails inside any framework
-            raise BadCase(f"the {case['backend']} model in {case_dir} could not be loaded or run ({describe_exception(exc, 200)})") from None
+            raise BadCase(f"the {case['backend']} model in {case_dir} could not be loaded or run ({describe_exception(exc, 600)})") from None
     except BadCase as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return UNUSABLE
