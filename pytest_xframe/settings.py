@@ -43,6 +43,8 @@ class CheckOptions:
     equal_nan: bool = False
     #: display name of the model in messages and reports (default: its class name)
     name: str | None = None
+    #: baselines: how much worse than its baseline a figure may get before it is drift (baseline.py)
+    drift_factor: float = 2.0
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -82,6 +84,11 @@ def validate(options: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
     if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    if "drift_factor" in out:
+        value = out["drift_factor"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
+            raise SpecError(f"drift_factor must be a number > 1, got {value!r} in {where}", hint="e.g. drift_factor=2: a figure may double")
+        out["drift_factor"] = float(value)
     return out
 
 
