@@ -91,11 +91,6 @@ class Change:
     #: the limit it crossed, in words: "drift factor 2" or "margin 6.0 dB"
     limit: str
 
-    def line(self) -> str:
-        test, check, backend, output = self.key
-        direction = "worse" if self.worse else "better"
-        return f"{test} [{backend}] {check} output {output!r}: {self.figure} {_g(self.baseline)} -> {_g(self.new)} ({self.by} {direction}; {self.limit})"
-
     def to_dict(self) -> dict[str, Any]:
         return {"output": self.key[3], "figure": self.figure, "baseline": self.baseline, "new": self.new, "by": self.by, "limit": self.limit}
 
@@ -120,10 +115,9 @@ def judge(figure: Figure, key: Key, baseline: float, new: float, factor: float) 
         return None
     by = ratio if ratio > 1 else 1.0 / ratio
     what = "1-cosine " if figure.kind == "cosine" else ""
-    if min(before, after) == figure.floor and figure.floor > 0:  # measured from the floor, not from the figure
-        what = f"from the noise floor {figure.floor:g}, {what}"
+    floor = f" counted from the noise floor {figure.floor:g}" if min(before, after) == figure.floor and figure.floor > 0 else ""
     limit_text = f"drift factor {factor:g}" + (" squared" if figure.kind == "cosine" else "")
-    return Change(key, figure.name, baseline, new, ratio > 1, f"{what}{by:.3g}x", limit_text)
+    return Change(key, figure.name, baseline, new, ratio > 1, f"{what}{by:.3g}x{floor}", limit_text)
 
 
 def figures_of(output: Mapping[str, Any]) -> dict[str, float]:
@@ -247,7 +241,7 @@ def drift_text(model: str, records: Iterable[Mapping[str, Any]], path: Path, fac
     for r in drifted:
         info = r["baseline"]
         for d in info["drift"]:
-            lines.append(f"  [{r['backend']}] output {d['output']!r}: {d['figure']} {_g(d['baseline'])} -> {_g(d['new'])}, {d['by']} worse (> {d['limit']})")
+            lines.append(f"  [{r['backend']}] output {d['output']!r}: {d['figure']} {_g(d['baseline'])} -> {_g(d['new'])}, worse by {d['by']} (> {d['limit']})")
         lines.append(f"  [{r['backend']}] " + inputs_note(info, r))
     lines.append(f"  baseline: {path}")
     lines.append(

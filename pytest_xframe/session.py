@@ -35,6 +35,7 @@ class XframeSession:
         from .baseline import BaselineRun, settings_from
 
         self.baseline = BaselineRun(settings_from(config))
+        self.baseline.active  # noqa: B018 - read the file now: a broken one is a usage error, not a failure per test
 
     # -- options -----------------------------------------------------------------------------
     def _ini_options(self) -> dict[str, Any]:
