@@ -14,7 +14,7 @@ from importlib import metadata
 
 import pytest
 
-from pytest_xframe.baseline import FIGURES, judge
+from pytest_xframe.baseline import FIGURES, Baseline, judge, stale
 
 MODULE = '''
 import os
@@ -42,7 +42,8 @@ class Net(nn.Module):
         return nn.functional.linear(x, weight, self.fc.bias)
 
 
-pytestmark = pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=4, exporter="torchscript", atol=1e-2, rtol=1e-2)
+ATOL = float(os.environ.get("XF_ATOL", "1e-2"))
+pytestmark = pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=4, exporter="torchscript", atol=ATOL, rtol=1e-2)
 
 
 def test_net(xframe):
@@ -139,37 +140,47 @@ def test_a_less_accurate_export_fails_on_drift_while_within_tolerance(xf_pyteste
     seeded.assert_outcomes(passed=1, failed=1)
     seeded.stdout.fnmatch_lines([f"*seed 7 here, {base['seed']} there (a seed you set is never replaced)*"])
     assert {r["seed"] for r in json.loads((xf_pytester.path / "seeded.json").read_text())["checks"]} == {7}
+    hypothesis_seeded = xf_pytester.runpytest("--hypothesis-seed=7")
+    hypothesis_seeded.assert_outcomes(passed=1, failed=1)
+    hypothesis_seeded.stdout.fnmatch_lines([f"*seed None here, {base['seed']} there*"])
 
 
 def test_improvement_missing_and_stale_entries_are_reported_not_failed(xf_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_xframe.report import REPORT_SCHEMA
+
     xf_pytester.makepyfile(test_models=MODULE)
     monkeypatch.setenv("XF_DEGRADE", "1")
     xf_pytester.runpytest("--xframe-baseline-update").assert_outcomes(passed=2)
     monkeypatch.delenv("XF_DEGRADE")
     # test_two is gone, test_three is new
     xf_pytester.makepyfile(
-        test_models=MODULE.split("def test_two")[0] + "def test_three(xframe):\n    xframe.check(Net().eval(), inputs=[TensorSpec((3, 6))])\n"
+        test_models=MODULE.split("def test_two")[0]
+        + "def test_three(xframe):\n    xframe.check(Net().eval(), inputs=[TensorSpec((3, 6))])\n    xframe.check(Net().eval(), inputs=[TensorSpec((5, 6))])\n"
     )
     result = xf_pytester.runpytest("--xframe-report=report.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "xframe-baseline.json: 1 checks compared, 0 figures drifted, * improved, 1 without an entry, 3 stale entries",
+            "xframe-baseline.json: 1 checks compared, 0 figures drifted, * improved, 2 without an entry, 3 stale entries",
             f"  improved {_glob(NET)} [[]onnxruntime[]] output 'output': max_abs * -> *",
             "  missing test_models.py::test_three[[]onnxruntime[]] [[]onnxruntime[]] Net",
+            "  missing test_models.py::test_three[[]onnxruntime[]] [[]onnxruntime[]] Net#2",
             f"  stale {_glob(TWO)} [[]onnxruntime[]] TwoIn output *: test no longer exists",
             "*reported, not failed*",
         ]
     )
     document = json.loads((xf_pytester.path / "report.json").read_text())
     assert {s["test"] for s in document["baseline"]["stale"]} == {TWO}
-    statuses = {r["test"]: r["baseline"]["status"] for r in document["checks"]}
-    assert statuses == {NET: "checked", "test_models.py::test_three[onnxruntime]": "missing"}
+    statuses = {(r["test"], r["baseline"]["check"]): r["baseline"]["status"] for r in document["checks"]}
+    three = "test_models.py::test_three[onnxruntime]"
+    assert statuses == {(NET, "Net"): "checked", (three, "Net"): "missing", (three, "Net#2"): "missing"}
 
     # the update takes the improvement and the new test, and drops the stale entries
-    update = xf_pytester.runpytest("--xframe-baseline-update")
-    update.stdout.fnmatch_lines(["xframe-baseline.json updated: 2 entries written, 3 stale removed", f"  removed {_glob(TWO)} *: test no longer exists"])
-    assert {k[0] for k in _entries(xf_pytester)} == {NET, "test_models.py::test_three[onnxruntime]"}
+    update = xf_pytester.runpytest("--xframe-baseline-update", "--xframe-report=update.json")
+    update.stdout.fnmatch_lines(["xframe-baseline.json updated: 3 entries written, 3 stale removed", f"  removed {_glob(TWO)} *: test no longer exists"])
+    assert {k[:2] for k in _entries(xf_pytester)} == {(NET, "Net"), (three, "Net"), (three, "Net#2")}
+    jsonschema.validate(json.loads((xf_pytester.path / "update.json").read_text()), REPORT_SCHEMA)
 
 
 def test_a_partial_run_updates_its_entries_and_keeps_the_others(xf_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,6 +196,13 @@ def test_a_partial_run_updates_its_entries_and_keeps_the_others(xf_pytester: pyt
     assert {k: e for k, e in after.items() if k[0] == TWO} == {k: e for k, e in before.items() if k[0] == TWO}
     net = (NET, "Net", "onnxruntime", "output")
     assert after[net]["max_abs"] > 10 * before[net]["max_abs"] and after[net]["seed"] == before[net]["seed"]
+    # a check that fails keeps its entries, and the update says so
+    monkeypatch.setenv("XF_ATOL", "1e-6")
+    failing = xf_pytester.runpytest("--xframe-baseline-update", "--xframe-drift-factor=1e9")
+    failing.assert_outcomes(passed=1, failed=1)
+    failing.stdout.fnmatch_lines(["xframe-baseline.json updated: 3 entries written, 0 stale removed", f"  not updated (the check did not pass): {_glob(NET)} [[]onnxruntime[]] (failed)"])
+    assert _entries(xf_pytester)[net] == after[net]
+    monkeypatch.delenv("XF_ATOL")
     # a deselected test is not stale
     check = xf_pytester.runpytest("-k", "test_net")
     check.assert_outcomes(passed=1, deselected=1)
@@ -202,10 +220,17 @@ def test_update_under_xdist_writes_the_same_file_and_stale_entries_are_found(xf_
     result = xf_pytester.runpytest_subprocess("-n", "2", "--xframe-baseline-update")
     result.assert_outcomes(passed=2)
     assert path.read_text() == serial
-    xf_pytester.makepyfile(test_models=MODULE.split("def test_two")[0])
+    # test_two now checks another model: its TwoIn entries are stale (judged on what the workers collected)
+    xf_pytester.makepyfile(test_models=MODULE.replace("TwoIn().eval(), inputs=[TensorSpec((2, 4)), TensorSpec((2, 3))]", "Net().eval(), inputs=[TensorSpec((2, 6))]"))
     stale = xf_pytester.runpytest_subprocess("-n", "2")
-    stale.assert_outcomes(passed=1)
-    stale.stdout.fnmatch_lines(["xframe-baseline.json: 1 checks compared, 0 figures drifted, 0 improved, 0 without an entry, 3 stale entries"])
+    stale.assert_outcomes(passed=2)
+    stale.stdout.fnmatch_lines(
+        [
+            "xframe-baseline.json: 1 checks compared, 0 figures drifted, 0 improved, 1 without an entry, 3 stale entries",
+            f"  missing {_glob(TWO)} [[]onnxruntime[]] Net",
+            f"  stale {_glob(TWO)} [[]onnxruntime[]] TwoIn output 'sum': the test no longer checks TwoIn",
+        ]
+    )
 
 
 def test_baseline_location_and_drift_factor_from_pyproject_ini_and_command_line(xf_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,6 +249,9 @@ def test_baseline_location_and_drift_factor_from_pyproject_ini_and_command_line(
     ini = xf_pytester.path / "tox.ini"  # what xf_pytester's makeini wrote
     ini.write_text(ini.read_text().rstrip() + "\nxframe_drift_factor = 1.5\n")
     xf_pytester.runpytest().assert_outcomes(failed=1)  # the ini file over pyproject's table
+    lenient = MODULE.split("def test_two")[0].replace("TensorSpec((2, 6))])", "TensorSpec((2, 6))], drift_factor=1e6)")
+    xf_pytester.makepyfile(test_models=lenient)
+    xf_pytester.runpytest().assert_outcomes(passed=1)  # check() over the ini file
 
     bad = xf_pytester.runpytest("--xframe-drift-factor=1")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
@@ -240,6 +268,20 @@ def test_a_broken_baseline_file_is_a_usage_error(xf_pytester: pytest.Pytester) -
     result = xf_pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: the xframe baseline */xframe-baseline.json is not valid JSON", "*rerun with --xframe-baseline-update"])
+
+
+def test_stale_entries_are_judged_only_on_tests_this_run_collected() -> None:
+    baseline = Baseline(entries={(t, c, "onnxruntime", o): {} for t, c, o in [
+        ("a.py::test_ran", "M", "out"), ("a.py::test_ran", "M", "gone"), ("a.py::test_ran", "Old", "out"),
+        ("a.py::test_deselected", "M", "out"), ("a.py::test_deleted", "M", "out"), ("b.py::test_other_module", "M", "out"),
+    ]})
+    ran = {"test": "a.py::test_ran", "backend": "onnxruntime", "outputs": [{"name": "out"}], "baseline": {"check": "M"}}
+    found = dict(stale(baseline, [ran], {"a.py::test_ran", "a.py::test_deselected"}))
+    assert found == {
+        ("a.py::test_ran", "M", "onnxruntime", "gone"): "the model no longer has this output",
+        ("a.py::test_ran", "Old", "onnxruntime", "out"): "the test no longer checks Old",
+        ("a.py::test_deleted", "M", "onnxruntime", "out"): "test no longer exists",
+    }
 
 
 def _figure(name: str):
@@ -285,3 +327,11 @@ def test_figures_are_rounded_to_what_is_meaningful() -> None:
     assert _figure("cosine").rounded(0.99998734567) == 0.9999873  # three digits of 1-cosine
     assert _figure("snr_db").rounded(66.3333) == 66.3
     assert _figure("snr_db").rounded(math.inf) == 100.0  # identical outputs: above the ceiling
+
+
+def test_options_are_documented(pytester: pytest.Pytester) -> None:
+    helptext = pytester.runpytest("--help")
+    helptext.stdout.fnmatch_lines(
+        ["*--xframe-baseline-update*", "*--xframe-baseline=PATH*", "*--xframe-drift-factor=F*", "*xframe_baseline *", "*xframe_drift_factor *"]
+    )
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.xframe_parity(**options):*drift_factor*"])
