@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import BackendUnavailable
-from .settings import MARKER, validate
+from .settings import MARKER, CheckOptions, validate
 
 if TYPE_CHECKING:
     from .errors import DriftError
@@ -31,8 +31,9 @@ class Xframe:
     def check(self, model: Any, inputs: Any, **options: Any) -> ParityReport:
         """Check ``model`` on ``inputs`` (a list or dict of TensorSpec / tensors / arrays).
 
-        Raises ``ParityError`` when a backend's outputs differ beyond tolerance, ``ExportError``
-        or ``ConversionError`` when the model cannot get there; returns the report otherwise.
+        Raises ``ParityError`` when a backend's outputs differ beyond tolerance, ``DriftError``
+        when they got worse than the baseline allows, ``ExportError`` or ``ConversionError`` when
+        the model cannot get there; returns the report otherwise.
         """
         __tracebackhide__ = True
         self.calls += 1
@@ -55,13 +56,8 @@ class Xframe:
             if not available:
                 pytest.skip("; ".join(reason for _, reason in skipped if reason))
             resolved = replace(resolved, backends=available)
-        check = self._check_name(resolved.name or type(model).__name__) if self._session.baseline.active else None
-        if check is not None:
-            seed = self._session.baseline.seed(self._request.node.nodeid, check, resolved.seed, self._test_key(), self._request.config.getoption("hypothesis_seed", None))
-            resolved = replace(resolved, seed=seed)
+        check, resolved, extra = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved)
-        # while updating, a check that fails still names itself: the summary lists it as not updated
-        extra = {b: {"baseline": {"check": check, "status": "update"}} for b in resolved.backends} if check and self._session.baseline.settings.update else {}
         try:
             run_check(
                 self._session.engine(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
@@ -77,6 +73,17 @@ class Xframe:
         finally:
             self.reports.append(report)
             reporting.record(self._request, report, skipped, extra)
+
+    def _baseline_plan(self, model: Any, resolved: CheckOptions) -> tuple[str | None, CheckOptions, dict[str, dict]]:
+        """With a baseline in use: the check's name in it, the seed it draws with (the entry's
+        unless you set one), and the record fields a check that fails while updating carries."""
+        run = self._session.baseline
+        if not run.active:
+            return None, resolved, {}
+        check = self._check_name(resolved.name or type(model).__name__)
+        seed = run.seed(self._request.node.nodeid, check, resolved.seed, self._test_key(), self._request.config.getoption("hypothesis_seed", None))
+        extra = {b: {"baseline": {"check": check, "status": "update"}} for b in resolved.backends} if run.settings.update else {}
+        return check, replace(resolved, seed=seed), extra
 
     def _check_name(self, model_name: str) -> str:
         """A check's name in the baseline: its model's, numbered from the second check of the

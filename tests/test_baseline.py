@@ -14,7 +14,7 @@ from importlib import metadata
 
 import pytest
 
-from pytest_xframe.baseline import FIGURES, Baseline, judge, stale
+from pytest_xframe.baseline import FIGURES, Baseline, examine, figures_of, judge, stale
 
 MODULE = '''
 import os
@@ -335,3 +335,18 @@ def test_options_are_documented(pytester: pytest.Pytester) -> None:
         ["*--xframe-baseline-update*", "*--xframe-baseline=PATH*", "*--xframe-drift-factor=F*", "*xframe_baseline *", "*xframe_drift_factor *"]
     )
     pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.xframe_parity(**options):*drift_factor*"])
+
+
+def test_the_metrics_of_a_record_are_read_generically_and_judged() -> None:
+    """Records carry a per-output ``metrics`` dict (the metrics engineer's contract): absent or null
+    figures are not measured, identical outputs (infinite SNR) count as the 100 dB ceiling."""
+    output = {"name": "logits", "max_abs": 1.23456e-4, "max_rel": None, "metrics": {"cosine": 0.9999912345, "snr_db": math.inf, "topk": None}}
+    assert figures_of(output) == {"max_abs": 1.23e-4, "cosine": 0.99999123, "snr_db": 100.0}
+    key = ("t.py::test", "M", "tflite", "logits")
+    baseline = Baseline(entries={key: {"seed": 1, "examples": 5, **figures_of(output)}})
+    worse = {"name": "logits", "max_abs": 1.5e-4, "metrics": {"cosine": 0.99990, "snr_db": 41.0, "smallest_atol": 1e-3}}
+    record = {"test": key[0], "backend": "tflite", "seed": 1, "examples": 5, "outputs": [worse]}
+    info = examine(baseline, record, "M", 2.0)
+    assert info["status"] == "drifted"
+    assert {d["figure"]: d["by"] for d in info["drift"]} == {"cosine": "1-cosine 11.4x", "snr_db": "59.0 dB"}
+    assert examine(baseline, {**record, "outputs": [worse]}, "Other", 2.0) == {"check": "Other", "status": "missing"}
