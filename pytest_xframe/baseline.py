@@ -400,7 +400,7 @@ class BaselineRun:
         outcome: dict[str, Any] = {"path": str(self.settings.path), "updated": self.settings.update}
         if self.settings.update:
             new, written, kept = updated(old, records, [k for k, _ in gone], environment)
-            if written or gone or old is None:
+            if written or gone:  # a run with nothing to record leaves the file (or its absence) alone
                 write(self.settings.path, new)
             outcome.update(written=written, removed=[_key_dict(k, why) for k, why in gone], not_updated=kept)
         else:
@@ -415,6 +415,8 @@ def _key_dict(key: Key, reason: str) -> dict[str, str]:
 def summary_lines(outcome: Mapping[str, Any], records: Iterable[Mapping[str, Any]], limit: int = 10) -> list[str]:
     """The "xframe baseline" section: a headline, then drift, improvements, missing and stale."""
     infos = [(r, r["baseline"]) for r in records if r.get("baseline")]
+    if not infos and not any(outcome.get(k) for k in ("stale", "removed", "not_updated")):
+        return []  # no parity check ran: nothing to say
     name = os.path.relpath(outcome["path"]) if not os.path.isabs(os.path.relpath(outcome["path"])) else outcome["path"]
     if outcome["updated"]:
         lines = [f"{name} updated: {outcome['written']} entries written, {len(outcome['removed'])} stale removed"]

@@ -201,8 +201,10 @@ class XframeSession:
         if self.baseline.outcome is not None:
             from .baseline import summary_lines
 
-            terminalreporter.write_sep("=", "xframe baseline")
-            for line in summary_lines(self.baseline.outcome, self.records):
+            lines = summary_lines(self.baseline.outcome, self.records)
+            if lines:
+                terminalreporter.write_sep("=", "xframe baseline")
+            for line in lines:
                 terminalreporter.write_line(line, **({"red": True} if "DRIFT" in line else {}))
 
     def finish_baseline(self) -> None:

@@ -350,3 +350,11 @@ def test_the_metrics_of_a_record_are_read_generically_and_judged() -> None:
     assert info["status"] == "drifted"
     assert {d["figure"]: d["by"] for d in info["drift"]} == {"cosine": "1-cosine 11.4x", "snr_db": "59.0 dB"}
     assert examine(baseline, {**record, "outputs": [worse]}, "Other", 2.0) == {"check": "Other", "status": "missing"}
+
+
+def test_a_run_without_parity_checks_writes_and_says_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("--xframe-baseline-update", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "xframe-baseline.json").exists()
+    assert "xframe baseline" not in result.stdout.str()
