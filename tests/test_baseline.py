@@ -252,6 +252,11 @@ def test_baseline_location_and_drift_factor_from_pyproject_ini_and_command_line(
     lenient = MODULE.split("def test_two")[0].replace("TensorSpec((2, 6))])", "TensorSpec((2, 6))], drift_factor=1e6)")
     xf_pytester.makepyfile(test_models=lenient)
     xf_pytester.runpytest().assert_outcomes(passed=1)  # check() over the ini file
+    ini.write_text(ini.read_text().rstrip() + "\nxframe_baseline = from_ini/parity.json\n")
+    xf_pytester.runpytest("--xframe-baseline-update").assert_outcomes(passed=1)
+    assert (xf_pytester.path / "from_ini" / "parity.json").is_file()  # the ini file over pyproject's table
+    xf_pytester.runpytest("--xframe-baseline-update", "--xframe-baseline=cli.json").assert_outcomes(passed=1)
+    assert (xf_pytester.path / "cli.json").is_file()  # the command line over both
 
     bad = xf_pytester.runpytest("--xframe-drift-factor=1")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
