@@ -128,8 +128,8 @@ def figures_of(output: Mapping[str, Any]) -> dict[str, float]:
         value = output.get(fig.name) if fig.name in TOP_LEVEL else metrics.get(fig.name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if math.isnan(value) or (math.isinf(value) and fig.kind != "snr"):
-            continue
+        if math.isnan(value) or (math.isinf(value) and not (fig.kind == "snr" and value > 0)):
+            continue  # +inf SNR (identical outputs) is kept, at the ceiling
         out[fig.name] = fig.rounded(float(value))
     return out
 
@@ -186,7 +186,7 @@ def dumps(baseline: Baseline) -> str:
         ordered = dict(zip(("test", "check", "backend", "output"), key))
         ordered.update((k, entry[k]) for k in ("seed", "examples") if k in entry)
         ordered.update((f.name, entry[f.name]) for f in FIGURES if f.name in entry)
-        lines.append("    " + json.dumps(ordered) + ("," if i < len(items) - 1 else ""))
+        lines.append("    " + json.dumps(ordered, allow_nan=False) + ("," if i < len(items) - 1 else ""))
     lines += ["  ]", "}", ""]
     return "\n".join(lines)
 

@@ -347,6 +347,7 @@ def test_the_metrics_of_a_record_are_read_generically_and_judged() -> None:
     figures are not measured, identical outputs (infinite SNR) count as the 100 dB ceiling."""
     output = {"name": "logits", "max_abs": 1.23456e-4, "max_rel": None, "metrics": {"cosine": 0.9999912345, "snr_db": math.inf, "topk": None}}
     assert figures_of(output) == {"max_abs": 1.23e-4, "cosine": 0.99999123, "snr_db": 100.0}
+    assert figures_of({"name": "o", "max_abs": math.nan, "metrics": {"snr_db": -math.inf}}) == {}  # JSON has neither
     key = ("t.py::test", "M", "tflite", "logits")
     baseline = Baseline(entries={key: {"seed": 1, "examples": 5, **figures_of(output)}})
     worse = {"name": "logits", "max_abs": 1.5e-4, "metrics": {"cosine": 0.99990, "snr_db": 41.0, "smallest_atol": 1e-3}}
