@@ -251,6 +251,11 @@ def drift_text(model: str, records: Iterable[Mapping[str, Any]], path: Path, fac
     return "\n".join(lines)
 
 
+def drift_headline(change: Mapping[str, Any]) -> str:
+    """One drifted figure in a line (the summary's message for the record)."""
+    return f"drift: output {change['output']!r} {change['figure']} {_g(change['baseline'])} -> {_g(change['new'])}, worse by {change['by']}"
+
+
 def inputs_note(info: Mapping[str, Any], record: Mapping[str, Any]) -> str:
     """Whether the run drew the baseline's inputs: same seed and number of examples."""
     seed, examples = info.get("seed"), info.get("examples")

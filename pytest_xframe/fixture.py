@@ -93,7 +93,7 @@ class Xframe:
     def _against_baseline(self, report: ParityReport, check: str) -> tuple[dict[str, dict], DriftError | None]:
         """Each backend's ``baseline`` record field, and a DriftError (the drifted backends marked
         failed) when a figure got worse than its baseline by more than the drift factor."""
-        from .baseline import drift_text, examine
+        from .baseline import drift_headline, drift_text, examine
         from .errors import DriftError
         from .report import records_from
 
@@ -111,7 +111,7 @@ class Xframe:
         drifted = [r for r in records if r["baseline"].get("drift")]
         for r in drifted:
             result = report.backends[r["backend"]]
-            result.verdict, result.message = "failed", text.splitlines()[1].strip()
+            result.verdict, result.message = "failed", drift_headline(r["baseline"]["drift"][0])
         drifts = [{"backend": r["backend"], **d} for r in drifted for d in r["baseline"]["drift"]]
         return extra, DriftError(text, model=report.model, backend=",".join(r["backend"] for r in drifted), drifts=drifts)
 

@@ -136,9 +136,9 @@ def test_a_less_accurate_export_fails_on_drift_while_within_tolerance(xf_pyteste
 
     # a drift factor wider than the change lets it pass; a seed you set is used, and said to differ
     xf_pytester.runpytest(f"--xframe-drift-factor={factor * 1.5:g}").assert_outcomes(passed=2)
-    seeded = xf_pytester.runpytest("--xframe-seed=7", "--xframe-report=seeded.json")
+    seeded = xf_pytester.runpytest("--xframe-seed=7", "--xframe-max-examples=5", "--xframe-report=seeded.json")
     seeded.assert_outcomes(passed=1, failed=1)
-    seeded.stdout.fnmatch_lines([f"*seed 7 here, {base['seed']} there (a seed you set is never replaced)*"])
+    seeded.stdout.fnmatch_lines([f"*seed 7 here, {base['seed']} there (a seed you set is never replaced); 5 examples here, 4 there"])
     assert {r["seed"] for r in json.loads((xf_pytester.path / "seeded.json").read_text())["checks"]} == {7}
     hypothesis_seeded = xf_pytester.runpytest("--hypothesis-seed=7")
     hypothesis_seeded.assert_outcomes(passed=1, failed=1)
