@@ -364,3 +364,32 @@ def test_a_run_without_parity_checks_writes_and_says_nothing(pytester: pytest.Py
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "xframe-baseline.json").exists()
     assert "xframe baseline" not in result.stdout.str()
+
+
+def test_a_model_declared_in_pyproject_drifts_like_a_test(xf_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zero-code route: a model repo declares its models and its baseline in pyproject.toml."""
+    xf_pytester.makepyfile(zoo=MODULE.split("ATOL =")[0] + "\n\ndef make_net():\n    return Net().eval()\n")
+    xf_pytester.syspathinsert()
+    xf_pytester.makepyprojecttoml(
+        """
+        [tool.xframe.baseline]
+        path = "parity-baseline.json"
+
+        [[tool.xframe.models]]
+        id = "net"
+        factory = "zoo:make_net"
+        inputs = "x=float32[batch:1..3,6]"
+        backends = ["onnxruntime"]
+        exporter = "torchscript"
+        max_examples = 4
+        atol = 1e-2
+        rtol = 1e-2
+        """
+    )
+    xf_pytester.runpytest("--xframe-baseline-update").assert_outcomes(passed=1)
+    assert [k[:3] for k in _entries(xf_pytester, "parity-baseline.json")] == [("pyproject.toml::net[onnxruntime]", "Net", "onnxruntime")]
+    xf_pytester.runpytest().assert_outcomes(passed=1)
+    monkeypatch.setenv("XF_DEGRADE", "1")
+    result = xf_pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["Net drifted from its baseline on onnxruntime (still within tolerance)", "*max_abs * -> *, worse by *x*"])
