@@ -25,6 +25,7 @@ import numpy as np
 from . import artifacts, backends
 from .backends import BuildContext, Prepared, TorchSource
 from .cache import ArtifactCache
+from .calibration import Calibration
 from .compare import OutputComparison, compare_all, format_comparison
 from .convert import import_converter
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
@@ -56,6 +57,8 @@ class BackendResult:
     artifacts: str | None = None
     #: for a failure: the step that broke and the first divergent ONNX node, as text
     diagnosis: str | None = None
+    #: a calibrated backend's samples: source, count, seed, digest (``Calibration.describe``)
+    calibration: dict[str, Any] | None = None
 
     @property
     def max_abs(self) -> float:
@@ -153,15 +156,21 @@ class Engine:
             raise found
         return found, fresh
 
-    def prepare(self, backend: str, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None) -> tuple[Prepared, bool, float]:
+    def prepare(
+        self, backend: str, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None,
+        calibration: Calibration | None = None, int8_io: bool = False,
+    ) -> tuple[Prepared, bool, float]:
         """The backend's runner for this ONNX model, whether it was built now, and the seconds
         its framework's import took (0 when it was imported before)."""
-        key = (backend, str(artifact.path))
+        key = (backend, str(artifact.path), calibration.digest if calibration else None, int8_io)
         fresh = key not in self._prepared
         import_seconds = 0.0
         if fresh:
             spec = backends.get(backend)
-            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
+            ctx = BuildContext(
+                model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads,
+                calibration=calibration, int8_io=int8_io,
+            )
             try:
                 # missing: a skip naming the extra; installed but broken: a ConversionError
                 import_seconds = import_converter(
@@ -432,8 +441,11 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
         except ExportError as exc:
             errors.append(_for_backend(exc, backend_name, None))
             continue
+        calibration = _calibration(slots, options, name) if backend.calibrated else None
         try:
-            prepared, fresh_prepare, import_seconds = engine.prepare(backend_name, artifact, name, TorchSource(model, slots, positional))
+            prepared, fresh_prepare, import_seconds = engine.prepare(
+                backend_name, artifact, name, TorchSource(model, slots, positional), calibration, options.int8_io and backend.calibrated
+            )
         except ConversionError as exc:
             errors.append(_for_backend(exc, backend_name, artifact.path))
             continue
@@ -443,6 +455,7 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
         result.convert_seconds = prepared.convert_seconds if fresh_prepare else 0.0
         result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
         result.cache_hit = prepared.cache_hit or not fresh_prepare
+        result.calibration = calibration.describe() if calibration is not None else None
         if errors:
             result.message = "fell back to " + result.onnx + " after: " + "; ".join(first_line(str(e)) for e in errors)
         return _Target(backend_name, artifact, prepared)
@@ -450,6 +463,15 @@ def _prepare_backend(engine, backend_name, model, slots, output_names, options, 
     if len(errors) > 1:
         first.cause = (first.cause or "") + "".join(f"\n  also failed: {first_line(str(e))}" for e in errors[1:])
     raise first
+
+
+def _calibration(slots: tuple[InputSlot, ...], options: CheckOptions, name: str) -> Calibration:
+    """The samples a calibrated backend quantizes with: the user's, or drawn from the spec."""
+    from . import calibration
+
+    if options.calibration is not None:
+        return calibration.from_user(options.calibration, slots, name)
+    return calibration.from_spec(slots, options.calibration_samples, options.calibration_seed)
 
 
 class _RuntimeCrash(BaseException):
@@ -581,6 +603,24 @@ def _diagnose(t: _Target, failure: ParityError, comparisons: list[OutputComparis
     return "\n".join(lines)
 
 
+def _layer_report(t: _Target, feeds: Mapping[str, np.ndarray], workdir: Path) -> str | None:
+    """The backend's ``layer_report`` capability (quantized targets: SNR per layer), if it has one;
+    like a diagnosis, it never hides the mismatch when it fails itself."""
+    report = backends.get(t.backend).capability("layer_report")
+    if report is None:
+        return None
+    try:
+        return report(t.prepared, t.artifact, feeds, workdir)
+    except Exception as exc:  # noqa: BLE001 - a bonus: say why it is missing
+        return f"layer report: could not be made ({type(exc).__name__}: {first_line(str(exc))[:200]})"
+
+
+def calibration_line(described: Mapping[str, Any]) -> str:
+    """Where a quantized target's calibration samples came from, for the failure message."""
+    where = f"drawn from the input spec (calibration_seed={described['seed']})" if described["source"] == "spec" else "given by calibration="
+    return f"calibration: {described['samples']} sample(s) {where}"
+
+
 def _converted_path(t: _Target, feeds: Mapping[str, np.ndarray]) -> Path | None:
     """The converted model that ran ``feeds``: one per input shape for some routes (litert-torch)."""
     per_input = getattr(t.prepared.runner, "converted_path_for", None)
@@ -604,6 +644,11 @@ def _finish_failure(
         directory = artifacts.case_dir(root, test_id, backend_name)
         t = next(t for t in targets if t.backend == backend_name)
         result.diagnosis = _diagnose(t, failure, comparisons, model, positional, workdir, report.model, options)
+        extra = _layer_report(t, failure.feeds, workdir)
+        if extra:
+            result.diagnosis += "\n" + extra
+        if result.calibration is not None:
+            result.diagnosis += "\n" + calibration_line(result.calibration)
         artifacts.save_case(
             directory,
             case={
@@ -613,7 +658,9 @@ def _finish_failure(
                 "onnx": result.onnx,
                 "input_names": list(t.artifact.input_names),
                 "output_names": list(t.artifact.output_names),
-                "options": {k: v for k, v in vars(options).items()},
+                # user calibration samples are arrays: the record says where they came from instead
+                "options": {k: v for k, v in vars(options).items() if k != "calibration"},
+                "calibration": result.calibration,
                 "inputs": {k: describe_array(v) for k, v in failure.feeds.items()},
                 "comparisons": [c.to_dict() for c in comparisons],
                 "diagnosis": result.diagnosis,

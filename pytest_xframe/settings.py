@@ -14,7 +14,10 @@ from typing import Any
 from .errors import SpecError
 
 MARKER = "xframe_parity"
-KNOWN_BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
+KNOWN_BACKENDS = (
+    "onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch",
+    "tflite-fp16", "tflite-int8", "tflite-int8-full", "onnxruntime-int8",
+)
 DEFAULT_BACKENDS = ("onnxruntime", "tensorflow")
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -43,6 +46,14 @@ class CheckOptions:
     equal_nan: bool = False
     #: display name of the model in messages and reports (default: its class name)
     name: str | None = None
+    #: quantized targets: the samples full-integer quantization calibrates on (``calibration.py``);
+    #: None draws ``calibration_samples`` of them from the input spec with ``calibration_seed``
+    calibration: tuple[Any, ...] | None = None
+    calibration_samples: int = 20
+    calibration_seed: int = 0
+    #: quantized targets: int8 inputs and outputs (tflite-int8-full); the runner quantizes feeds and
+    #: dequantizes outputs with each tensor's scale and zero point, so comparisons stay in float
+    int8_io: bool = False
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -82,7 +93,26 @@ def validate(options: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
     if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    _validate_calibration(out, where)
     return out
+
+
+def _validate_calibration(out: dict[str, Any], where: str) -> None:
+    """Quantization options; samples are checked against the input spec later (``calibration.py``)."""
+    samples = out.get("calibration")
+    if samples is not None:
+        if isinstance(samples, (str, bytes, Mapping)) or not hasattr(samples, "__iter__"):
+            raise SpecError(
+                f"calibration must be an iterable of samples, got {type(samples).__name__} in {where}",
+                hint="e.g. calibration=[{'x': array}, ...] or a list of tuples in input order",
+            )
+        out["calibration"] = tuple(samples)  # a generator is read once, here
+    for name, low in (("calibration_samples", 1), ("calibration_seed", 0)):
+        value = out.get(name)
+        if name in out and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise SpecError(f"{name} must be an int >= {low}, got {value!r} in {where}")
+    if "int8_io" in out and not isinstance(out["int8_io"], bool):
+        raise SpecError(f"int8_io must be True or False, got {out['int8_io']!r} in {where}")
 
 
 def parse_backends(value: Any, where: str) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from ..imports import import_frameworks
 
 if TYPE_CHECKING:
     from ..cache import ArtifactCache
+    from ..calibration import Calibration
     from ..export import OnnxArtifact
     from ..spec import InputSlot
 
@@ -51,6 +52,10 @@ class BuildContext:
     torch: TorchSource | None = None
     #: CPU threads per framework pool, None for the framework's default (``pytest_xframe.threads``)
     threads: int | None = None
+    #: samples to calibrate on, for a backend with ``calibrated=True`` (else None)
+    calibration: Calibration | None = None
+    #: int8 inputs and outputs where the target offers them (``CheckOptions.int8_io``)
+    int8_io: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ class Backend:
     #: what the target computes in: "fp32", "fp16" or "int8"; decides the default judging policy
     #: (fp32 keeps the dtype tolerances, reduced-precision targets are judged by metrics)
     precision: str = "fp32"
+    #: True when preparing needs calibration samples (``BuildContext.calibration``); they and
+    #: ``int8_io`` then key the prepared runner too
+    calibrated: bool = False
 
     @property
     def install_hint(self) -> str:
@@ -108,6 +116,10 @@ class Backend:
     def prepare(self, artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         module_name, func = self.loader.split(":")
         return getattr(importlib.import_module(module_name), func)(artifact, ctx)
+
+    def capability(self, name: str) -> Callable[..., Any] | None:
+        """An optional function of the backend's module (``layer_report``, ...), or None."""
+        return getattr(importlib.import_module(self.loader.split(":")[0]), name, None)
 
 
 BACKENDS: dict[str, Backend] = {
@@ -155,6 +167,45 @@ BACKENDS: dict[str, Backend] = {
             loader="pytest_xframe.backends.litert_torch_runner:prepare",
             framework=("litert_torch",),
             source="torch",
+        ),
+        # reduced precision and quantized TFLite, converted from the tflite backend's SavedModel
+        Backend(
+            name="tflite-fp16",
+            modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+            extra="tflite-fp16",
+            exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+            loader="pytest_xframe.backends.tflite_fp16:prepare",
+            framework=("tensorflow",),
+            precision="fp16",
+        ),
+        Backend(
+            name="tflite-int8",
+            modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+            extra="tflite-int8",
+            exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+            loader="pytest_xframe.backends.tflite_int8:prepare",
+            framework=("tensorflow",),
+            precision="int8",
+        ),
+        Backend(
+            name="tflite-int8-full",
+            modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+            extra="tflite-int8-full",
+            exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+            loader="pytest_xframe.backends.tflite_int8_full:prepare",
+            framework=("tensorflow",),
+            precision="int8",
+            calibrated=True,
+        ),
+        Backend(
+            name="onnxruntime-int8",
+            modules=("onnxruntime", "onnx"),
+            extra="onnxruntime-int8",
+            exports=(("dynamo", None), ("torchscript", 17)),
+            loader="pytest_xframe.backends.onnxruntime_int8:prepare",
+            framework=("onnxruntime",),
+            precision="int8",
+            calibrated=True,
         ),
     )
 }

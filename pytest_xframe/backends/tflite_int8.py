@@ -1,0 +1,24 @@
+"""TFLite with dynamic-range int8 quantization: ``optimizations=[DEFAULT]``, no calibration.
+
+Weights are stored as int8 (per channel where the kernel allows); activations stay float and
+kernels that support it quantize them on the fly per call. Inputs and outputs are float.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..export import OnnxArtifact
+from . import BuildContext, Prepared
+from .tflite_layers import layer_report  # noqa: F401  (the backend's layer_report capability)
+from .tflite_runner import prepare_flatbuffer
+
+BACKEND = "tflite-int8"
+
+
+def _configure(converter: Any, tf: Any) -> None:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+    return prepare_flatbuffer(artifact, ctx, backend=BACKEND, target={"target": "int8-dynamic"}, configure=_configure)
