@@ -49,8 +49,12 @@ def _digest(samples: tuple[dict[str, np.ndarray], ...]) -> str:
 
 
 def from_spec(slots: tuple[InputSlot, ...], count: int, seed: int) -> Calibration:
-    """``count`` samples at the spec's export shape (each ``Dim`` at its example size), values
-    uniform in each spec's range; fixed inputs keep their value."""
+    """``count`` samples at the spec's largest shape (each ``Dim`` at its max), values uniform in
+    each spec's range; fixed inputs keep their value.
+
+    The largest shape because activation ranges grow with it (a sum over a sequence), and int8
+    ranges calibrated on short sequences clip on long ones; one shape because TFLite's calibrator
+    sizes the model's inputs once, from the first sample."""
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(count):
@@ -59,7 +63,8 @@ def from_spec(slots: tuple[InputSlot, ...], count: int, seed: int) -> Calibratio
             if slot.spec is None:
                 sample[slot.name] = np.asarray(slot.value)
                 continue
-            shape, dtype, (lo, hi) = slot.spec.example_shape(), np.dtype(slot.spec.dtype), slot.spec.bounds
+            shape = tuple(d.max if isinstance(d, Dim) else d for d in slot.spec.shape)
+            dtype, (lo, hi) = np.dtype(slot.spec.dtype), slot.spec.bounds
             if dtype.kind in "iub":
                 sample[slot.name] = rng.integers(int(lo), int(hi), size=shape, endpoint=True).astype(dtype)
             else:

@@ -45,6 +45,20 @@ def _representative(onnx_model: Any, ctx: BuildContext) -> Any:
     return dataset
 
 
+def _one_shape(ctx: BuildContext) -> None:
+    """TFLite's calibrator sizes the model's inputs once, from the first sample: refuse samples of
+    several shapes before converting, rather than let it fail on the second."""
+    samples = ctx.calibration.samples if ctx.calibration is not None else ()
+    shapes = {tuple((k, v.shape) for k, v in sorted(s.items())) for s in samples}
+    if len(shapes) > 1:
+        raise SpecError(
+            f"{BACKEND} calibrates on one input shape, and the calibration samples have {len(shapes)}",
+            model=ctx.model_name, backend=BACKEND,
+            cause="TFLite's calibrator sizes the model's inputs once, from the first sample",
+            hint="give samples of one shape (for a Dim, its largest size covers the widest ranges)",
+        )
+
+
 def _configure(onnx_model: Any, ctx: BuildContext) -> Any:
     def configure(converter: Any, tf: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -111,6 +125,7 @@ def _load(path: Path, onnx_model: Any, ctx: BuildContext) -> Any:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
+    _one_shape(ctx)
     onnx_model = onnx.load(str(artifact.path))
     calibration = ctx.calibration.digest if ctx.calibration is not None else "none"
     target = {"target": "int8-full", "calibration": calibration, "int8_io": str(ctx.int8_io)}
