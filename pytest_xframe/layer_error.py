@@ -97,11 +97,9 @@ def format_layer_errors(title: str, errors: list[LayerError], total: int, unmapp
 
 def onnx_intermediates(model: Any, feeds: Mapping[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
     """Every typed intermediate of ``model`` by ONNX Runtime, unoptimized: (topological names, values)."""
-    # divergence.py's helpers expose and run the intermediates; it is moving into a package, so
-    # this is the one place that reaches into it
-    from .divergence import _augment, _run_ort_unoptimized
+    from .divergence.graph import augment, run_ort_unoptimized
 
-    augmented, names, _, _ = _augment(model)
+    augmented = augment(model)
     inputs = {i.name for i in model.graph.input}
-    values = _run_ort_unoptimized(augmented, {k: v for k, v in feeds.items() if k in inputs})
-    return names, values
+    values = run_ort_unoptimized(augmented.model, {k: v for k, v in feeds.items() if k in inputs})
+    return list(augmented.names), values

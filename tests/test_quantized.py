@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +293,7 @@ def test_missing_packages_name_each_targets_extra() -> None:
     for name in TARGETS:
         backend = backends.get(name)
         assert backend.extra == name
-        fake = type(backend)(backend.name, ("no_such_module_xframe",), backend.extra, backend.exports, backend.loader)
+        fake = replace(backend, modules=("no_such_module_xframe",))
         assert fake.missing() == f"{name} backend needs no_such_module_xframe: pip install 'pytest-xframe[{name}]'"
     assert {backends.get(t).precision for t in TARGETS} == {"fp16", "int8"}
+    assert all(backends.get(t).layer_report is not None and backends.get(t).load_case is not None for t in TARGETS)

@@ -20,10 +20,10 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared, conversion_key
+from . import Backend, BuildContext, Prepared, conversion_key
 from .onnxruntime_runner import make_session
 
-BACKEND = "onnxruntime-int8"
+NAME = "onnxruntime-int8"
 QUANTIZED_NAME = "model.int8.onnx"
 #: bump when the quantization settings below change
 REVISION = "1"
@@ -61,7 +61,7 @@ def _quantize(source: Path, out: Path, model: Any, ctx: BuildContext) -> None:
     except Exception as exc:  # the quantizer raises ValueError, RuntimeError, onnx errors...
         raise ConversionError(
             f"onnxruntime.quantization ({mode(model)}) failed on the ONNX model",
-            model=ctx.model_name, backend=BACKEND, cause=f"{type(exc).__name__}: {str(exc).strip()[:300]}",
+            model=ctx.model_name, backend=NAME, cause=f"{type(exc).__name__}: {str(exc).strip()[:300]}",
             hint="try another exporter / opset, or the tflite-int8 targets",
             details="".join(traceback.format_exception(exc)),
         ) from exc
@@ -115,3 +115,22 @@ def layer_report(prepared: Prepared, artifact: OnnxArtifact, feeds: Mapping[str,
         f"layer-by-layer SNR, int8 {mode(model)} model vs the fp32 model (onnxruntime) on this input", errors, len(order),
         [v for v in order if v not in compared], "the quantizer replaced the nodes that made them",
     )
+
+
+def load_case(case_dir: Path, case: Mapping[str, Any]) -> Any:
+    """A saved failing case's runner: its quantized model in a fresh session."""
+    return make_session(str(case_dir / "converted" / QUANTIZED_NAME))
+
+
+BACKEND = Backend(
+    name=NAME,
+    prepare=prepare,
+    modules=("onnxruntime", "onnx"),
+    extra="onnxruntime-int8",
+    exports=(("dynamo", None), ("torchscript", 17)),
+    framework=("onnxruntime",),
+    precision="int8",
+    load_case=load_case,
+    layer_report=layer_report,
+    calibrated=True,
+)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared
-from .tflite_layers import layer_report  # noqa: F401  (the backend's layer_report capability)
-from .tflite_runner import prepare_flatbuffer
+from . import Backend, BuildContext, Prepared
+from .tflite_layers import layer_report
+from .tflite_runner import load_case, prepare_flatbuffer
 
-BACKEND = "tflite-fp16"
+NAME = "tflite-fp16"
 
 
 def _configure(converter: Any, tf: Any) -> None:
@@ -23,4 +23,19 @@ def _configure(converter: Any, tf: Any) -> None:
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
-    return prepare_flatbuffer(artifact, ctx, backend=BACKEND, target={"target": "fp16"}, configure=_configure)
+    return prepare_flatbuffer(
+        artifact, ctx, backend=NAME, target={"target": "fp16"}, configure=_configure, install_hint=BACKEND.install_hint
+    )
+
+
+BACKEND = Backend(
+    name=NAME,
+    prepare=prepare,
+    modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+    extra="tflite-fp16",
+    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+    framework=("tensorflow",),
+    precision="fp16",
+    load_case=load_case,
+    layer_report=layer_report,
+)

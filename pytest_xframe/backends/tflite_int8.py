@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared
-from .tflite_layers import layer_report  # noqa: F401  (the backend's layer_report capability)
-from .tflite_runner import prepare_flatbuffer
+from . import Backend, BuildContext, Prepared
+from .tflite_layers import layer_report
+from .tflite_runner import load_case, prepare_flatbuffer
 
-BACKEND = "tflite-int8"
+NAME = "tflite-int8"
 
 
 def _configure(converter: Any, tf: Any) -> None:
@@ -21,4 +21,19 @@ def _configure(converter: Any, tf: Any) -> None:
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
-    return prepare_flatbuffer(artifact, ctx, backend=BACKEND, target={"target": "int8-dynamic"}, configure=_configure)
+    return prepare_flatbuffer(
+        artifact, ctx, backend=NAME, target={"target": "int8-dynamic"}, configure=_configure, install_hint=BACKEND.install_hint
+    )
+
+
+BACKEND = Backend(
+    name=NAME,
+    prepare=prepare,
+    modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+    extra="tflite-int8",
+    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+    framework=("tensorflow",),
+    precision="int8",
+    load_case=load_case,
+    layer_report=layer_report,
+)

@@ -22,11 +22,11 @@ import numpy as np
 
 from ..errors import SpecError
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared
-from .tflite_layers import layer_report  # noqa: F401  (the backend's layer_report capability)
-from .tflite_runner import TfliteRunner, load_flatbuffer, prepare_flatbuffer
+from . import Backend, BuildContext, Prepared
+from .tflite_layers import layer_report
+from .tflite_runner import FLATBUFFER_NAME, TfliteRunner, load_flatbuffer, prepare_flatbuffer
 
-BACKEND = "tflite-int8-full"
+NAME = "tflite-int8-full"
 
 
 def _representative(onnx_model: Any, ctx: BuildContext) -> Any:
@@ -34,7 +34,7 @@ def _representative(onnx_model: Any, ctx: BuildContext) -> Any:
     from ..convert.onnx_tf import signature_input_names
 
     if ctx.calibration is None:
-        raise SpecError("tflite-int8-full needs calibration samples and got none", model=ctx.model_name, backend=BACKEND)
+        raise SpecError("tflite-int8-full needs calibration samples and got none", model=ctx.model_name, backend=NAME)
     names = signature_input_names(onnx_model)
     samples = ctx.calibration.samples
 
@@ -52,8 +52,8 @@ def _one_shape(ctx: BuildContext) -> None:
     shapes = {tuple((k, v.shape) for k, v in sorted(s.items())) for s in samples}
     if len(shapes) > 1:
         raise SpecError(
-            f"{BACKEND} calibrates on one input shape, and the calibration samples have {len(shapes)}",
-            model=ctx.model_name, backend=BACKEND,
+            f"{NAME} calibrates on one input shape, and the calibration samples have {len(shapes)}",
+            model=ctx.model_name, backend=NAME,
             cause="TFLite's calibrator sizes the model's inputs once, from the first sample",
             hint="give samples of one shape (for a Dim, its largest size covers the widest ranges)",
         )
@@ -108,10 +108,8 @@ class Int8IoRunner:
         return out
 
 
-def _load(path: Path, onnx_model: Any, ctx: BuildContext) -> Any:
-    runner = load_flatbuffer(path, onnx_model, ctx.model_name, ctx.threads)
-    if not ctx.int8_io:
-        return runner
+def _with_int8_io(runner: TfliteRunner) -> Any:
+    """The runner, wrapped to quantize and dequantize where the flatbuffer's I/O is int8."""
     ins, outs = runner.signature.get_input_details(), runner.signature.get_output_details()
     quantize = {}
     for name, (key, dtype) in runner.inputs.items():
@@ -119,7 +117,15 @@ def _load(path: Path, onnx_model: Any, ctx: BuildContext) -> Any:
         if q is not None:
             quantize[name] = (*q, dtype)
     dequantize = {key: q for key in runner.outputs if (q := _quantization(outs[key])) is not None}
-    return Int8IoRunner(runner, quantize, dequantize)
+    return Int8IoRunner(runner, quantize, dequantize) if quantize or dequantize else runner
+
+
+def load_case(case_dir: Path, case: Mapping[str, Any]) -> Any:
+    """A saved failing case's runner: its flatbuffer, with int8 I/O handled as when it ran."""
+    import onnx
+
+    path = case_dir / "converted" / FLATBUFFER_NAME
+    return _with_int8_io(load_flatbuffer(path, onnx.load(str(case_dir / "model.onnx"))))
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
@@ -130,6 +136,21 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     calibration = ctx.calibration.digest if ctx.calibration is not None else "none"
     target = {"target": "int8-full", "calibration": calibration, "int8_io": str(ctx.int8_io)}
     return prepare_flatbuffer(
-        artifact, ctx, backend=BACKEND, target=target, configure=_configure(onnx_model, ctx),
-        load=lambda path, model: _load(path, model, ctx),
+        artifact, ctx, backend=NAME, target=target, configure=_configure(onnx_model, ctx),
+        load=lambda path, model: _with_int8_io(load_flatbuffer(path, model, ctx.model_name, ctx.threads)),
+        install_hint=BACKEND.install_hint,
     )
+
+
+BACKEND = Backend(
+    name=NAME,
+    prepare=prepare,
+    modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+    extra="tflite-int8-full",
+    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+    framework=("tensorflow",),
+    precision="int8",
+    load_case=load_case,
+    layer_report=layer_report,
+    calibrated=True,
+)
