@@ -64,6 +64,9 @@ def draw(slots, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return feeds
 
 
+_EXPORTS: dict[tuple, object] = {}
+
+
 def prepare(name: str, model, slots, backend: str, workdir: Path, cache, threads: int):
     """(artifact, Prepared) through the backend's export plan, as the plugin's pipeline does."""
     from pytest_xframe import backends, calibration
@@ -80,7 +83,10 @@ def prepare(name: str, model, slots, backend: str, workdir: Path, cache, threads
     for exporter, opset in spec.exports:
         out = workdir / f"{name}-{exporter}-{opset}"
         try:
-            artifact = export(model, slots, names, exporter=exporter, opset=opset, out_dir=out, model_name=name, positional=positional)
+            key = (name, exporter, opset)
+            if key not in _EXPORTS:  # one export per model and exporter, shared by the targets, as in a session
+                _EXPORTS[key] = export(model, slots, names, exporter=exporter, opset=opset, out_dir=out, model_name=name, positional=positional)
+            artifact = _EXPORTS[key]
             ctx = backends.BuildContext(model_name=name, workdir=out, cache=cache, threads=threads, calibration=cal)
             return artifact, spec.prepare(artifact, ctx)
         except XframeError as exc:
