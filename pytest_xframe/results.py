@@ -36,6 +36,8 @@ class BackendResult:
     diagnosis: str | None = None
     #: a calibrated backend's samples: source, count, seed, digest (``Calibration.describe``)
     calibration: dict[str, Any] | None = None
+    #: the ONNX export came from an earlier run's, reused on the user's ``export_key``
+    export_cache_hit: bool = False
 
     @property
     def max_abs(self) -> float:
@@ -107,6 +109,8 @@ class Subject:
     #: the slots as they key exports and memos (``check.slots_key``)
     slots_key: tuple
     output_names: tuple[str, ...]
+    #: sha256 of the state_dict (``export_cache.weights_digest``), part of the fingerprint
+    weights: str = ""
 
     @property
     def input_names(self) -> list[str]:

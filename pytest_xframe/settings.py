@@ -50,6 +50,9 @@ class CheckOptions:
     #: quantized targets: int8 inputs and outputs (tflite-int8-full); the runner quantizes feeds and
     #: dequantizes outputs with each tensor's scale and zero point, so comparisons stay in float
     int8_io: bool = False
+    #: bigmodel: the user's word that forward's code is unchanged, so the ONNX export may be reused
+    #: across runs: a version string, or paths/globs (relative to the rootdir) of files to hash
+    export_key: str | tuple[str, ...] | None = None
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -90,8 +93,22 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
     if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    if out.get("export_key") is not None:
+        out["export_key"] = _export_key(out["export_key"], where)
     _validate_calibration(out, where)
     return out
+
+
+def _export_key(value: Any, where: str) -> str | tuple[str, ...]:
+    """A non-empty version string, or a non-empty list of non-empty paths/globs."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(value)
+    raise SpecError(
+        f"export_key must be a version string or a list of file paths/globs, got {value!r} in {where}",
+        hint="e.g. export_key='my-model-1.4' or export_key=['src/mymodel/*.py']",
+    )
 
 
 def _validate_calibration(out: dict[str, Any], where: str) -> None:
