@@ -6,6 +6,7 @@ behaviour. Until the default policy per precision lands, the checks set a loose 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -250,6 +251,11 @@ def test_failing_quantized_check_shows_snr_per_layer(q_pytester: pytest.Pytester
             "*down the graph: /features/features.1/Relu_output_0 * dB*",
         ]
     )
+    # each kept case replays through the backend's load_case: the quantized model, not a new conversion
+    for backend in ("tflite-int8-full", "onnxruntime-int8"):
+        (case,) = xf_pytester.path.glob(f".pytest_cache/d/xframe-artifacts/*/{backend}-*")
+        replay = xf_pytester.run(sys.executable, "-m", "pytest_xframe", "replay", str(case))
+        assert replay.ret == 1 and "verdict: MISMATCH" in replay.stdout.str(), replay.stdout.str()
 
 
 def test_int8_io_quantizes_feeds_and_dequantizes_outputs(tmp_path: Path) -> None:
