@@ -91,6 +91,16 @@ RECORD_SCHEMA = {
         "message": {"type": "string"},
         "artifacts": {"type": ["string", "null"]},
         "diagnosis": {"type": ["string", "null"]},
+        # a calibrated (quantized) backend's samples; null for the others
+        "calibration": {
+            "type": ["object", "null"],
+            "properties": {
+                "source": {"enum": ["spec", "user"]},
+                "samples": {"type": "integer"},
+                "seed": {"type": ["integer", "null"]},
+                "digest": {"type": "string"},
+            },
+        },
         "seconds": {
             "type": "object",
             "required": ["export", "import", "convert", "load", "run"],
@@ -144,6 +154,7 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]], ex
                 "message": r.message,
                 "artifacts": r.artifacts,
                 "diagnosis": r.diagnosis,
+                "calibration": r.calibration,
                 "seconds": {"export": r.export_seconds, "import": r.import_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
                 "outputs": [
                     {k: (_finite(v) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()}
