@@ -6,6 +6,7 @@ Public names only; importing this package imports no deep-learning framework.
 from .errors import (
     BackendUnavailable,
     ConversionError,
+    DriftError,
     ExportError,
     ModelStateWarning,
     NondeterminismError,
@@ -22,6 +23,7 @@ __all__ = [
     "BackendUnavailable",
     "ConversionError",
     "Dim",
+    "DriftError",
     "ExportError",
     "ModelStateWarning",
     "NondeterminismError",

@@ -131,6 +131,16 @@ class ParityError(XframeError, AssertionError):
         return self.report_text
 
 
+class DriftError(ParityError):
+    """A figure got worse than its baseline by more than the drift factor, though still within
+    tolerance: a converter or framework upgrade made the model less accurate."""
+
+    def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None, drifts: list | None = None) -> None:
+        #: per backend, the drifted figures: {"output", "figure", "baseline", "new", "by", "limit"}
+        self.drifts = drifts or []
+        super().__init__(report_text, model=model, backend=backend)
+
+
 class NondeterminismError(XframeError, AssertionError):
     """torch itself gave two different outputs for one input: no backend can be judged against it."""
 
@@ -149,6 +159,8 @@ class ModelStateWarning(XframeWarning):
 
 class StorageWarning(XframeWarning):
     """The cache or artifacts directory could not be used; the run goes on without it."""
+
+
 class SpecTextError(SpecError):
     """Input text (``x=float32[batch:1..8,20]``) that does not parse: the message shows the text
     with a caret under the offending character."""
