@@ -3,7 +3,7 @@
 Public names only; importing this package imports no deep-learning framework.
 """
 
-from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError
+from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, VacuousCheckWarning, XframeError
 from .spec import Dim, TensorSpec
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "ParityError",
     "SpecError",
     "TensorSpec",
+    "VacuousCheckWarning",
     "XframeError",
 ]
 __version__ = "0.1.0"

@@ -106,3 +106,8 @@ class ParityError(XframeError, AssertionError):
 
     def _format(self) -> str:
         return self.report_text
+
+
+class VacuousCheckWarning(UserWarning):
+    """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
+    zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""

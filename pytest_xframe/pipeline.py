@@ -25,11 +25,13 @@ import numpy as np
 from . import artifacts, backends
 from .backends import BuildContext, Prepared, TorchSource
 from .cache import ArtifactCache
-from .compare import OutputComparison, compare_all, format_comparison
+from .compare import OutputComparison
 from .convert import import_converter
 from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export
 from .imports import import_hypothesis
+from .judge import Judged, MetricAggregate, VacuityTracker, format_aggregate, format_judged, judge_example, policy_for
+from .policy import check_names
 from .outputs import torch_outputs
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, forward_parameters
@@ -56,6 +58,10 @@ class BackendResult:
     artifacts: str | None = None
     #: for a failure: the step that broke and the first divergent ONNX node, as text
     diagnosis: str | None = None
+    #: what the target computes in (``Backend.precision``): decides its default policy
+    precision: str = "fp32"
+    #: per output: the policy in force and the metrics over every example (``judge.MetricAggregate``)
+    metrics: dict[str, MetricAggregate] = field(default_factory=dict)
 
     @property
     def max_abs(self) -> float:
@@ -76,6 +82,14 @@ class BackendResult:
             if seen is None or c.problem or (not seen.problem and c.tolerance_ratio > seen.tolerance_ratio):
                 self.worst[c.name] = c
 
+    def record_judged(self, judged: list[Judged]) -> None:
+        """One example's comparisons and metrics, judged by the policy."""
+        self.record([j.comparison for j in judged])
+        for j in judged:
+            aggregate = self.metrics.setdefault(j.comparison.name, MetricAggregate(j.thresholds))
+            if j.figures is not None:
+                aggregate.add(j.figures)
+
 
 @dataclass
 class ParityReport:
@@ -85,6 +99,8 @@ class ParityReport:
     options: CheckOptions
     model: str = ""
     backends: dict[str, BackendResult] = field(default_factory=dict)
+    #: the seed hypothesis drew this check's inputs from, when the plugin chose or was given one
+    seed: int | None = None
 
     def __getitem__(self, backend: str) -> BackendResult:
         return self.backends[backend]
@@ -365,11 +381,13 @@ def run_check(
         output_names = engine.output_names(
             (fingerprint, slots_key), lambda: tuple(torch_outputs(model, example_feeds(slots), [s.name for s in slots], positional))
         )
+        check_names(options.policy, output_names, backends.BACKENDS, name)
         targets = [_prepare_backend(engine, b, model, slots, output_names, options, fingerprint, positional, name, report) for b in options.backends]
+        vacuity = VacuityTracker()
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
         model_key = (siblings, fingerprint, slots_key)
-        run_one = _example_runner(model, model_key, engine, [s.name for s in slots], targets, options, positional, report, name)
+        run_one = _example_runner(model, model_key, engine, [s.name for s in slots], targets, options, positional, report, name, vacuity)
 
         @settings(
             max_examples=options.max_examples,
@@ -389,15 +407,18 @@ def run_check(
         )
         if options.seed is not None:
             parity = seed(options.seed)(parity)
+            report.seed = options.seed
         elif getattr(parity, "_hypothesis_internal_use_seed", 0) is None:
             # what @seed sets, without @seed's side effect of switching the example database off
-            parity._hypothesis_internal_use_seed = engine.example_seed(model_key)  # type: ignore[attr-defined]
+            parity._hypothesis_internal_use_seed = report.seed = engine.example_seed(model_key)  # type: ignore[attr-defined]
         try:
             parity()
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
             _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
+        vacuity.warn(name, test_id)
+        _judge_aggregates(report, name)
         for result in report.backends.values():
             if result.verdict == "pending":
                 result.verdict = "passed"
@@ -417,7 +438,7 @@ def run_check(
 
 def _prepare_backend(engine, backend_name, model, slots, output_names, options, fingerprint, positional, name, report) -> _Target:
     backend = backends.get(backend_name)
-    result = report.backends.setdefault(backend_name, BackendResult(backend_name))
+    result = report.backends.setdefault(backend_name, BackendResult(backend_name, precision=backend.precision))
     missing = backend.missing()
     if missing:
         raise BackendUnavailable(f"backend {backend_name} is not installed", model=name, backend=backend_name, cause=missing)
@@ -498,15 +519,19 @@ def _mismatch(text: str, *, model: str, backend: str, feeds: Feeds, reference: d
     return error
 
 
-def _example_runner(model, model_key: tuple, engine: Engine, names: list[str], targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str):
+def _example_runner(model, model_key: tuple, engine: Engine, names: list[str], targets: list[_Target], options: CheckOptions, positional: bool, report: ParityReport, name: str, vacuity: VacuityTracker):
     from hypothesis import target
+
+    policies = {t.backend: policy_for(options, t.backend, report.backends[t.backend].precision) for t in targets}
 
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
         reference = engine.reference(model_key, feeds, lambda: torch_outputs(model, feeds, names, positional))
         torch_seconds = time.perf_counter() - start
+        vacuity.see(feeds_digest(feeds), reference)
         failing: dict[str, list[OutputComparison]] = {}
+        failing_judged: dict[str, list[Judged]] = {}
         outputs: dict[str, dict] = {}
         for t in targets:
             result = report.backends[t.backend]
@@ -527,25 +552,44 @@ def _example_runner(model, model_key: tuple, engine: Engine, names: list[str], t
                     )
                 ) from exc
             result.run_seconds += time.perf_counter() - start + torch_seconds / len(targets)
-            comparisons = compare_all(reference, got, options.tolerance, options.equal_nan)
-            result.record(comparisons)
+            judged = judge_example(reference, got, policies[t.backend], options.equal_nan)
+            result.record_judged(judged)
+            comparisons = [j.comparison for j in judged]
             worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)
             target(min(worst, 1e12), label=f"tolerance ratio, {t.backend}")
             outputs[t.backend] = got
             if not all(c.ok for c in comparisons):
                 failing[t.backend] = comparisons
+                failing_judged[t.backend] = judged
         if failing:
             lines = [f"{name}: outputs differ from torch on {', '.join(failing)}", f"input: {feeds!r}"]
-            for backend_name, comparisons in failing.items():
+            for backend_name, judged in failing_judged.items():
                 t = next(t for t in targets if t.backend == backend_name)
-                lines.append(f"[{backend_name}] ran {t.label}")
-                lines.extend("  " + format_comparison(c).replace("\n", "\n  ") for c in comparisons if not c.ok)
+                lines.append(f"[{backend_name}] ran {t.label} ({report.backends[backend_name].precision})")
+                lines.extend("  " + format_judged(j).replace("\n", "\n  ") for j in judged if not j.comparison.ok)
             raise _mismatch(
                 "\n".join(lines), model=name, backend=",".join(failing), feeds=feeds, reference=reference,
                 outputs={b: outputs[b] for b in failing}, comparisons=failing,
             )
 
     return run_one
+
+
+def _judge_aggregates(report: ParityReport, name: str) -> None:
+    """Thresholds judged over all examples (top-k agreement): a ParityError naming each figure."""
+    __tracebackhide__ = True
+    lines = []
+    for backend_name, result in report.backends.items():
+        failed = {n: a.topk_failure() for n, a in result.metrics.items()}
+        failed = {n: why for n, why in failed.items() if why}
+        if failed:
+            result.verdict = "failed"
+            result.message = "; ".join(f"{n}: {why}" for n, why in failed.items())
+            lines.append(f"[{backend_name}] ({result.precision}) over {result.examples} example(s):")
+            lines.extend(f"  output {n!r}: fails its policy: {why}\n    " + format_aggregate(n, result.metrics[n]) for n, why in failed.items())
+    if lines:
+        raise ParityError("\n".join([f"{name}: outputs differ from torch over the examples drawn"] + lines), model=name, backend=",".join(
+            b for b, r in report.backends.items() if r.verdict == "failed"))
 
 
 def _diagnose(t: _Target, failure: ParityError, comparisons: list[OutputComparison], model: Any, positional: bool, workdir: Path, name: str, options: CheckOptions) -> str:
@@ -560,7 +604,7 @@ def _diagnose(t: _Target, failure: ParityError, comparisons: list[OutputComparis
     if backends.get(t.backend).source == "torch":
         return f"diagnosis: {t.backend} converts the torch module directly, so its conversion introduced the error (no ONNX node on its route to name)"
     worst = max((c for c in comparisons if not c.ok), key=lambda c: c.tolerance_ratio)
-    atol, rtol = options.tolerance(worst.dtype)
+    atol, rtol = worst.atol, worst.rtol  # the policy's, for this output
     try:
         backend_out = failure.outputs[t.backend]
         if t.backend == "onnxruntime":
@@ -632,6 +676,7 @@ def _finish_failure(
                 plot = save_error_plot(directory, c.name, failure.reference[c.name], failure.outputs[backend_name][c.name], c.atol, c.rtol)
                 if plot is not None:
                     hints.append(f"[{backend_name}] error plot of {c.name!r}: {artifacts.shown(plot)}")
+        hints.extend(f"[{backend_name}] " + format_aggregate(n, a) for n, a in result.metrics.items() if a.examples)
         hints.append(result.diagnosis.replace("\n", "\n  ") if result.diagnosis.startswith("diagnosis:") else result.diagnosis)
         hints[-1] = f"[{backend_name}] {hints[-1]}"
         shown = artifacts.shown(directory)

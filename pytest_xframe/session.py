@@ -46,7 +46,19 @@ class XframeSession:
                     ini[key] = int(raw)
                 except ValueError:
                     raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
-        return validate(ini, "the ini file")
+        ini = validate(ini, "the ini file")
+        ini.update(self._project_policy())
+        return ini
+
+    def _project_policy(self) -> dict[str, Any]:
+        """``[tool.xframe.policy]`` of pyproject.toml: the project's judging policy layer."""
+        from .policy import parse_policy
+        from .project import tool_table
+
+        table = tool_table(self.config).get("policy")
+        if table is None:
+            return {}
+        return {"policy": (parse_policy(table, "[tool.xframe.policy] of pyproject.toml", shared=True),)}
 
     def _cli_options(self) -> dict[str, Any]:
         cli: dict[str, Any] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .errors import SpecError
+from .policy import Layer, Rule, parse_policy
 
 MARKER = "xframe_parity"
 KNOWN_BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
@@ -43,6 +44,9 @@ class CheckOptions:
     equal_nan: bool = False
     #: display name of the model in messages and reports (default: its class name)
     name: str | None = None
+    #: judging policies (metrics): one layer per place that wrote one (project, marker, check()),
+    #: lowest precedence first; ``policy.resolve`` applies them per backend x output
+    policy: tuple[Layer, ...] = ()
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -82,7 +86,22 @@ def validate(options: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
     if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    _policy_layer(out, where)
     return out
+
+
+def _policy_layer(out: dict[str, Any], where: str) -> None:
+    """``policy=`` as one layer of rules, led by this place's ``atol``/``rtol`` (the same top-level
+    thresholds, so a more specific policy entry of the same place beats them)."""
+    layer = parse_policy(out["policy"], f"policy= of {where}") if out.get("policy") is not None else ()
+    tolerance = tuple((k, out[k]) for k in ("atol", "rtol") if out.get(k) is not None)
+    clash = [k for k, _ in tolerance for r in layer if r.backend is None and r.output is None and k in dict(r.values)]
+    if clash:
+        raise SpecError(f"{', '.join(clash)} given both as an option and in policy= in {where}", hint="set it in one place")
+    if tolerance:
+        layer = (Rule(None, None, tolerance, where),) + layer
+    if "policy" in out or tolerance:
+        out["policy"] = (layer,) if layer else ()
 
 
 def parse_backends(value: Any, where: str) -> tuple[str, ...]:
@@ -103,5 +122,6 @@ def resolve(*layers: Mapping[str, Any]) -> CheckOptions:
     options = CheckOptions()
     for layer in layers:
         if layer:
-            options = replace(options, **{k: v for k, v in layer.items()})
+            # policy layers stack (``policy.resolve`` weighs them); every other option is replaced
+            options = replace(options, **{k: options.policy + v if k == "policy" else v for k, v in layer.items()})
     return options
