@@ -80,9 +80,9 @@ def failed_thresholds(f: ExampleFigures, th: Thresholds) -> list[str]:
     if th.max_mismatch is not None and not f.mismatch <= th.max_mismatch:
         out.append(f"{_pct(f.mismatch)} of elements outside atol={th.atol:g}, rtol={th.rtol:g} (allowed: {_pct(th.max_mismatch)})")
     if th.cosine is not None and not f.cosine >= th.cosine:
-        out.append(f"cosine {f.cosine:.6f} < {th.cosine:g}")
+        out.append(f"cosine {f.cosine:.6f} < {th.cosine}")
     if th.snr_db is not None and not f.snr_db >= th.snr_db:
-        out.append(f"snr {f.snr_db:.3g} dB < {th.snr_db:g} dB")
+        out.append(f"snr {f.snr_db:.3g} dB < {th.snr_db} dB")
     return out
 
 
@@ -262,7 +262,9 @@ class VacuityTracker:
         return out
 
     def warn(self, model: str, test_id: str) -> None:
-        """One warning per check naming each vacuous output and why."""
+        """One warning per check naming each vacuous output and why; it points at the test's
+        ``check`` call (warn < _warn_vacuous < run_check < Xframe.check < the test)."""
+        __tracebackhide__ = True
         reasons = self.reasons()
         if reasons:
             listed = "; ".join(f"output {name!r} {why}" for name, why in reasons.items())
@@ -271,5 +273,5 @@ class VacuityTracker:
                     f"{test_id}: the parity check of {model} cannot fail: torch's {listed} over the drawn inputs. "
                     "Draw inputs that reach the model's behaviour (TensorSpec low/high, shapes) or check another output."
                 ),
-                stacklevel=4,
+                stacklevel=5,
             )

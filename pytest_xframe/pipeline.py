@@ -27,7 +27,7 @@ from .backends import BuildContext, Prepared, TorchSource
 from .cache import ArtifactCache
 from .compare import OutputComparison
 from .convert import import_converter
-from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError, first_line
+from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, VacuousCheckWarning, XframeError, first_line
 from .export import OnnxArtifact, example_feeds, export
 from .imports import import_hypothesis
 from .judge import Judged, MetricAggregate, VacuityTracker, format_aggregate, format_judged, judge_example, policy_for
@@ -417,7 +417,7 @@ def run_check(
             raise crash.error from crash.__cause__
         except ParityError as failure:
             _finish_failure(failure, report, targets, artifacts_root, test_id, options, model, positional, engine.workdir)
-        vacuity.warn(name, test_id)
+        _warn_vacuous(vacuity, report, name)
         _judge_aggregates(report, name)
         for result in report.backends.values():
             if result.verdict == "pending":
@@ -573,6 +573,18 @@ def _example_runner(model, model_key: tuple, engine: Engine, names: list[str], t
             )
 
     return run_one
+
+
+def _warn_vacuous(vacuity: VacuityTracker, report: ParityReport, name: str) -> None:
+    """VacuousCheckWarning for a check that cannot fail; where ``-W error`` makes it an error,
+    the report's verdict says so."""
+    __tracebackhide__ = True
+    try:
+        vacuity.warn(name, report.test_id)
+    except VacuousCheckWarning as exc:
+        for result in report.backends.values():
+            result.verdict, result.message = "failed", str(exc)
+        raise
 
 
 def _judge_aggregates(report: ParityReport, name: str) -> None:

@@ -96,9 +96,13 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**options): run this test's xframe.check once per backend (ids [onnxruntime], "
         f"[tensorflow]); options: {', '.join(OPTION_NAMES)}.",
     )
+    from .errors import XframeError
     from .session import XframeSession
 
-    session = XframeSession(config)
+    try:
+        session = XframeSession(config)
+    except XframeError as exc:  # a bad ini option or [tool.xframe] table: a usage error, not a crash
+        raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Collector(session), "xframe-collector")
 

@@ -117,7 +117,7 @@ def _rules(table: Any, where: str, backend: str | None, output: str | None) -> I
     if unknown:
         raise SpecError(
             f"unknown policy key(s) {', '.join(map(repr, unknown))} in {where}",
-            hint="thresholds: " + "; ".join(f"{k}: {v}" for k, v in THRESHOLD_KEYS.items())
+            hint="valid keys: " + ", ".join(k if k != "topk" else "topk = {k, min_agreement}" for k in THRESHOLD_KEYS)
             + ("; scopes: backends.<glob>, outputs.<glob>" if backend is None and output is None else "; scope: outputs.<glob>" if output is None else ""),
         )
     values = tuple((k, _threshold(k, table[k], where)) for k in THRESHOLD_KEYS if k in table)
