@@ -31,8 +31,8 @@ from .errors import BackendUnavailable, ConversionError, ExportError, ParityErro
 from .export import OnnxArtifact, example_feeds, export
 from .imports import import_hypothesis
 from .judge import Judged, MetricAggregate, VacuityTracker, format_aggregate, format_judged, judge_example, policy_for
-from .policy import check_names
 from .outputs import torch_outputs
+from .policy import check_names
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, forward_parameters
 from .strategies import Feeds, describe_array, feeds_strategy, shared_dims

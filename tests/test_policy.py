@@ -15,7 +15,8 @@ import pytest
 
 from pytest_xframe.errors import SpecError
 from pytest_xframe.policy import PRECISION_DEFAULTS, TopK, parse_policy, resolve
-from pytest_xframe.settings import DEFAULT_TOLERANCES, resolve as resolve_options, validate
+from pytest_xframe.settings import DEFAULT_TOLERANCES, validate
+from pytest_xframe.settings import resolve as resolve_options
 
 #: tiny models whose exported graph differs from torch by a known error
 MODELS = textwrap.dedent(
@@ -86,7 +87,10 @@ def test_more_specific_wins_within_a_layer_and_a_higher_layer_wins_over_it() -> 
                           "outputs": {"log*": {"cosine": 0.7, "snr_db": 20}}}}
     options = _options(project)
     f32 = DEFAULT_TOLERANCES["float32"]
-    pick = lambda opts, backend, output: resolve(opts.policy, backend, output, "float32", "fp32", f32)  # noqa: E731
+
+    def pick(opts, backend: str, output: str):
+        return resolve(opts.policy, backend, output, "float32", "fp32", f32)
+
     assert pick(options, "onnxruntime", "probs").cosine == 0.5
     assert pick(options, "tflite-int8", "probs").cosine == 0.6
     assert pick(options, "onnxruntime", "logits").cosine == 0.7
@@ -412,9 +416,12 @@ def test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test(project:
             "*warnings summary*",
             "*::test_vacuous[[]onnxruntime[]]",
             # it points at the test's check() call
-            "  */test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test.py:8: VacuousCheckWarning: *::test_vacuous[[]onnxruntime[]]: the parity check of Vacuous cannot fail: "
-            "torch's output 'zeros' is all zeros; output 'const' is the same for all * different inputs drawn; "
-            "output 'nan' is all NaN over the drawn inputs.*",
+            (
+                "  */test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test.py:8: VacuousCheckWarning: "
+                "*::test_vacuous[[]onnxruntime[]]: the parity check of Vacuous cannot fail: "
+                "torch's output 'zeros' is all zeros; output 'const' is the same for all * different inputs drawn; "
+                "output 'nan' is all NaN over the drawn inputs.*"
+            ),
             "    xframe.check(Vacuous().eval(), *",
         ]
     )
