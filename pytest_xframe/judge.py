@@ -237,7 +237,7 @@ class VacuityTracker:
         self.inputs.add(feeds_digest)
         for name, value in reference.items():
             a = np.asarray(value)
-            as_float = a.astype(np.float64) if a.dtype.kind in "biufc" else None
+            as_float = np.abs(a).astype(np.float64) if a.dtype.kind == "c" else a.astype(np.float64) if a.dtype.kind in "biuf" else None
             if name not in self.first:
                 self.first[name] = np.array(a, copy=True)
                 self.constant[name] = self.zeros[name] = self.nans[name] = True

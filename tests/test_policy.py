@@ -394,6 +394,7 @@ def test_backend_policy_through_tensorflow(project: pytest.Pytester) -> None:
 
 VACUOUS_TEST = """
 import pytest
+import torch
 from metric_models import Skewed, Vacuous
 from pytest_xframe import TensorSpec
 
@@ -404,20 +405,23 @@ def test_vacuous(xframe):
 
 def test_live(xframe):
     xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))], atol=0.01)
+
+def test_fixed_input(xframe):  # one input, one output: constant, and rightly so
+    xframe.check(Skewed().eval(), inputs=[torch.ones(2, 6)], atol=0.01)
 """
 
 
 def test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test(project: pytest.Pytester) -> None:
     project.makepyfile(VACUOUS_TEST)
     result = project.runpytest("-W", "always::pytest_xframe.VacuousCheckWarning")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
             "*warnings summary*",
             "*::test_vacuous[[]onnxruntime[]]",
             # it points at the test's check() call
             (
-                "  */test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test.py:8: VacuousCheckWarning: "
+                "  */test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test.py:9: VacuousCheckWarning: "
                 "*::test_vacuous[[]onnxruntime[]]: the parity check of Vacuous cannot fail: "
                 "torch's output 'zeros' is all zeros; output 'const' is the same for all * different inputs drawn; "
                 "output 'nan' is all NaN over the drawn inputs.*"
@@ -428,5 +432,5 @@ def test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test(project:
     assert result.stdout.str().count("VacuousCheckWarning:") == 1  # once, for the one vacuous check
     assert "'live'" not in result.stdout.str()
     strict = project.runpytest("-W", "error::pytest_xframe.VacuousCheckWarning")
-    strict.assert_outcomes(passed=1, failed=1)
+    strict.assert_outcomes(passed=2, failed=1)
     strict.stdout.fnmatch_lines(["E   *pytest_xframe.errors.VacuousCheckWarning: *output 'zeros' is all zeros*", "FAILED *::test_vacuous[[]onnxruntime[]]*"])
