@@ -3,7 +3,7 @@
     python benchmarks/per_example.py MODEL --examples N [--json OUT]
 
 The model is exported and converted once with the plugin's own functions (TorchScript, opset 13),
-then hypothesis runs N examples with the settings ``pytest_xframe.pipeline.run_check`` uses, drawing
+then hypothesis runs N examples with the settings ``pytest_xframe.check.run_check`` uses, drawing
 from ``pytest_xframe.strategies.feeds_strategy``. Each example does what the plugin's example
 runner does: torch reference, ONNX Runtime, TensorFlow, ``pytest_xframe.compare.compare_all`` per
 backend, ``BackendResult.record`` and ``hypothesis.target``. Timed apart:
@@ -56,7 +56,9 @@ def main() -> None:
     from pytest_xframe.compare import compare_all
     from pytest_xframe.convert.onnx_tf import convert
     from pytest_xframe.export import export
-    from pytest_xframe.pipeline import BackendResult, feeds_digest, torch_outputs
+    from pytest_xframe.engine import feeds_digest
+    from pytest_xframe.outputs import torch_outputs
+    from pytest_xframe.results import BackendResult
     from pytest_xframe.settings import CheckOptions
     from pytest_xframe.spec import Dim, TensorSpec, bind_inputs
     from pytest_xframe.strategies import feeds_strategy

@@ -4,7 +4,7 @@ startup (process start to this plugin's import: interpreter, pytest, plugins), c
 the test module: torch, the model code), each test's setup / call / teardown, session finish
 (terminal summary, JSON report). Imports are timed by :mod:`import_probe`; the results go to
 ``BENCH_PROBE_OUT`` at unconfigure. It also notes the batch size of every input the plugin runs
-through torch (by wrapping ``pytest_xframe.pipeline.torch_outputs``, which it then calls
+through torch (by wrapping ``pytest_xframe.check.torch_outputs``, which it then calls
 unchanged), so the table can show that both routes ran inputs of similar size.
 """
 
@@ -44,8 +44,8 @@ batches: dict[str, list[int]] = {}
 
 
 def _record_batches(name: str) -> None:
-    """Wrap pytest_xframe.pipeline.torch_outputs to note each input's batch size (nothing else)."""
-    import pytest_xframe.pipeline as pipeline  # imported by check() a moment later anyway
+    """Wrap pytest_xframe.check.torch_outputs to note each input's batch size (nothing else)."""
+    import pytest_xframe.check as pipeline  # imported by check() a moment later anyway
 
     inner = getattr(pipeline.torch_outputs, "__wrapped__", pipeline.torch_outputs)
     seen = batches.setdefault(name, [])

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_xframe.errors import XframeError
+from pytest_xframe.provenance import file_sha256
 
 __all__ = [
     "ArtifactCache",
@@ -68,7 +69,6 @@ TMP_DIR = ".tmp"
 STALE_TMP_AGE_S = 3600.0
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 
-_CHUNK = 1 << 20
 _KIND_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _BUILD_PREFIX = "b-"
@@ -295,14 +295,6 @@ def _walk(files: Path) -> tuple[list[str], list[str]]:
     return sorted(dirs), sorted(regular)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _make_manifest(files: Path, kind: str, key: Mapping[str, str], digest: str) -> dict[str, Any]:
     dirs, regular = _walk(files)
     return {
@@ -313,7 +305,7 @@ def _make_manifest(files: Path, kind: str, key: Mapping[str, str], digest: str) 
         "created": time.time(),
         "dirs": dirs,
         "files": [
-            {"path": rel, "size": (files / rel).stat().st_size, "sha256": _sha256(files / rel)} for rel in regular
+            {"path": rel, "size": (files / rel).stat().st_size, "sha256": file_sha256(files / rel)} for rel in regular
         ],
     }
 
@@ -358,7 +350,7 @@ def _verify(entry: Path, kind: str, key: Mapping[str, str]) -> str | None:
             return f"{rel}: size {actual}, manifest says {size}"
     for rel, (_, sha) in want_files.items():
         try:
-            actual_sha = _sha256(files / rel)
+            actual_sha = file_sha256(files / rel)
         except OSError as exc:
             return f"{rel}: {exc}"
         if actual_sha != sha:

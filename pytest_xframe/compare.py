@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .strategies import describe_array
-
 
 @dataclass(frozen=True)
 class OutputComparison:
@@ -156,4 +154,4 @@ def format_comparison(c: OutputComparison) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["OutputComparison", "compare_output", "compare_all", "format_comparison", "describe_array"]
+__all__ = ["OutputComparison", "compare_output", "compare_all", "format_comparison"]

@@ -2,10 +2,10 @@
 
 Three entry points:
 
-* :func:`locate_conversion_divergence` (onnxruntime vs TensorFlow). Every intermediate value of the
+* :func:`locate_conversion_divergence` (onnxruntime vs a backend). Every intermediate value of the
   ONNX model becomes a graph output; the augmented model runs in onnxruntime with graph
-  optimizations off (so nothing is fused) and is converted by our ``convert()`` into a SavedModel
-  that returns the same values. Nodes are then walked in topological order; the first node with
+  optimizations off (so nothing is fused) and through the backend's ``run_intermediates`` (onnx-tf:
+  converted into a SavedModel that returns the same values). Nodes are then walked in topological order; the first node with
   an output out of tolerance whose tensor inputs are all within it (graph inputs and initializers
   count as equal) is reported.
 
@@ -43,10 +43,8 @@ from __future__ import annotations
 
 import ast
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -237,7 +235,7 @@ def _compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol: flo
 
 
 # --------------------------------------------------------------------------------------------
-# onnxruntime vs TensorFlow
+# onnxruntime vs a converted backend
 # --------------------------------------------------------------------------------------------
 
 
@@ -246,31 +244,28 @@ def locate_conversion_divergence(
     feeds: Mapping[str, np.ndarray],
     atol: float,
     rtol: float,
-    workdir: Path | str,
-    model_name: str,
+    run_converted: Callable[[Any, Mapping[str, np.ndarray]], dict[str, np.ndarray]],
+    between: tuple[str, str],
     *,
     equal_nan: bool = True,
 ) -> DivergenceReport:
-    """First node whose TensorFlow (onnx-tf) output leaves tolerance of onnxruntime's, inputs agreeing.
+    """First node whose converted output leaves tolerance of onnxruntime's, inputs agreeing.
 
     ``onnx_model`` is an ``onnx.ModelProto`` (a path or bytes are loaded); ``feeds`` are keyed by
-    ONNX input name; the augmented SavedModel is written to a new ``workdir/divergence_saved_model_*``.
+    ONNX input name; ``run_converted(model, feeds)`` converts and runs the model with every
+    intermediate exposed as an output and returns them by ONNX name (a backend's
+    ``run_intermediates``); ``between`` names the two sides, onnxruntime first.
     NaN at the same place on both sides counts as equal unless ``equal_nan`` is False: the point
     is where the backends part ways, not whether the model makes NaNs.
     """
     import onnx
 
-    from .backends.tensorflow_runner import load_saved_model
-    from .convert.onnx_tf import convert, signature_input_names
     from .errors import XframeError
 
-    between = ("onnxruntime", "tensorflow")
     if not isinstance(onnx_model, onnx.ModelProto):
         onnx_model = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx.load(str(onnx_model))
     augmented, names, skipped, remark = _augment(onnx_model)
     graph = onnx_model.graph
-    output_names = tuple(o.name for o in augmented.graph.output)
-    input_names = tuple(i.name for i in graph.input if i.name not in {t.name for t in graph.initializer})
     remarks = [remark] if remark else []
     if skipped:
         remarks.append(f"{skipped} intermediate(s) of unknown or non-tensor type were not compared")
@@ -280,42 +275,33 @@ def locate_conversion_divergence(
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
         return DivergenceReport(between, None, "unknown", f"onnxruntime could not run the model with its intermediates exposed: {describe_exception(exc)}")
     _fill_output_ranks(augmented, ort_values)
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    out_dir = Path(tempfile.mkdtemp(prefix="divergence_saved_model_", dir=workdir))
     try:
-        convert(augmented, out_dir, model_name=model_name)
-        runner = load_saved_model(out_dir, input_names, output_names)
-        _, kwargs = runner.function.structured_input_signature
-        signature = signature_input_names(augmented)
-        mapped = {n: signature.get(n, n) for n in input_names if signature.get(n, n) in kwargs}
-        if len(mapped) == len(input_names):
-            runner.inputs = mapped
-        tf_values = runner.run({n: np.asarray(feeds[n]) for n in input_names})
+        converted_values = run_converted(augmented, feeds)
     except XframeError as exc:
         return DivergenceReport(
             between, None, "unknown",
-            "; ".join([f"the model with its intermediates exposed could not be converted/run in TensorFlow: {exc.summary}"
+            "; ".join([f"the model with its intermediates exposed could not be converted/run in {between[1]}: {exc.summary}"
                        + (f" ({exc.cause})" if exc.cause else "")] + remarks),
         )
-    except Exception as exc:  # noqa: BLE001 - TF raises many unrelated types
+    except Exception as exc:  # noqa: BLE001 - frameworks raise many unrelated types
         return DivergenceReport(
             between, None, "unknown",
-            "; ".join([f"the model with its intermediates exposed failed in TensorFlow: {describe_exception(exc)}"] + remarks),
+            "; ".join([f"the model with its intermediates exposed failed in {between[1]}: {describe_exception(exc)}"] + remarks),
         )
 
     status: dict[str, OutputComparison] = {}
     missing: list[str] = []
     compared_names = list(names) + [o.name for o in graph.output if o.name not in names]
     for name in compared_names:
-        if name in ort_values and name in tf_values:
-            status[name] = _compare(name, ort_values[name], tf_values[name], atol, rtol, equal_nan)
+        if name in ort_values and name in converted_values:
+            status[name] = _compare(name, ort_values[name], converted_values[name], atol, rtol, equal_nan)
         else:
             missing.append(name)
     if missing:
         remarks.insert(0, f"{len(missing)} of {len(compared_names)} intermediates could not be matched "
                           f"(fused/renamed by the converter): {_names(missing)}")
     if not status:
-        return DivergenceReport(between, None, "unknown", "; ".join(["no intermediate value could be matched between onnxruntime and TensorFlow"] + remarks))
+        return DivergenceReport(between, None, "unknown", "; ".join([f"no intermediate value could be matched between {between[0]} and {between[1]}"] + remarks))
 
     equal = _constant_names(graph, feeds)
     for node in _topological_nodes(graph):

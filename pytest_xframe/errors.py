@@ -7,6 +7,8 @@ line or two, and what to try next. Long framework tracebacks are kept on the exc
 
 from __future__ import annotations
 
+import traceback
+
 
 def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> str:
     """The first non-empty line not starting with ``skip``, capped: framework errors run for pages."""
@@ -18,6 +20,20 @@ def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> st
 def describe_exception(exc: BaseException, limit: int = 300) -> str:
     """``TypeName: first line of the message``."""
     return first_line(f"{type(exc).__name__}: {exc}", limit)
+
+
+def informative_lines(text: str, limit: int = 400) -> str:
+    """The lines of a framework error that say what broke, without TensorFlow's boilerplate and stacks."""
+    import re
+
+    boring = ("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Stack trace", "<stack traces", "  ")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(boring)]
+    lines = [ln for ln in lines if not ln.startswith(boring)] or [text.strip()]
+    nodes = re.findall(r"\{\{node ([^}]+)\}\}", text)
+    if nodes:
+        lines.append(f"at node {nodes[0]}")
+    joined = " | ".join(dict.fromkeys(lines))
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
 
 
 class XframeError(Exception):
@@ -91,6 +107,13 @@ class ConversionError(XframeError):
         self.op_version = op_version
         self.node_name = node_name
         super().__init__(summary, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, summary: str, *, cause: str | None = None, log: str = "", **kwargs: object) -> ConversionError:
+        """A converter's exception as a ConversionError: its traceback (and the converter's own
+        ``log``, if any) kept as ``details``; ``cause`` defaults to the exception's first line."""
+        details = "".join(traceback.format_exception(exc)) + (f"\n--- {kwargs.get('backend') or 'converter'} output ---\n{log}" if log else "")
+        return cls(summary, cause=describe_exception(exc) if cause is None else cause, details=details, **kwargs)  # type: ignore[arg-type]
 
 
 class BackendUnavailable(XframeError):

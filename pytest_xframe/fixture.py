@@ -11,7 +11,7 @@ from .errors import BackendUnavailable
 from .settings import MARKER, validate
 
 if TYPE_CHECKING:
-    from .pipeline import ParityReport
+    from .results import ParityReport
     from .session import XframeSession
 
 
@@ -36,9 +36,10 @@ class Xframe:
         __tracebackhide__ = True
         self.calls += 1
         from . import report as reporting
-        from .pipeline import ParityReport, run_check
+        from .check import run_check
+        from .results import ParityReport
 
-        given = validate(options, "xframe.check()")
+        given = validate(options, "xframe.check()", self._session.backend_names)
         resolved = self._session.options(self._session.marker_options(self._request.node), given)
         if self.backend is not None:
             if "backends" in given and self.backend not in given["backends"]:
@@ -46,9 +47,7 @@ class Xframe:
             resolved = replace(resolved, backends=(self.backend,))
         skipped = []
         if self.backend is None:
-            from . import backends
-
-            missing = {b: backends.get(b).missing() for b in resolved.backends}
+            missing = {b: self._session.backends.get(b).missing() for b in resolved.backends}
             skipped = [(b, reason) for b, reason in missing.items() if reason]
             available = tuple(b for b, reason in missing.items() if not reason)
             if not available:

@@ -12,23 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .settings import KNOWN_BACKENDS, MARKER, OPTION_NAMES
+from .backends import BUILTIN
+from .settings import MARKER, OPTION_NAMES
+from .stash import RECORDS_KEY
 
 if TYPE_CHECKING:
     from .fixture import Xframe
     from .session import XframeSession
 
 SESSION_KEY = pytest.StashKey["XframeSession"]()
-
-
-def _backends_arg(value: str) -> str:
-    from .errors import SpecError
-    from .settings import parse_backends
-
-    try:
-        return ",".join(parse_backends(value, "--xframe-backends"))
-    except SpecError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(value: str) -> int:
@@ -59,8 +51,10 @@ def _threads(value: str) -> str:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xframe", "cross-framework parity testing (pytest-xframe)")
-    group.addoption("--xframe-backends", type=_backends_arg, default=None, metavar="LIST",
-                    help=f"comma-separated backends to check, overriding markers and check() ({', '.join(KNOWN_BACKENDS)}).")
+    # checked in pytest_configure, once plugins and conftests have registered their backends
+    group.addoption("--xframe-backends", default=None, metavar="LIST",
+                    help=f"comma-separated backends to check, overriding markers and check() (built in: {', '.join(BUILTIN)}; "
+                    "plugins may register more).")
     group.addoption("--xframe-max-examples", type=_positive_int, default=None, metavar="N",
                     help="hypothesis examples per parity check, overriding markers and check().")
     group.addoption("--xframe-seed", type=_int, default=None, metavar="SEED",
@@ -81,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
     parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
@@ -178,9 +178,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             records = [{**r, "verdict": "xfailed"} if r["verdict"] in ("failed", "error") else r for r in records]
         report.xframe = records  # plain JSON data: travels from pytest-xdist workers too
     return report
-
-
-RECORDS_KEY = pytest.StashKey[list]()
 
 
 def _is_xframe_error(exc: BaseException) -> bool:

@@ -1,42 +1,57 @@
 """Replay a saved failing case without pytest or torch: run the backend, compare, print.
 
 ``python -m pytest_xframe replay DIR`` exits 1 when the outputs still differ, 0 when they agree.
+The backend rebuilds its runner from the case directory through its ``load_case`` capability.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .artifacts import load_npz
 from .compare import compare_output, format_comparison
-from .strategies import describe_array
+from .formatting import describe_array
+
+
+def _import_function(ref: dict[str, Any]) -> Callable[..., Any]:
+    """A function recorded by module and qualified name: imported by module name, or from its file
+    when the module is not importable outside pytest (a conftest)."""
+    try:
+        module = importlib.import_module(ref["module"])
+    except ImportError:
+        if not ref.get("file"):
+            raise
+        spec = importlib.util.spec_from_file_location(f"_xframe_replay_{ref['module']}", ref["file"])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    found: Any = module
+    for part in ref["qualname"].split("."):
+        found = getattr(found, part)
+    return found
 
 
 def load_runner(case_dir: Path, case: dict):
-    backend = case["backend"]
-    if backend == "onnxruntime":
-        from .backends.onnxruntime_runner import make_session
+    """The case's runner: the named backend's ``load_case``, found in the registry (built-ins and
+    entry points) or where the case recorded it (a backend a conftest registered)."""
+    from . import backends
 
-        return make_session(str(case_dir / "model.onnx"))
-    if backend == "tensorflow":
-        from .backends.tensorflow_runner import load_saved_model
-
-        return load_saved_model(case_dir / "converted", tuple(case["input_names"]), tuple(case["output_names"]))
-    if backend == "onnx2tf":
-        from .backends.onnx2tf_runner import load_saved_model as load_onnx2tf
-
-        return load_onnx2tf(case_dir / "converted")
-    if backend == "tflite":
-        import onnx
-
-        from .backends.tflite_runner import FLATBUFFER_NAME, load_flatbuffer
-
-        return load_flatbuffer(case_dir / "converted" / FLATBUFFER_NAME, onnx.load(str(case_dir / "model.onnx")))
-    # litert-torch converts the torch module, which a case directory does not hold
-    raise SystemExit(f"replay: backend {backend!r} cannot be replayed from {case_dir}; rerun its test")
+    name = case["backend"]
+    known = backends.registry()
+    if name in known:
+        load_case = known.get(name).load_case
+    else:
+        load_case = _import_function(case["load_case"]) if case.get("load_case") else None
+    if load_case is None:
+        raise SystemExit(f"replay: backend {name!r} cannot load a saved case (it has no load_case); rerun its test instead of replaying {case_dir}")
+    return load_case(case_dir, case)
 
 
 def replay(case_dir: Path) -> int:

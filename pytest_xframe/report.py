@@ -10,14 +10,13 @@ import json
 import math
 import os
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pytest
 
-    from .pipeline import ParityReport
+    from .results import ParityReport
 
 REPORT_SCHEMA_ID = "pytest-xframe/report"
 REPORT_VERSION = 1
@@ -153,12 +152,15 @@ def _output_record(c: Any, aggregate: Any) -> dict[str, Any]:
 def _precision(backend: str) -> str:
     from . import backends
 
-    return backends.get(backend).precision if backend in backends.BACKENDS else "fp32"
+    try:
+        return backends.get(backend).precision
+    except (KeyError, ImportError, TypeError):  # a backend only a conftest registers: not known here
+        return "fp32"
 
 
 def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[tuple[str, str | None]]) -> None:
     """Attach records to the test item (for the summary) and key figures as JUnit properties."""
-    from .plugin import RECORDS_KEY
+    from .stash import RECORDS_KEY
 
     records = records_from(report, skipped)
     request.node.stash.setdefault(RECORDS_KEY, []).extend(records)
@@ -270,13 +272,10 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
 
 def environment() -> dict[str, str]:
     """Versions of the stack, read from package metadata: nothing is imported."""
-    out = {}
-    for dist in ("pytest-xframe", "torch", "onnx", "onnxruntime", "onnxscript", "tensorflow", "tensorflow-cpu", "keras", "onnx-tf", "hypothesis", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    from .provenance import dist_version
+
+    dists = ("pytest-xframe", "torch", "onnx", "onnxruntime", "onnxscript", "tensorflow", "tensorflow-cpu", "keras", "onnx-tf", "hypothesis", "numpy")
+    return {dist: version for dist in dists if (version := dist_version(dist)) is not None}
 
 
 def write_json(path: Path, records: list[dict[str, Any]], exit_status: int) -> None:

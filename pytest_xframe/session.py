@@ -16,7 +16,8 @@ RUN_DIR_KEY = "xframe_run_dir"
 if TYPE_CHECKING:
     import pytest
 
-    from .pipeline import Engine
+    from .backends import Registry
+    from .engine import Engine
 
 
 class XframeSession:
@@ -25,6 +26,8 @@ class XframeSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.records: list[dict[str, Any]] = []
+        #: the backends this run knows: built-ins, entry points, and what plugins' hooks registered
+        self.backends = self._registry()
         self._engine: Engine | None = None
         self._workdir: Path | None = None
         #: the controller's directory for this run's shared exports (made when xdist starts a worker)
@@ -33,12 +36,31 @@ class XframeSession:
         self._cli = self._cli_options()
         self.threads_setting = self._threads_setting()
 
-    # -- options -----------------------------------------------------------------------------
+    # -- backends and options ----------------------------------------------------------------
+    def _registry(self) -> Registry:
+        """Built-ins and entry points, plus the ``pytest_xframe_register_backends`` hooks' backends;
+        a clash of names or a hook returning something else is a usage error."""
+        import pytest
+
+        from .backends import Registry
+
+        try:
+            registry = Registry.default()
+            for found in self.config.hook.pytest_xframe_register_backends(config=self.config):
+                registry.add(found or (), "a pytest_xframe_register_backends hook")
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(f"pytest-xframe: {exc}") from None
+        return registry
+
+    @property
+    def backend_names(self) -> tuple[str, ...]:
+        return self.backends.names()
+
     def _ini_options(self) -> dict[str, Any]:
         ini: dict[str, Any] = {}
         backends = [b for item in self.config.getini("xframe_backends") for b in item.split(",") if b]
         if backends:
-            ini["backends"] = parse_backends(backends, "ini option xframe_backends")
+            ini["backends"] = parse_backends(backends, "ini option xframe_backends", self.backend_names)
         for name, key in (("xframe_max_examples", "max_examples"), ("xframe_seed", "seed")):
             raw = str(self.config.getini(name)).strip()
             if raw:
@@ -46,7 +68,7 @@ class XframeSession:
                     ini[key] = int(raw)
                 except ValueError:
                     raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
-        ini = validate(ini, "the ini file")
+        ini = validate(ini, "the ini file", self.backend_names)
         ini.update(self._project_policy())
         return ini
 
@@ -63,7 +85,12 @@ class XframeSession:
     def _cli_options(self) -> dict[str, Any]:
         cli: dict[str, Any] = {}
         if self.config.getoption("xframe_backends"):
-            cli["backends"] = tuple(self.config.getoption("xframe_backends").split(","))
+            import pytest
+
+            try:
+                cli["backends"] = parse_backends(self.config.getoption("xframe_backends"), "--xframe-backends", self.backend_names)
+            except SpecError as exc:
+                raise pytest.UsageError(str(exc)) from None
         if self.config.getoption("xframe_max_examples") is not None:
             cli["max_examples"] = self.config.getoption("xframe_max_examples")
         if self.config.getoption("xframe_seed") is not None:
@@ -89,7 +116,7 @@ class XframeSession:
                     hint=f"e.g. @pytest.mark.{MARKER}(atol=1e-5, backends=['onnxruntime'])",
                 )
             merged.update(marker.kwargs)
-        return validate(merged, f"@pytest.mark.{MARKER} on {node.nodeid}")
+        return validate(merged, f"@pytest.mark.{MARKER} on {node.nodeid}", self.backend_names)
 
     def options(self, marker: dict[str, Any], check: dict[str, Any]) -> CheckOptions:
         return resolve(self._ini, marker, check, self._cli)
@@ -123,15 +150,16 @@ class XframeSession:
     def engine(self) -> Engine:
         if self._engine is None:
             from .cache import ArtifactCache
-            from .pipeline import Engine
-
+            from .engine import Engine
             from .threads import resolve as threads_for
 
             self._workdir = Path(tempfile.mkdtemp(prefix="pytest-xframe-"))
             cache = ArtifactCache(self.cache_root, scratch=self._workdir)
             run_dir = getattr(self.config, "workerinput", {}).get(RUN_DIR_KEY)
             shared = ArtifactCache(Path(run_dir)) if run_dir else None
-            self._engine = Engine(self._workdir, cache, threads=threads_for(self.threads_setting), shared_exports=shared)
+            self._engine = Engine(
+                self._workdir, cache, threads=threads_for(self.threads_setting), shared_exports=shared, backends=self.backends
+            )
         return self._engine
 
     def worker_input(self) -> dict[str, str]:

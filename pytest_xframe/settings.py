@@ -7,16 +7,15 @@ one run (``--xframe-max-examples=200`` in a nightly job, say).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .backends import DEFAULT as DEFAULT_BACKENDS
 from .errors import SpecError
 from .policy import Layer, Rule, parse_policy
 
 MARKER = "xframe_parity"
-KNOWN_BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
-DEFAULT_BACKENDS = ("onnxruntime", "tensorflow")
 EXPORTERS = ("dynamo", "torchscript")
 
 #: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
@@ -59,8 +58,9 @@ class CheckOptions:
 OPTION_NAMES = tuple(f.name for f in fields(CheckOptions))
 
 
-def validate(options: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check names and types of user options; ``where`` says where they came from."""
+def validate(options: Mapping[str, Any], where: str, known: Collection[str] | None = None) -> dict[str, Any]:
+    """Check names and types of user options; ``where`` says where they came from, ``known`` the
+    backends there are (default: the built-ins and entry points; a session passes its registry's)."""
     unknown = sorted(set(options) - set(OPTION_NAMES))
     if unknown:
         raise SpecError(
@@ -69,7 +69,7 @@ def validate(options: Mapping[str, Any], where: str) -> dict[str, Any]:
         )
     out = dict(options)
     if "backends" in out:
-        out["backends"] = parse_backends(out["backends"], where)
+        out["backends"] = parse_backends(out["backends"], where, known)
     for name in ("atol", "rtol"):
         if out.get(name) is not None:
             value = out[name]
@@ -104,15 +104,19 @@ def _policy_layer(out: dict[str, Any], where: str) -> None:
         out["policy"] = (layer,) if layer else ()
 
 
-def parse_backends(value: Any, where: str) -> tuple[str, ...]:
+def parse_backends(value: Any, where: str, known: Collection[str] | None = None) -> tuple[str, ...]:
     """Accept "a,b", ["a", "b"] or ("a",); reject unknown names listing the valid ones."""
+    if known is None:
+        from .backends import registry
+
+        known = registry().names()
     items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
     items = [v for v in items if v]
-    unknown = [v for v in items if v not in KNOWN_BACKENDS]
+    unknown = [v for v in items if v not in known]
     if unknown or not items:
         raise SpecError(
             f"unknown backend(s) {', '.join(map(repr, unknown)) or '(none given)'} in {where}",
-            hint=f"valid backends: {', '.join(KNOWN_BACKENDS)}",
+            hint=f"valid backends: {', '.join(known)}",
         )
     return tuple(dict.fromkeys(items))
 

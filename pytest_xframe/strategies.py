@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
+from .formatting import describe_array
 from .spec import Dim, InputSlot
 
 #: tensors with at most this many elements are drawn element-wise by hypothesis
@@ -28,21 +29,6 @@ class Feeds(dict):
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         # hypothesis would otherwise print how the value was built (the mapping lambda)
         printer.text(repr(self))
-
-
-#: arrays with at most this many elements are shown value by value in messages
-SHOW_VALUES_LIMIT = 16
-
-
-def describe_array(a: np.ndarray) -> str:
-    """``float32[2, 3] in [-0.5, 0.9]``, plus the values themselves when there are few."""
-    text = f"{a.dtype}{list(a.shape)}"
-    if a.size and a.dtype.kind in "fiub":
-        if a.size <= SHOW_VALUES_LIMIT:
-            text += " " + np.array2string(a, separator=", ", precision=6).replace("\n", "")
-        else:
-            text += f" in [{a.min():.4g}, {a.max():.4g}]"
-    return text
 
 
 def shared_dims(slots: tuple[InputSlot, ...]) -> dict[str, Dim]:

@@ -106,6 +106,14 @@ def limit_tensorflow(count: int | None) -> bool:
     return True
 
 
+def limit_framework(framework: str, count: int | None) -> None:
+    """Size the process-wide pools of a framework a backend imports (``Backend.framework``);
+    frameworks without such pools (ONNX Runtime: per session) are left alone."""
+    limiter = {"torch": limit_torch, "tensorflow": limit_tensorflow}.get(framework)
+    if limiter is not None:
+        limiter(count)
+
+
 def limit_onnxruntime(options: Any, count: int | None) -> None:
     """Size an ``onnxruntime.SessionOptions``' pools (per session: nothing global changes)."""
     if count is not None:

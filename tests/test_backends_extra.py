@@ -262,12 +262,14 @@ def test_tflite_rejects_ids_that_do_not_fit_the_declared_dtype() -> None:
 
 
 def test_missing_backend_names_its_extra() -> None:
+    from dataclasses import replace
+
     from pytest_xframe import backends
 
     for name, extra in (("onnx2tf", "onnx2tf"), ("tflite", "tflite"), ("litert-torch", "litert-torch")):
         backend = backends.get(name)
         assert backend.extra == extra
-        fake = type(backend)(backend.name, ("no_such_module_xframe",), backend.extra, backend.exports, backend.loader)
+        fake = replace(backend, modules=("no_such_module_xframe",))
         assert fake.missing() == f"{name} backend needs no_such_module_xframe: pip install 'pytest-xframe[{extra}]'"
 
 
@@ -279,17 +281,16 @@ def test_framework_that_fails_to_import_is_a_conversion_error(tmp_path, monkeypa
     from pytest_xframe import ConversionError, backends
     from pytest_xframe.cache import ArtifactCache
     from pytest_xframe.export import OnnxArtifact
-    from pytest_xframe.pipeline import Engine
+    from pytest_xframe.engine import Engine
 
     (tmp_path / "xframe_broken_framework.py").write_text("raise RuntimeError('built against another numpy')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     broken = replace(backends.get("tflite"), name="broken", framework=("xframe_broken_framework",))
-    monkeypatch.setitem(backends.BACKENDS, "broken", broken)
     artifact = OnnxArtifact(tmp_path / "model.onnx", "torchscript", 17, ("x",), ("y",), 0.0)
     engine = Engine(tmp_path, ArtifactCache(None, scratch=tmp_path))
     for _ in range(2):  # the second call gets the remembered error
         with pytest.raises(ConversionError) as caught:
-            engine.prepare("broken", artifact, "Net")
+            engine.prepare(broken, artifact, "Net")
         text = str(caught.value)
         assert "xframe_broken_framework is installed but fails to import" in text
         assert "RuntimeError: built against another numpy" in text and "pytest-xframe[tflite]" in text

@@ -169,11 +169,11 @@ def test_run_dir_exists_during_the_run():
 def test_torch_outputs_kept_least_recently_used_within_a_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    from pytest_xframe import pipeline
+    from pytest_xframe import engine as engines
     from pytest_xframe.cache import ArtifactCache
 
-    monkeypatch.setattr(pipeline, "REFERENCE_CACHE_BYTES", 3 * 800)  # three outputs of 100 float64
-    engine = pipeline.Engine(tmp_path, ArtifactCache(None))
+    monkeypatch.setattr(engines, "REFERENCE_CACHE_BYTES", 3 * 800)  # three outputs of 100 float64
+    engine = engines.Engine(tmp_path, ArtifactCache(None))
     runs: list[float] = []
 
     def reference(value: float, size: int = 100) -> dict:
@@ -242,6 +242,6 @@ def test_model_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
         "    def __init__(self):\n        super().__init__()\n        torch.manual_seed(0)\n        self.fc = nn.Linear(4, 3)\n\n"
         "    def forward(self, x):\n        return sum(v for v in [self.fc(x), x[:, :3]])\n"
     )
-    code = "from netmod import Net; from pytest_xframe.pipeline import model_fingerprint; print(model_fingerprint(Net()))"
+    code = "from netmod import Net; from pytest_xframe.engine import model_fingerprint; print(model_fingerprint(Net()))"
     runs = [subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout for _ in range(2)]
     assert runs[0] == runs[1] and len(runs[0].strip()) == 64

@@ -84,6 +84,17 @@ def tf_available():
         pytest.skip("onnx-tf is not installed")
 
 
+BETWEEN = ("onnxruntime", "tensorflow")
+
+
+def _via_tensorflow(workdir, model_name):
+    """The tensorflow backend's ``run_intermediates`` as the locator's ``run_converted``."""
+    from pytest_xframe.backends import get
+
+    run = get("tensorflow").run_intermediates
+    return lambda model, feeds: run(model, feeds, workdir, model_name)
+
+
 def test_conversion_divergence_names_the_resize_of_an_exported_cnn(tf_available, tmp_path):
     torch.manual_seed(0)
     model = UpsampleNet().eval()
@@ -92,7 +103,7 @@ def test_conversion_divergence_names_the_resize_of_an_exported_cnn(tf_available,
     resize = [n for n in proto.graph.node if n.op_type == "Resize"]
     assert len(resize) == 1
 
-    report = locate_conversion_divergence(proto, {"x": x.numpy()}, ATOL, RTOL, tmp_path, "UpsampleNet")
+    report = locate_conversion_divergence(proto, {"x": x.numpy()}, ATOL, RTOL, _via_tensorflow(tmp_path, "UpsampleNet"), BETWEEN)
 
     assert isinstance(report, DivergenceReport)
     assert report.between == ("onnxruntime", "tensorflow")
@@ -110,7 +121,7 @@ def test_conversion_divergence_names_the_resize_of_an_exported_cnn(tf_available,
 
 def test_conversion_divergence_blames_the_clip_not_its_producers(tf_available, tmp_path):
     x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(2, 6)
-    report = locate_conversion_divergence(_chain(lo=1.0, hi=-1.0), {"x": x}, ATOL, RTOL, tmp_path, "chain")
+    report = locate_conversion_divergence(_chain(lo=1.0, hi=-1.0), {"x": x}, ATOL, RTOL, _via_tensorflow(tmp_path, "chain"), BETWEEN)
 
     assert report.node is not None, report.format()
     assert (report.node.node_name, report.node.op_type) == ("clamp", "Clip")
@@ -126,7 +137,7 @@ def test_conversion_divergence_blames_the_clip_not_its_producers(tf_available, t
 
 def test_conversion_without_divergence_reports_no_node(tf_available, tmp_path):
     x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(2, 6)
-    report = locate_conversion_divergence(_chain(lo=-1.0, hi=1.0), {"x": x}, ATOL, RTOL, tmp_path, "chain")
+    report = locate_conversion_divergence(_chain(lo=-1.0, hi=1.0), {"x": x}, ATOL, RTOL, _via_tensorflow(tmp_path, "chain"), BETWEEN)
     assert report.node is None
     assert report.step == "unknown"
     assert "all 5 compared values are within tolerance" in report.note

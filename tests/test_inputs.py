@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pytest_xframe import Dim, SpecError, TensorSpec
@@ -145,9 +147,14 @@ def test_bad_marker_usage_is_a_collection_error(pytester: pytest.Pytester) -> No
     )
 
 
-def test_option_layer_knows_every_registered_backend() -> None:
-    """settings.py lists backend names without importing the registry (kept light for start-up)."""
-    from pytest_xframe.backends import BACKENDS
-    from pytest_xframe.settings import KNOWN_BACKENDS
-
-    assert KNOWN_BACKENDS == tuple(BACKENDS)
+def test_backends_are_known_by_name_before_their_modules_are_imported(pytester: pytest.Pytester) -> None:
+    """The registry names the built-ins (options are checked against it at start-up) and imports
+    a backend's module only when the backend is used."""
+    code = (
+        "import sys; from pytest_xframe import backends; names = backends.registry().names(); "
+        "print(names == tuple(backends.BUILTIN), any(m.startswith('pytest_xframe.backends.') for m in sys.modules), "
+        "backends.get('tflite').name, 'pytest_xframe.backends.tflite_runner' in sys.modules)"
+    )
+    result = pytester.run(sys.executable, "-c", code)
+    assert result.ret == 0
+    assert result.stdout.lines[-1] == "True False tflite True"

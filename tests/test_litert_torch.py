@@ -143,7 +143,7 @@ def test_conversions_are_cached_per_input_shape(tmp_path: Path) -> None:
     from pytest_xframe.backends.litert_torch_runner import PerShapeRunner
     from pytest_xframe.cache import ArtifactCache
     from pytest_xframe.export import export
-    from pytest_xframe.pipeline import Engine
+    from pytest_xframe.engine import Engine
     from pytest_xframe.spec import InputSlot
 
     model = Tokens().eval()
@@ -153,7 +153,7 @@ def test_conversions_are_cached_per_input_shape(tmp_path: Path) -> None:
     engine = Engine(tmp_path, ArtifactCache(tmp_path / "cache"))
     artifact, _ = engine.export(("tokens",), lambda d: export(model, slots, ("z", "count"), exporter="torchscript", opset=17,
                                                               out_dir=d, model_name="tokens", positional=True))
-    prepared, fresh, _ = engine.prepare("litert-torch", artifact, "tokens", source)
+    prepared, fresh, _ = engine.prepare(get("litert-torch"), artifact, "tokens", source)
     assert fresh and not prepared.cache_hit
     # Linear's bias add goes through litert-torch's JAX bridge, which needs static shapes
     assert prepared.route == "torch.export per input shape -> litert-torch (dynamic dims failed at aten.mul.Tensor)"

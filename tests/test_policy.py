@@ -434,3 +434,75 @@ def test_vacuous_outputs_warn_once_per_check_and_w_error_fails_the_test(project:
     strict = project.runpytest("-W", "error::pytest_xframe.VacuousCheckWarning")
     strict.assert_outcomes(passed=2, failed=1)
     strict.stdout.fnmatch_lines(["E   *pytest_xframe.errors.VacuousCheckWarning: *output 'zeros' is all zeros*", "FAILED *::test_vacuous[[]onnxruntime[]]*"])
+
+
+#: a reduced-precision target registered from outside: ONNX Runtime's own dynamic int8 quantization
+INT8_PLUGIN = textwrap.dedent(
+    '''
+    from pytest_xframe.backends import Backend, Prepared
+
+
+    def prepare(artifact, ctx):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        from pytest_xframe.backends.onnxruntime_runner import make_session
+
+        out = artifact.path.with_name(artifact.path.stem + ".int8.onnx")
+        quantize_dynamic(str(artifact.path), str(out), weight_type=QuantType.QInt8)
+        return Prepared(make_session(str(out)), convert_seconds=0.0, load_seconds=0.0)
+
+
+    ORT_INT8 = Backend(name="ort-int8-test", prepare=prepare, modules=("onnxruntime",), exports=(("torchscript", 17),), precision="int8")
+
+
+    def pytest_xframe_register_backends(config):
+        return [ORT_INT8]
+    '''
+)
+
+
+def test_int8_target_is_judged_by_metrics_by_default_and_by_a_users_atol(project: pytest.Pytester) -> None:
+    project.makepyfile(int8_plugin=INT8_PLUGIN)
+    project.syspathinsert()
+    project.makepyfile(
+        """
+        import pytest
+        import torch
+        from torch import nn
+        from pytest_xframe import TensorSpec
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.net = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 10))
+
+            def forward(self, x):
+                return self.net(x)
+
+        pytestmark = pytest.mark.xframe_parity(backends=["ort-int8-test"], max_examples=5)
+
+        def test_default(xframe):
+            report = xframe.check(Net().eval(), inputs=[TensorSpec((8, 16))])
+            figures = report["ort-int8-test"].metrics["output"]
+            print("INT8 FIGURES", figures.cosine, figures.snr_db, figures.max_mismatch, figures.smallest_atol)
+
+        def test_with_atol(xframe):
+            xframe.check(Net().eval(), inputs=[TensorSpec((8, 16))], atol=1e-5)
+        """
+    )
+    result = project.runpytest("-p", "int8_plugin", "-v", "-s", "--xframe-report=report.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_default[[]ort-int8-test[]] INT8 FIGURES *",
+            "    output (int8): mismatch *% (not judged), cosine 0.99* (>= 0.995), snr * dB (>= 25.0 dB), *",
+        ]
+    )
+    result.stdout.fnmatch_lines(["[[]ort-int8-test[]] ran ONNX from torchscript, opset 17 (int8)", "*fails its policy: *% of elements outside atol=1e-05*"])
+    checks = {c["test"].split("::")[1]: c for c in json.loads((project.path / "report.json").read_text())["checks"]}
+    default = checks["test_default[ort-int8-test]"]
+    assert default["precision"] == "int8" and default["verdict"] == "passed"
+    assert default["outputs"][0]["policy"]["max_mismatch"] is None  # elementwise not judged
+    assert default["outputs"][0]["metrics"]["max_mismatch"] > 0.5  # ... though most elements are outside fp32 tolerances
+    assert checks["test_with_atol[ort-int8-test]"]["outputs"][0]["policy"]["max_mismatch"] == 0.0

@@ -14,7 +14,7 @@ def test_saved_model_signature_is_reused_without_retracing(frameworks: None, tmp
     from pytest_xframe import Dim, TensorSpec
     from pytest_xframe.backends import BuildContext, get
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.pipeline import Engine
+    from pytest_xframe.engine import Engine
     from pytest_xframe.export import export
     from pytest_xframe.spec import InputSlot
 
@@ -24,8 +24,8 @@ def test_saved_model_signature_is_reused_without_retracing(frameworks: None, tmp
     engine = Engine(tmp_path, ArtifactCache(tmp_path / "cache"))
     artifact, _ = engine.export(("mlp",), lambda d: export(model, slots, ("output",), exporter="torchscript", opset=13, out_dir=d,
                                                           model_name="mlp", positional=True))
-    prepared, fresh, _ = engine.prepare("tensorflow", artifact, "mlp")
-    again, fresh_again, import_again = engine.prepare("tensorflow", artifact, "mlp")
+    prepared, fresh, _ = engine.prepare(get("tensorflow"), artifact, "mlp")
+    again, fresh_again, import_again = engine.prepare(get("tensorflow"), artifact, "mlp")
     assert fresh and not fresh_again and again is prepared and import_again == 0  # one runner per session
     function = prepared.runner.function
     assert isinstance(function, tf.types.experimental.ConcreteFunction)  # a signature cannot retrace

@@ -1,32 +1,70 @@
-"""Backends: one runner per framework behind one small protocol, and the registry of them.
+"""Backends: one module per target framework, each defining its :class:`Backend`, and the registry.
 
-A backend says which packages it needs (checked without importing them), which ONNX export it
-prefers (its converter's coverage decides), and how to build a runner from an ONNX model. The
-runner itself only maps named numpy inputs to named numpy outputs.
+A backend is a :class:`Backend` object: which packages it needs (checked without importing them),
+which ONNX exports it prefers (its converter's coverage decides), and ``prepare``, which builds a
+:class:`Runner` from an ONNX model. The runner only maps named numpy inputs to named numpy
+outputs. Code outside this package reaches a backend only through this interface, never by name.
+
+Optional capabilities (None when a backend lacks them; callers test for them):
+
+* ``load_case(case_dir, case) -> Runner``: rebuild the runner of a saved failing case from its
+  directory (``model.onnx``, ``converted/``, ``case.json``); ``python -m pytest_xframe replay``
+  uses it. Without it, replay says to rerun the test.
+* ``run_intermediates(model, feeds, workdir, model_name) -> {onnx name: array}``: convert and run
+  an ONNX model whose graph exposes extra outputs; the divergence search uses it to name the
+  first ONNX node this backend's conversion got wrong.
+* ``layer_report(prepared, artifact, feeds, workdir) -> str | None``: extra diagnosis text for
+  a failing check (a quantized target's SNR per layer, say).
+* per-input converted model: a runner that converts per input shape has
+  ``converted_path_for(feeds) -> Path``; :meth:`Prepared.converted_path_for` asks it, and a
+  failing case keeps that model.
+
+How to add a backend: write ``pytest_xframe/backends/<name>_runner.py`` defining ``prepare`` (and
+any capability) with framework imports inside the functions, and ``BACKEND = Backend(...)``;
+then add one line to :data:`BUILTIN`. A package outside this repository instead declares an entry
+point in the ``pytest_xframe.backends`` group naming its Backend object, and a ``conftest.py``
+implements the ``pytest_xframe_register_backends(config)`` hook (:mod:`pytest_xframe.hooks`)
+returning a list of Backend objects. Options, test ids, reports and replay then know it by name.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from ..imports import import_frameworks
 
 if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
     from ..cache import ArtifactCache
     from ..export import OnnxArtifact
     from ..spec import InputSlot
 
+#: the built-in backends, one line each: name -> "module:attribute" of its Backend, imported on first use
+BUILTIN: dict[str, str] = {
+    "onnxruntime": "pytest_xframe.backends.onnxruntime_runner:BACKEND",
+    "tensorflow": "pytest_xframe.backends.tensorflow_runner:BACKEND",
+    "onnx2tf": "pytest_xframe.backends.onnx2tf_runner:BACKEND",
+    "tflite": "pytest_xframe.backends.tflite_runner:BACKEND",
+    "litert-torch": "pytest_xframe.backends.litert_torch_runner:BACKEND",
+}
+#: the backends checked when no option names any
+DEFAULT: tuple[str, ...] = ("onnxruntime", "tensorflow")
+#: the entry-point group a package declares its backends in (each entry point loads to a Backend)
+ENTRY_POINT_GROUP = "pytest_xframe.backends"
+
 
 class Runner(Protocol):
-    """Runs one prepared model; created once per model and reused for every example."""
+    """Runs one prepared model; created once per model and reused for every example.
+
+    A runner that converts per input shape also has ``converted_path_for(feeds) -> Path``.
+    """
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
@@ -65,20 +103,29 @@ class Prepared:
     #: what the runner runs, for reports, when it is not the ONNX model (a route from torch)
     route: str | None = None
 
+    def converted_path_for(self, feeds: Mapping[str, np.ndarray]) -> Path | None:
+        """The converted model that ran ``feeds``: the runner's own answer when it converts per
+        input shape (``Runner.converted_path_for``), else ``converted_path``."""
+        per_input = getattr(self.runner, "converted_path_for", None)
+        return per_input(feeds) if per_input is not None else self.converted_path
+
 
 @dataclass(frozen=True)
 class Backend:
+    """A target framework: required ``name`` and ``prepare``, optional capabilities (see the module
+    docstring) None when absent."""
+
     name: str
-    #: modules that must be importable, and the pip extra that brings them
-    modules: tuple[str, ...]
-    extra: str
+    #: build the runner for an ONNX export: ``prepare(artifact, ctx) -> Prepared``
+    prepare: Callable[[OnnxArtifact, BuildContext], Prepared]
+    #: modules that must be importable, and the pip extra of pytest-xframe that brings them
+    modules: tuple[str, ...] = ()
+    extra: str | None = None
     #: (exporter, opset) tried in order when the user does not choose; opset None = exporter default.
     #: Chosen from the coverage matrix (README): with our onnx-tf handlers the dynamo export converts
     #: every architecture there, while TorchScript freezes attention's sequence length; onnx2tf
     #: handles the TorchScript graphs better. The next entry is tried when export or conversion fails.
-    exports: tuple[tuple[str, int | None], ...]
-    #: "module:function" building a runner: fn(artifact, ctx) -> Prepared
-    loader: str
+    exports: tuple[tuple[str, int | None], ...] = (("dynamo", None), ("torchscript", 17))
     #: the framework imported first and timed on its own: it is not conversion or loading work
     framework: tuple[str, ...] = ()
     #: "onnx": converts the ONNX export; "torch": converts the module itself (``BuildContext.torch``),
@@ -87,10 +134,16 @@ class Backend:
     #: what the target computes in: "fp32", "fp16" or "int8"; decides the default judging policy
     #: (fp32 keeps the dtype tolerances, reduced-precision targets are judged by metrics)
     precision: str = "fp32"
+    #: optional: ``load_case(case_dir, case) -> Runner`` rebuilds a saved failing case's runner
+    load_case: Callable[[Path, Mapping[str, Any]], Runner] | None = None
+    #: optional: ``run_intermediates(model, feeds, workdir, model_name) -> {onnx name: array}``
+    run_intermediates: Callable[[onnx.ModelProto, Mapping[str, np.ndarray], Path, str], dict[str, np.ndarray]] | None = None
+    #: optional: ``layer_report(prepared, artifact, feeds, workdir) -> str | None``, diagnosis text
+    layer_report: Callable[[Prepared, OnnxArtifact, Mapping[str, np.ndarray], Path], str | None] | None = None
 
     @property
     def install_hint(self) -> str:
-        return f"pip install 'pytest-xframe[{self.extra}]'"
+        return f"pip install 'pytest-xframe[{self.extra}]'" if self.extra else f"pip install {' '.join(self.modules)}"
 
     def missing(self) -> str | None:
         """A one-line reason this backend cannot run here, or None. Imports nothing."""
@@ -105,91 +158,74 @@ class Backend:
         import_frameworks(self.framework)
         return time.perf_counter() - start
 
-    def prepare(self, artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
-        module_name, func = self.loader.split(":")
-        return getattr(importlib.import_module(module_name), func)(artifact, ctx)
+
+class Registry:
+    """Backends by name. Built-ins and entry points are known by name without being imported and
+    are loaded on first use; a plugin's ``pytest_xframe_register_backends`` hook adds objects."""
+
+    def __init__(self, refs: Mapping[str, str | Backend]) -> None:
+        self._refs: dict[str, str | Backend] = dict(refs)
+
+    @classmethod
+    def default(cls) -> Registry:
+        """The built-ins and the backends of installed packages' entry points."""
+        from importlib.metadata import entry_points
+
+        registry = cls(BUILTIN)
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            registry._add_ref(point.name, point.value, f"entry point {point.value!r}")
+        return registry
+
+    def _add_ref(self, name: str, ref: str | Backend, origin: str) -> None:
+        if name in self._refs:
+            raise ValueError(f"backend {name!r} from {origin} is already registered; choose another name")
+        self._refs[name] = ref
+
+    def add(self, backends: Iterable[Backend], origin: str) -> None:
+        for backend in backends:
+            if not isinstance(backend, Backend):
+                raise TypeError(f"{origin} returned {backend!r}, not a pytest_xframe.backends.Backend")
+            self._add_ref(backend.name, backend, origin)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._refs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._refs
+
+    def get(self, name: str) -> Backend:
+        ref = self._refs[name]
+        if isinstance(ref, str):
+            from importlib.metadata import EntryPoint
+
+            ref = EntryPoint(name=name, value=ref, group=ENTRY_POINT_GROUP).load()
+            if not isinstance(ref, Backend) or ref.name != name:
+                raise TypeError(f"{self._refs[name]!r} is {ref!r}, not a Backend named {name!r}")
+            self._refs[name] = ref
+        return ref
 
 
-BACKENDS: dict[str, Backend] = {
-    b.name: b
-    for b in (
-        Backend(
-            name="onnxruntime",
-            modules=("onnxruntime",),
-            extra="onnxruntime",
-            exports=(("dynamo", None), ("torchscript", 17)),
-            loader="pytest_xframe.backends.onnxruntime_runner:prepare",
-            framework=("onnxruntime",),
-        ),
-        Backend(
-            name="tensorflow",
-            modules=("tensorflow", "onnx_tf"),
-            extra="tf",
-            exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
-            loader="pytest_xframe.backends.tensorflow_runner:prepare",
-            framework=("tensorflow",),
-        ),
-        Backend(
-            name="onnx2tf",
-            # onnx2tf itself is installed with --no-deps (it pins old numpy/onnx/tensorflow)
-            modules=("tensorflow", "onnx2tf", "tf_keras", "onnx_graphsurgeon", "sng4onnx", "psutil", "ai_edge_litert"),
-            extra="onnx2tf",
-            exports=(("torchscript", 17), ("dynamo", None), ("torchscript", 13)),
-            loader="pytest_xframe.backends.onnx2tf_runner:prepare",
-            framework=("tensorflow",),
-        ),
-        Backend(
-            name="tflite",
-            modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
-            extra="tflite",
-            exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
-            loader="pytest_xframe.backends.tflite_runner:prepare",
-            framework=("tensorflow",),
-        ),
-        Backend(
-            name="litert-torch",
-            # torch -> TFLite by litert-torch, no ONNX: the export only keys its cache entry
-            modules=("litert_torch", "ai_edge_litert"),
-            extra="litert-torch",
-            exports=(("dynamo", None), ("torchscript", 17)),
-            loader="pytest_xframe.backends.litert_torch_runner:prepare",
-            framework=("litert_torch",),
-            source="torch",
-        ),
-    )
-}
+_default: Registry | None = None
+
+
+def registry() -> Registry:
+    """The built-ins and entry points (what replay and a plain script see; a pytest session adds
+    the backends its plugins register)."""
+    global _default
+    if _default is None:
+        _default = Registry.default()
+    return _default
 
 
 def get(name: str) -> Backend:
-    return BACKENDS[name]
-
-
-def versions(*dists: str) -> dict[str, str]:
-    """Installed versions by distribution name, read from metadata (nothing imported)."""
-    from importlib import metadata
-
-    out = {}
-    for dist in dists:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "absent"
-    return out
-
-
-def file_digest(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return registry().get(name)
 
 
 def conversion_key(artifact: OnnxArtifact, converter: str, revision: str, dists: tuple[str, ...]) -> dict[str, str]:
     """What decides a conversion: the ONNX bytes, the converter and its revision, the stack's versions."""
-    return {"onnx_sha256": file_digest(artifact.path), "converter": converter, "revision": revision, **versions(*dists)}
+    from ..provenance import file_sha256, versions
+
+    return {"onnx_sha256": file_sha256(artifact.path), "converter": converter, "revision": revision, **versions(*dists)}
 
 
 def convert_and_load(

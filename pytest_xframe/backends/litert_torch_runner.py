@@ -37,7 +37,6 @@ import importlib
 import io
 import json
 import re
-import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -49,19 +48,19 @@ import numpy as np
 
 from ..errors import ConversionError, first_line
 from ..export import OnnxArtifact, example_feeds, torch_feeds
+from ..provenance import source_revision
 from ..spec import Dim, InputSlot
 from . import (
+    Backend,
     BuildContext,
     Prepared,
     TorchSource,
     conversion_key,
     convert_and_load,
-    file_digest,
-    get,
 )
 from .tflite_runner import FLATBUFFER_NAME, TfliteRunner, open_signature
 
-BACKEND = "litert-torch"
+NAME = "litert-torch"
 KIND = "litert-torch"
 META_NAME = "litert-torch.json"
 #: distributions whose versions decide a conversion
@@ -72,7 +71,7 @@ ShapeKey = tuple[tuple[int, ...], ...]
 
 
 def _revision() -> str:
-    return file_digest(Path(__file__))[:16]
+    return source_revision(Path(__file__))
 
 
 def _inputs_key(slots: tuple[InputSlot, ...], positional: bool) -> str:
@@ -160,14 +159,14 @@ def _conversion_error(exc: BaseException, model_name: str, shapes: Mapping[str, 
         summary = f"litert-torch has no lowering for {op}"
     else:
         summary = "litert-torch could not convert the module" + (f" (while lowering {op})" if op else "")
-    return ConversionError(
+    return ConversionError.from_exception(
+        exc,
         summary,
         op_type=op,
         model=model_name,
-        backend=BACKEND,
+        backend=NAME,
         cause=f"{type(exc).__name__}: {_what_failed(text)} (converting at input shapes {where})",
         hint=_HINT,
-        details="".join(traceback.format_exception(exc)),
     )
 
 
@@ -263,7 +262,7 @@ def load(
         raise ConversionError(
             "the litert-torch flatbuffer's signature does not match the module's inputs and outputs",
             model=model_name,
-            backend=BACKEND,
+            backend=NAME,
             cause=problem,
             hint="outputs: keep names distinct once nested keys are joined with '_'; or try the tflite backend",
         )
@@ -309,11 +308,11 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         raise ConversionError(
             "the litert-torch backend converts the torch module, and none was passed",
             model=ctx.model_name,
-            backend=BACKEND,
+            backend=NAME,
             hint="run it through xframe.check, which passes the module",
         )
     import_converter(
-        lambda: importlib.import_module("litert_torch"), name="litert-torch", backend=BACKEND, model_name=ctx.model_name, hint=get(BACKEND).install_hint
+        lambda: importlib.import_module("litert_torch"), name="litert-torch", backend=NAME, model_name=ctx.model_name, hint=BACKEND.install_hint
     )
     source = ctx.torch
     converter = _Converter(source, ctx.model_name)
@@ -336,3 +335,16 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     prepared = convert_and_load(ctx, KIND, key, build, load_entry)
     assert prepared.converted_path is not None
     return replace(prepared, route=_route(json.loads((prepared.converted_path / META_NAME).read_text())))
+
+
+BACKEND = Backend(
+    name=NAME,
+    prepare=prepare,
+    # torch -> TFLite by litert-torch, no ONNX: the export only keys its cache entry; no load_case:
+    # a case directory does not hold the torch module, so a failure is replayed by rerunning its test
+    modules=("litert_torch", "ai_edge_litert"),
+    extra="litert-torch",
+    exports=(("dynamo", None), ("torchscript", 17)),
+    framework=("litert_torch",),
+    source="torch",
+)

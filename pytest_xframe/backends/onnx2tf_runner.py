@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared, conversion_key, convert_and_load
+from . import Backend, BuildContext, Prepared, conversion_key, convert_and_load
 
 
 @dataclass
@@ -81,3 +81,20 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         build=lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name),
         load=load_saved_model,
     )
+
+
+def load_case(case_dir: Path, case: Mapping[str, Any]) -> Onnx2tfRunner:
+    """A saved failing case's runner: its onnx2tf SavedModel."""
+    return load_saved_model(case_dir / "converted")
+
+
+BACKEND = Backend(
+    name="onnx2tf",
+    prepare=prepare,
+    # onnx2tf itself is installed with --no-deps (it pins old numpy/onnx/tensorflow)
+    modules=("tensorflow", "onnx2tf", "tf_keras", "onnx_graphsurgeon", "sng4onnx", "psutil", "ai_edge_litert"),
+    extra="onnx2tf",
+    exports=(("torchscript", 17), ("dynamo", None), ("torchscript", 13)),
+    framework=("tensorflow",),
+    load_case=load_case,
+)

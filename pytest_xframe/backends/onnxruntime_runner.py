@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared
+from . import Backend, BuildContext, Prepared
 
 
 @dataclass
@@ -47,3 +48,19 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     start = time.perf_counter()
     runner = make_session(str(artifact.path), threads=ctx.threads)
     return Prepared(runner, convert_seconds=0.0, load_seconds=time.perf_counter() - start)
+
+
+def load_case(case_dir: Path, case: Mapping[str, Any]) -> OrtRunner:
+    """A saved failing case's runner: its ONNX model in a fresh session."""
+    return make_session(str(case_dir / "model.onnx"))
+
+
+BACKEND = Backend(
+    name="onnxruntime",
+    prepare=prepare,
+    modules=("onnxruntime",),
+    extra="onnxruntime",
+    exports=(("dynamo", None), ("torchscript", 17)),
+    framework=("onnxruntime",),
+    load_case=load_case,
+)

@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared, conversion_key, convert_and_load
+from . import Backend, BuildContext, Prepared, conversion_key, convert_and_load
+
+if TYPE_CHECKING:
+    import onnx
+
 
 def _sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def match_names(onnx_names: list[str] | tuple[str, ...], keys: list[str], preferred: Mapping[str, str] | None = None) -> dict[str, str]:
+    """ONNX name -> signature key: the ``preferred`` key, the name itself, or the sanitized form
+    onnx-tf and TensorFlow may use (also for TFLite signatures made from such a SavedModel)."""
+    by_sanitized = {_sanitize(k): k for k in keys}
+    mapping = {}
+    for name in onnx_names:
+        for candidate in ((preferred or {}).get(name), name, _sanitize(name)):
+            if candidate in keys:
+                mapping[name] = candidate
+                break
+        else:
+            if _sanitize(name) in by_sanitized:
+                mapping[name] = by_sanitized[_sanitize(name)]
+    return mapping
 
 
 @dataclass
@@ -33,18 +54,6 @@ class SavedModelRunner:
         return {self.outputs[key]: np.asarray(value.numpy()) for key, value in result.items() if key in self.outputs}
 
 
-def _match(onnx_names: tuple[str, ...], keys: list[str]) -> dict[str, str]:
-    """Map ONNX names to signature keys: exact, else the sanitized form onnx-tf/TF may use."""
-    by_sanitized = {_sanitize(k): k for k in keys}
-    mapping = {}
-    for name in onnx_names:
-        if name in keys:
-            mapping[name] = name
-        elif _sanitize(name) in by_sanitized:
-            mapping[name] = by_sanitized[_sanitize(name)]
-    return mapping
-
-
 def load_saved_model(path: Path, input_names: tuple[str, ...], output_names: tuple[str, ...]) -> SavedModelRunner:
     import tensorflow as tf
 
@@ -52,8 +61,8 @@ def load_saved_model(path: Path, input_names: tuple[str, ...], output_names: tup
     function = loaded.signatures["serving_default"]
     function._xframe_owner = loaded  # keep the trackable alive as long as the function
     _, kwargs = function.structured_input_signature
-    inputs = _match(input_names, list(kwargs))
-    outputs = {key: name for name, key in _match(output_names, list(function.structured_outputs)).items()}
+    inputs = match_names(input_names, list(kwargs))
+    outputs = {key: name for name, key in match_names(output_names, list(function.structured_outputs)).items()}
     return SavedModelRunner(function, inputs, outputs)
 
 
@@ -80,3 +89,40 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         build=lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name),
         load=lambda path: load_saved_model(path, artifact.input_names, artifact.output_names),
     )
+
+
+def load_case(case_dir: Path, case: Mapping[str, Any]) -> SavedModelRunner:
+    """A saved failing case's runner: its SavedModel."""
+    return load_saved_model(case_dir / "converted", tuple(case["input_names"]), tuple(case["output_names"]))
+
+
+def run_intermediates(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], workdir: Path, model_name: str) -> dict[str, np.ndarray]:
+    """Convert ``model`` (its intermediate values exposed as graph outputs) with onnx-tf into a new
+    ``workdir/divergence_saved_model_*`` and run it: every output by ONNX name."""
+    from ..convert.onnx_tf import convert, signature_input_names
+
+    graph = model.graph
+    initialized = {t.name for t in graph.initializer}
+    input_names = tuple(i.name for i in graph.input if i.name not in initialized)
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    out_dir = Path(tempfile.mkdtemp(prefix="divergence_saved_model_", dir=workdir))
+    convert(model, out_dir, model_name=model_name)
+    runner = load_saved_model(out_dir, input_names, tuple(o.name for o in graph.output))
+    _, kwargs = runner.function.structured_input_signature
+    signature = signature_input_names(model)
+    mapped = {n: signature.get(n, n) for n in input_names if signature.get(n, n) in kwargs}
+    if len(mapped) == len(input_names):
+        runner.inputs = mapped
+    return runner.run({n: np.asarray(feeds[n]) for n in input_names})
+
+
+BACKEND = Backend(
+    name="tensorflow",
+    prepare=prepare,
+    modules=("tensorflow", "onnx_tf"),
+    extra="tf",
+    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+    framework=("tensorflow",),
+    load_case=load_case,
+    run_intermediates=run_intermediates,
+)

@@ -19,10 +19,8 @@ backend (:mod:`.litert_torch_runner`), which makes its flatbuffer from the torch
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,35 +30,17 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConversionError
 from ..export import OnnxArtifact
-from . import BuildContext, Prepared, convert_and_load, get
-from .tensorflow_runner import onnx_tf_key
+from ..provenance import source_revision
+from . import Backend, BuildContext, Prepared, convert_and_load
+from .tensorflow_runner import match_names, onnx_tf_key
 
-BACKEND = "tflite"
+NAME = "tflite"
 SIGNATURE = "serving_default"
 FLATBUFFER_NAME = "model.tflite"
 
 
 def _revision() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
-def _sanitize(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
-
-
-def _match(onnx_names: list[str], keys: list[str], preferred: Mapping[str, str] | None = None) -> dict[str, str]:
-    """ONNX name -> signature key: the preferred key, the name itself, or its sanitized form."""
-    by_sanitized = {_sanitize(k): k for k in keys}
-    mapping = {}
-    for name in onnx_names:
-        for candidate in ((preferred or {}).get(name), name, _sanitize(name)):
-            if candidate in keys:
-                mapping[name] = candidate
-                break
-        else:
-            if _sanitize(name) in by_sanitized:
-                mapping[name] = by_sanitized[_sanitize(name)]
-    return mapping
+    return source_revision(Path(__file__))
 
 
 def _cast_feed(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
@@ -122,8 +102,8 @@ def load_flatbuffer(path: Path, onnx_model: Any, model_name: str | None = None, 
     output_details = runner.get_output_details()
     initialized = {init.name for init in onnx_model.graph.initializer}
     onnx_inputs = [vi.name for vi in onnx_model.graph.input if vi.name not in initialized]
-    in_map = _match(onnx_inputs, list(input_details), signature_input_names(onnx_model))
-    out_map = _match([vi.name for vi in onnx_model.graph.output], list(output_details))
+    in_map = match_names(onnx_inputs, list(input_details), signature_input_names(onnx_model))
+    out_map = match_names([vi.name for vi in onnx_model.graph.output], list(output_details))
     onnx_dtypes = {
         vi.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
         for vi in onnx_model.graph.output
@@ -133,7 +113,7 @@ def load_flatbuffer(path: Path, onnx_model: Any, model_name: str | None = None, 
         raise ConversionError(
             "the TFLite model's inputs do not match the ONNX inputs",
             model=model_name,
-            backend=BACKEND,
+            backend=NAME,
             cause=f"ONNX {onnx_inputs}, TFLite signature {sorted(input_details)}",
         )
     return TfliteRunner(
@@ -150,28 +130,28 @@ def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
     select = re.search(r"TF Select ops: ([^\n]+)", text)
     if select:
         ops = select.group(1).strip()
-        return ConversionError(
+        return ConversionError.from_exception(
+            exc,
             f"TFLite has no builtin kernel for {ops} (in the onnx-tf SavedModel)",
             op_type=ops.split(",")[0].strip(),
             model=model_name,
-            backend=BACKEND,
+            backend=NAME,
             cause=f"the converter would need TensorFlow 'select' ops ({ops}), which the LiteRT interpreter does not include",
             hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
-            details="".join(traceback.format_exception(exc)),
         )
     line = next((ln.strip() for ln in text.splitlines() if "error:" in ln), text.strip().splitlines()[0] if text.strip() else "")
     op = re.search(r'fused\["([A-Za-z0-9_.]+):', line)
     message = line.split("error:", 1)[-1].strip()
     if message.startswith("loc("):  # loc(callsite(fused[...] at ...))): 'tfl.squeeze' op ...
         message = re.sub(r"^loc\(.*?\)+: ", "", message, count=1)
-    return ConversionError(
+    return ConversionError.from_exception(
+        exc,
         "TFLiteConverter failed on the onnx-tf SavedModel" + (f" at a TensorFlow {op.group(1)} op" if op else ""),
         op_type=op.group(1) if op else None,
         model=model_name,
-        backend=BACKEND,
+        backend=NAME,
         cause=f"{type(exc).__name__}: {message[:300]}",
         hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
-        details="".join(traceback.format_exception(exc)),
     )
 
 
@@ -194,7 +174,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         import ai_edge_litert.interpreter  # noqa: F401
     except ImportError as exc:
         raise BackendUnavailable(
-            "tflite backend not installed", model=ctx.model_name, backend=BACKEND, cause=str(exc), hint=get(BACKEND).install_hint
+            "tflite backend not installed", model=ctx.model_name, backend=NAME, cause=str(exc), hint=BACKEND.install_hint
         ) from exc
     from ..convert.onnx_tf import convert
 
@@ -215,3 +195,21 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     return convert_and_load(
         ctx, "tflite", key, build, load=lambda path: load_flatbuffer(path / FLATBUFFER_NAME, model, ctx.model_name, ctx.threads)
     )
+
+
+def load_case(case_dir: Path, case: Mapping[str, Any]) -> TfliteRunner:
+    """A saved failing case's runner: its flatbuffer, names matched against its ONNX model."""
+    import onnx
+
+    return load_flatbuffer(case_dir / "converted" / FLATBUFFER_NAME, onnx.load(str(case_dir / "model.onnx")))
+
+
+BACKEND = Backend(
+    name=NAME,
+    prepare=prepare,
+    modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
+    extra="tflite",
+    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+    framework=("tensorflow",),
+    load_case=load_case,
+)

@@ -40,13 +40,13 @@ import random
 import sys
 import tempfile
 import threading
-import traceback
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pytest_xframe.convert import import_converter
 from pytest_xframe.errors import ConversionError, first_line
+from pytest_xframe.provenance import dist_version
 
 if TYPE_CHECKING:
     import onnx
@@ -143,14 +143,10 @@ def load(model_name: str | None = None) -> Any:
 
 def converter_revision() -> str:
     """A short hash of this module and the runner: part of the cache key of conversions."""
-    import hashlib
+    from pytest_xframe.provenance import source_revision
 
     here = pathlib.Path(__file__).resolve()
-    digest = hashlib.sha256(here.read_bytes())
-    runner = here.parent.parent / "backends" / "onnx2tf_runner.py"
-    if runner.exists():
-        digest.update(runner.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_revision(here, here.parent.parent / "backends" / "onnx2tf_runner.py")
 
 
 def _offline_calibration_data() -> Any:
@@ -168,15 +164,6 @@ def _offline(module: Any) -> Iterator[None]:
         yield
     finally:
         module.download_test_image_data = original
-
-
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "absent"
 
 
 def _first_line(message: str) -> str:
@@ -229,7 +216,8 @@ def _error(exc: BaseException, model: onnx.ModelProto, model_name: str, log: str
         cause = f"{type(exc).__name__}: {_first_line(_strip_ansi(str(exc)))}"
     op_label = f"{op_type} " if op_type else ""
     where = f"node '{node_name}', " if node_name else ""
-    return ConversionError(
+    return ConversionError.from_exception(
+        exc,
         f"onnx2tf failed converting {op_label or 'the model '}({where}model opset {opset})",
         op_type=op_type,
         node_name=node_name,
@@ -237,7 +225,7 @@ def _error(exc: BaseException, model: onnx.ModelProto, model_name: str, log: str
         backend=BACKEND,
         cause=cause,
         hint=_ALTERNATIVES,
-        details="".join(traceback.format_exception(exc)) + "\n--- onnx2tf output ---\n" + _strip_ansi(log),
+        log=_strip_ansi(log),
     )
 
 
@@ -278,7 +266,7 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
             raise
         except BaseException as exc:  # noqa: BLE001 - includes onnx2tf's sys.exit(1)
             raise _error(exc, onnx_model, model_name, log.getvalue()) from exc
-    metadata["onnx2tf"] = _version("onnx2tf")
+    metadata["onnx2tf"] = dist_version("onnx2tf") or "absent"
     (out_dir / METADATA_NAME).write_text(json.dumps(metadata, indent=1, sort_keys=True), encoding="utf-8")
     return metadata
 

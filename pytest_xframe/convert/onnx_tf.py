@@ -14,8 +14,12 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pytest_xframe.convert.lowering import LAST_SUPPORTED_OPSET, lower_for_onnx_tf, signature_input_names
 from pytest_xframe.convert import import_converter
+from pytest_xframe.convert.lowering import (
+    LAST_SUPPORTED_OPSET,
+    lower_for_onnx_tf,
+    signature_input_names,
+)
 from pytest_xframe.errors import ConversionError
 
 if TYPE_CHECKING:
@@ -64,13 +68,11 @@ def converter_revision() -> str:
 
     Put it in the cache key of converted SavedModels: a changed handler then rebuilds them.
     """
-    import hashlib
+    from pytest_xframe.provenance import source_revision
 
-    digest = hashlib.sha256()
     here = pathlib.Path(__file__).resolve().parent
-    for name in ("onnx_tf.py", "onnx_tf_compat.py", "lowering.py"):
-        digest.update((here / name).read_bytes())
-    return digest.hexdigest()[:16]
+    compat = [p for p in (here / "onnx_tf_compat.py", here / "onnx_tf_compat") if p.exists()]  # a module or a package
+    return source_revision(here / "onnx_tf.py", *compat, here / "lowering.py")
 
 
 def _opset_of(model: onnx.ModelProto, domain: str) -> int | None:
@@ -181,16 +183,8 @@ def _conversion_error(exc: BaseException, model: onnx.ModelProto, model_name: st
         summary = f"onnx-tf failed converting {op_label} ({where}{opset_text})"
         cause = f"{type(exc).__name__}: {_first_line(message)}"
         hint = _ALTERNATIVES
-    return ConversionError(
-        summary,
-        op_type=op_type,
-        op_version=version,
-        node_name=node_name,
-        model=model_name,
-        backend=BACKEND,
-        cause=cause,
-        hint=hint,
-        details=details,
+    return ConversionError.from_exception(
+        exc, summary, op_type=op_type, op_version=version, node_name=node_name, model=model_name, backend=BACKEND, cause=cause, hint=hint
     )
 
 
@@ -231,13 +225,13 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
     try:
         model = lower_for_onnx_tf(onnx_model)
     except Exception as exc:  # noqa: BLE001 - malformed model / inliner failure
-        raise ConversionError(
+        raise ConversionError.from_exception(
+            exc,
             "could not prepare the ONNX model for onnx-tf",
             model=model_name,
             backend=BACKEND,
             cause=f"{type(exc).__name__}: {_first_line(str(exc))}",
             hint=_ALTERNATIVES,
-            details=traceback.format_exc(),
         ) from exc
     onnx_tf_compat.reset_failed_node()
     try:

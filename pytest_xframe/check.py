@@ -1,0 +1,300 @@
+"""One parity check: export once, prepare each backend once, then let hypothesis draw inputs.
+
+Every drawn input runs through torch (the reference) and each backend; outputs are compared one
+by one. Hypothesis shrinks a failing input; ``failures`` diagnoses and keeps the minimal one.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .backends import Backend, Prepared, TorchSource
+from .engine import Engine, model_fingerprint
+from .errors import (
+    BackendUnavailable,
+    ConversionError,
+    ExportError,
+    ParityError,
+    SpecError,
+    VacuousCheckWarning,
+    XframeError,
+    first_line,
+    informative_lines,
+)
+from .export import OnnxArtifact, example_feeds, export
+from .failures import aggregate_failure, finish_failure, for_backend, keep_error, mismatch_error
+from .hypothesis_compat import seed_keeping_database, set_database_key
+from .imports import import_hypothesis
+from .judge import Judged, VacuityTracker, judge_example, policy_for
+from .outputs import torch_outputs
+from .policy import check_names
+from .results import BackendResult, ParityReport, Subject, Target
+from .settings import CheckOptions
+from .spec import InputSlot, bind_inputs, forward_parameters
+from .strategies import Feeds, feeds_strategy, shared_dims
+
+__all__ = ["BackendResult", "ParityReport", "run_check", "slots_key"]
+
+
+def run_check(
+    engine: Engine,
+    model: Any,
+    inputs: Any,
+    options: CheckOptions,
+    *,
+    report: ParityReport,
+    artifacts_root: Path,
+    siblings: tuple = (),
+) -> ParityReport:
+    """The whole check; raises ParityError / ExportError / ConversionError, returns the report.
+
+    ``siblings`` names the test a check belongs to apart from its backend (``Xframe.check``): the
+    marker's runs of one test share their seed and torch's outputs, other tests draw their own.
+    """
+    __tracebackhide__ = True
+    import_hypothesis()
+    name = options.name or type(model).__name__
+    report.model = name
+    _validate_model(model, name)
+    slots = bind_inputs(model, inputs, name)
+    shared_dims(slots)
+    modes = [(m, m.training) for m in model.modules()]
+    engine.limit_threads("torch")
+    try:
+        subject = _subject(engine, model, slots, name)
+        check_names(options.policy, subject.output_names, engine.backends.names(), name)
+        targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report) for b in options.backends]
+        # torch's outputs are shared only between the runs of one test: a model's forward may read
+        # state its fingerprint cannot see (a global flag another test sets)
+        model_key = (siblings, subject.fingerprint, subject.slots_key)
+        vacuity = VacuityTracker()
+        parity = _hypothesis_test(engine, subject, targets, options, report, model_key, vacuity)
+        try:
+            parity()
+        except _RuntimeCrash as crash:
+            raise crash.error from crash.__cause__
+        except ParityError as failure:
+            finish_failure(failure, report, targets, subject, options, artifacts_root, engine.workdir)
+        _warn_vacuous(vacuity, report)
+        failed_over_examples = aggregate_failure(report)
+        if failed_over_examples is not None:
+            raise failed_over_examples
+        for result in _pending(report):
+            result.verdict = "passed"
+        return report
+    except XframeError as exc:
+        keep_error(exc, artifacts_root, report.test_id)
+        for result in _pending(report):
+            result.verdict = "skipped" if isinstance(exc, BackendUnavailable) else "error"
+            result.message = result.message or first_line(str(exc))
+            result.artifacts = exc.kept
+        raise
+    finally:
+        for module, mode in modes:  # exporters may flip modes; put every module back as it was
+            module.training = mode
+
+
+def _warn_vacuous(vacuity: VacuityTracker, report: ParityReport) -> None:
+    """VacuousCheckWarning for a check that cannot fail; where ``-W error`` makes it an error,
+    the report's verdict says so."""
+    __tracebackhide__ = True
+    try:
+        vacuity.warn(report.model, report.test_id)
+    except VacuousCheckWarning as exc:
+        for result in report.backends.values():
+            result.verdict, result.message = "failed", str(exc)
+        raise
+
+
+def _pending(report: ParityReport) -> list[BackendResult]:
+    """The backends without a verdict yet."""
+    return [result for result in report.backends.values() if result.verdict == "pending"]
+
+
+def _validate_model(model: Any, name: str) -> None:
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise SpecError(
+            f"xframe.check needs a torch.nn.Module, got {type(model).__name__}",
+            hint="pass the model instance, e.g. xframe.check(MyModel().eval(), inputs=[...])",
+        )
+    training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
+    if training:
+        raise SpecError(
+            "model is in training mode: dropout and batch-norm make its outputs random, so no backend can match",
+            model=name,
+            cause=f"training=True on {', '.join(training[:3])}" + (f" and {len(training) - 3} more" if len(training) > 3 else ""),
+            hint="call model.eval() before xframe.check",
+        )
+
+
+def slots_key(slots: tuple[InputSlot, ...]) -> tuple:
+    """The input slots as they key exports and memos: names, specs, the bytes of given values."""
+    return tuple((s.name, s.spec, None if s.value is None else (s.value.dtype.str, s.value.shape, s.value.tobytes())) for s in slots)
+
+
+def _subject(engine: Engine, model: Any, slots: tuple[InputSlot, ...], name: str) -> Subject:
+    params = [p.name for p in forward_parameters(model)]
+    names = [s.name for s in slots]
+    positional = names == params[: len(slots)]
+    fingerprint = model_fingerprint(model)
+    key = slots_key(slots)
+    output_names = engine.output_names((fingerprint, key), lambda: tuple(torch_outputs(model, example_feeds(slots), names, positional)))
+    return Subject(model, name, slots, positional, fingerprint, key, output_names)
+
+
+def _export_plan(backend: Backend, options: CheckOptions) -> tuple[tuple[str, int | None], ...]:
+    if options.exporter is not None:
+        return ((options.exporter, options.opset),)
+    if options.opset is not None:
+        return tuple(dict.fromkeys((exp, options.opset) for exp, _ in backend.exports))
+    return backend.exports
+
+
+def _exporter(subject: Subject, exporter: str, opset: int | None) -> Callable[[Path], OnnxArtifact]:
+    """The export of the subject by ``exporter`` at ``opset`` into a given directory."""
+    return lambda out_dir: export(
+        subject.model, subject.slots, subject.output_names, exporter=exporter, opset=opset, out_dir=out_dir,
+        model_name=subject.name, positional=subject.positional,
+    )
+
+
+def _prepare_target(engine: Engine, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport) -> Target:
+    """The backend's runner on the first export in its plan that exports and converts."""
+    result = report.backends.setdefault(backend.name, BackendResult(backend.name, precision=backend.precision))
+    missing = backend.missing()
+    if missing:
+        raise BackendUnavailable(f"backend {backend.name} is not installed", model=subject.name, backend=backend.name, cause=missing)
+    errors: list[XframeError] = []
+    for exporter, opset in _export_plan(backend, options):
+        try:
+            artifact, fresh_export = engine.export((subject.fingerprint, subject.slots_key, exporter, opset), _exporter(subject, exporter, opset))
+        except ExportError as exc:
+            errors.append(for_backend(exc, backend.name, None))
+            continue
+        try:
+            prepared, fresh_prepare, import_seconds = engine.prepare(
+                backend, artifact, subject.name, TorchSource(subject.model, subject.slots, subject.positional)
+            )
+        except ConversionError as exc:
+            errors.append(for_backend(exc, backend.name, artifact.path))
+            continue
+        _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
+        return Target(backend, artifact, prepared)
+    first = errors[0]
+    if len(errors) > 1:
+        first.cause = (first.cause or "") + "".join(f"\n  also failed: {first_line(str(e))}" for e in errors[1:])
+    raise first
+
+
+def _note_preparation(
+    result: BackendResult, artifact: OnnxArtifact, prepared: Prepared, fresh_export: bool, fresh_prepare: bool, import_seconds: float,
+    errors: list[XframeError],
+) -> None:
+    """Timings count only work done now; earlier failed routes are named in the message."""
+    result.onnx = prepared.route or artifact.label
+    result.export_seconds = artifact.seconds if fresh_export else 0.0
+    result.import_seconds = import_seconds
+    result.convert_seconds = prepared.convert_seconds if fresh_prepare else 0.0
+    result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
+    result.cache_hit = prepared.cache_hit or not fresh_prepare
+    if errors:
+        result.message = "fell back to " + result.onnx + " after: " + "; ".join(first_line(str(e)) for e in errors)
+
+
+def _hypothesis_test(
+    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
+) -> Any:
+    """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database."""
+    from hypothesis import HealthCheck, given, seed, settings
+
+    run_one = _example_runner(engine, subject, targets, options, report, model_key, vacuity)
+
+    @settings(
+        max_examples=options.max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+        report_multiple_bugs=False,
+        # the explain phase lists lines of our own code that only failing runs took: noise here
+        phases=[p for p in settings.default.phases if p.name != "explain"],
+    )
+    @given(feeds_strategy(subject.slots))
+    def parity(feeds: Feeds) -> None:
+        __tracebackhide__ = True
+        run_one(feeds)
+
+    set_database_key(parity, f"{report.test_id}|{','.join(options.backends)}|{subject.fingerprint}".encode())
+    if options.seed is not None:
+        report.seed = options.seed
+        return seed(options.seed)(parity)
+    report.seed = engine.example_seed(model_key)
+    seed_keeping_database(parity, report.seed)
+    return parity
+
+
+class _RuntimeCrash(BaseException):
+    """Carries a backend's run-time crash out of hypothesis, which re-raises BaseException at once."""
+
+    def __init__(self, error: XframeError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
+    try:
+        return t.prepared.runner.run(feeds)
+    except Exception as exc:
+        # a crash is not a numeric mismatch: stop at the first input that causes it
+        # instead of letting hypothesis shrink (each try costs a framework error)
+        raise _RuntimeCrash(
+            XframeError(
+                f"{t.name} raised while running the converted model ({t.label})",
+                model=model_name,
+                backend=t.name,
+                cause=f"{type(exc).__name__}: {informative_lines(str(exc))}\n  input: {feeds!r}",
+                hint="the converted model may not support these shapes or values; run with -v for the full error",
+                details="".join(traceback.format_exception(exc)),
+            )
+        ) from exc
+
+
+def _example_runner(
+    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
+) -> Callable[[Feeds], None]:
+    """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a failure raises."""
+    from hypothesis import target
+
+    from .engine import feeds_digest
+
+    policies = {t.name: policy_for(options, t.name, t.backend.precision) for t in targets}
+
+    def run_one(feeds: Feeds) -> None:
+        __tracebackhide__ = True
+        start = time.perf_counter()
+        reference = engine.reference(model_key, feeds, lambda: torch_outputs(subject.model, feeds, subject.input_names, subject.positional))
+        torch_seconds = time.perf_counter() - start
+        vacuity.see(feeds_digest(feeds), reference)
+        failing: dict[str, list[Judged]] = {}
+        outputs: dict[str, dict] = {}
+        for t in targets:
+            result = report.backends[t.name]
+            start = time.perf_counter()
+            got = _run_target(t, feeds, subject.name)
+            result.run_seconds += time.perf_counter() - start + torch_seconds / len(targets)
+            judged = judge_example(reference, got, policies[t.name], options.equal_nan)
+            result.record_judged(judged)
+            comparisons = [j.comparison for j in judged]
+            worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)
+            target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
+            outputs[t.name] = got
+            if not all(c.ok for c in comparisons):
+                failing[t.name] = judged
+        if failing:
+            raise mismatch_error(subject.name, feeds, reference, outputs, failing, targets)
+
+    return run_one
