@@ -3,7 +3,15 @@
 Public names only; importing this package imports no deep-learning framework.
 """
 
-from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, VacuousCheckWarning, XframeError
+from .errors import (
+    BackendUnavailable,
+    ConversionError,
+    ExportError,
+    ParityError,
+    SpecError,
+    VacuousCheckWarning,
+    XframeError,
+)
 from .spec import Dim, TensorSpec
 
 __all__ = [

@@ -26,7 +26,13 @@ from .errors import (
     informative_lines,
 )
 from .export import OnnxArtifact, example_feeds, export
-from .failures import aggregate_failure, finish_failure, for_backend, keep_error, mismatch_error
+from .failures import (
+    aggregate_failure,
+    finish_failure,
+    for_backend,
+    keep_error,
+    mismatch_error,
+)
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .imports import import_hypothesis
 from .judge import Judged, VacuityTracker, judge_example, policy_for
