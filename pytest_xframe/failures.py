@@ -178,6 +178,8 @@ def _save_case(
             "inputs": {k: describe_array(v) for k, v in failure.feeds.items()},
             "comparisons": [c.to_dict() for c in comparisons],
             "diagnosis": diagnosis,
+            # the policy each output was judged by, so replay judges the same way
+            "policies": {name: a.thresholds.to_dict() for name, a in report.backends[t.name].metrics.items()},
             "load_case": _function_ref(t.backend.load_case) if t.backend.load_case is not None else None,
         },
         inputs=failure.feeds,

@@ -176,14 +176,16 @@ def _pct(share: float) -> str:
 
 
 # -- formatting --------------------------------------------------------------------------------
-def describe_figures(mismatch: float, cosine: float, snr: float, topk: tuple[int, int] | None, th: Thresholds) -> str:
-    """Every figure, each with its threshold or 'not judged'."""
+def describe_figures(
+    mismatch: float, cosine: float, snr: float, topk: tuple[int, int] | None, th: Thresholds, counted: tuple[int, int] | None = None
+) -> str:
+    """Every figure, each with its threshold or 'not judged'; ``counted`` = (elements out, elements)."""
 
     def bound(value: float | None, text: str) -> str:
         return f" (policy {text})" if value is not None else " (not judged)"
 
     parts = [
-        f"mismatch {_pct(mismatch)} at atol={th.atol:g}, rtol={th.rtol:g}"
+        f"mismatch {f'{counted[0]} / {counted[1]} elements ({_pct(mismatch)})' if counted else _pct(mismatch)} at atol={th.atol:g}, rtol={th.rtol:g}"
         + bound(th.max_mismatch, f"<= {_pct(th.max_mismatch or 0.0)}"),
         f"cosine {cosine:.6f}" + bound(th.cosine, f">= {th.cosine}"),
         f"snr {snr:.3g} dB" + bound(th.snr_db, f">= {th.snr_db} dB"),
@@ -205,7 +207,7 @@ def format_judged(j: Judged) -> str:
     f = j.figures
     lines = [
         f"output {c.name!r} {c.dtype}{list(c.shape)}: fails its policy: {'; '.join(j.failed)}",
-        "    metrics: " + describe_figures(f.mismatch, f.cosine, f.snr_db, f.topk, j.thresholds),
+        "    metrics: " + describe_figures(f.mismatch, f.cosine, f.snr_db, f.topk, j.thresholds, (c.mismatches, c.total)),
         f"    would pass with atol >= {f.smallest_atol:.3g} at rtol={j.thresholds.rtol:g}",
     ]
     detail = format_comparison(replace(c, ok=False)).splitlines()[1:]

@@ -93,6 +93,15 @@ class Thresholds:
     def topk_k(self) -> int:
         return self.topk.k if self.topk is not None else 1
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Thresholds:
+        """The inverse of ``to_dict`` (a kept case's policy, for replay)."""
+        topk = data.get("topk")
+        return cls(
+            atol=float(data["atol"]), rtol=float(data["rtol"]), max_mismatch=data.get("max_mismatch"), cosine=data.get("cosine"),
+            snr_db=data.get("snr_db"), topk=None if topk is None else TopK(int(topk["k"]), topk.get("min_agreement")),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "atol": self.atol, "rtol": self.rtol, "max_mismatch": self.max_mismatch, "cosine": self.cosine,

@@ -8,6 +8,8 @@ backend really differ by a known amount.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 import xml.etree.ElementTree as ET
 
@@ -178,7 +180,7 @@ def test_metric_policy_passes_where_allclose_fails_and_the_failure_says_what_wou
             "Skewed: outputs differ from torch on onnxruntime",
             "[[]onnxruntime[]] ran ONNX from torchscript, opset * (fp32)",
             "  output 'output' float32[[]2, 4[]]: fails its policy: *% of elements outside atol=1e-05, rtol=0.0001 (allowed: 0%)",
-            "      metrics: mismatch *% at atol=1e-05, rtol=0.0001 (policy <= 0%), cosine 0.99999* (not judged), snr * dB (not judged), top-1 agreement 2/2 (100%) (not judged)",
+            "      metrics: mismatch 8 / 8 elements (100%) at atol=1e-05, rtol=0.0001 (policy <= 0%), cosine 0.99999* (not judged), snr * dB (not judged), top-1 agreement 2/2 (100%) (not judged)",
             "      would pass with atol >= 0.00* at rtol=0.0001",
             "      max abs error 0.00*",
             "[[]onnxruntime[]] output 'output' over * example(s): would pass with atol >= 0.00* at rtol=0.0001; mismatch *",
@@ -224,14 +226,21 @@ def test_allclose_passes_where_an_snr_policy_fails(project: pytest.Pytester) -> 
             xframe.check(Offset(offset=1e-6, gain=1e-6).eval(), inputs=[TensorSpec((2, 6))])
         """
     )
-    result = project.runpytest()
+    result = project.runpytest("--xframe-report=report.json")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*output 'output' float32[[]2, 5[]]: fails its policy: snr * dB < 20.0 dB",
-            "*metrics: mismatch 0% at atol=1e-05, rtol=0.0001 (policy <= 0%), cosine * (not judged), snr * dB (policy >= 20.0 dB)*",
+            "*metrics: mismatch 0 / 10 elements (0%) at atol=1e-05, rtol=0.0001 (policy <= 0%), cosine * (not judged), snr * dB (policy >= 20.0 dB)*",
         ]
     )
+    # replay judges the kept case by the policy the check used, in a fresh process
+    kept = json.loads((project.path / "report.json").read_text())["checks"]
+    directory = next(c["artifacts"] for c in kept if c["verdict"] == "failed")
+    replay = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", directory], capture_output=True, text=True, timeout=300)
+    assert replay.returncode == 1, replay.stderr
+    assert "output 'output' float32[2, 5]: fails its policy: snr " in replay.stdout
+    assert "(policy >= 20.0 dB)" in replay.stdout and replay.stdout.rstrip().endswith("verdict: MISMATCH")
 
 
 def test_topk_agreement_is_judged_over_all_examples(project: pytest.Pytester) -> None:
