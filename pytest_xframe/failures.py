@@ -82,7 +82,7 @@ def _locate(t: Target, failure: Any, comparisons: list[OutputComparison], subjec
     onnx_path = str(t.artifact.path)
     try:
         ort_out = make_session(onnx_path).run(failure.feeds)
-        step = attribute_step(failure.reference, ort_out, failure.outputs[t.name], options.tolerance, equal_nan=options.equal_nan)
+        step = attribute_step(failure.reference, ort_out, failure.outputs[t.name], (atol, rtol), equal_nan=options.equal_nan)
         located = None
         if step == "export":
             located = locate_export_divergence(subject.model, onnx_path, failure.feeds, atol, rtol, subject.positional)
