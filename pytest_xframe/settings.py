@@ -2,7 +2,9 @@
 
 Precedence, lowest to highest: built-in defaults < ini file < marker kwargs < ``check()`` kwargs <
 command line. The ini file sets a project's defaults; the command line overrides everything for
-one run (``--xframe-max-examples=200`` in a nightly job, say).
+one run (``--xframe-max-examples=200`` in a nightly job, say). ``policy`` is the one option whose
+layers stack instead of replacing each other (``[tool.xframe.policy]`` at the ini file's place):
+``policy.resolve`` weighs them per threshold, backend and output.
 """
 
 from __future__ import annotations
