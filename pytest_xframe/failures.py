@@ -50,6 +50,8 @@ def mismatch_error(
     error.feeds, error.reference = feeds, reference  # type: ignore[attr-defined]
     error.comparisons = {b: [j.comparison for j in judged] for b, judged in failing.items()}  # type: ignore[attr-defined]
     error.outputs = {b: outputs[b] for b in failing}  # type: ignore[attr-defined]
+    # what failed, per backend and output: the policy's thresholds, for the summary's message
+    error.reasons = {b: {j.comparison.name: j.failed for j in judged if j.failed} for b, judged in failing.items()}  # type: ignore[attr-defined]
     return error
 
 
@@ -117,7 +119,7 @@ def finish_failure(
     for backend_name, comparisons in failure.comparisons.items():
         t = next(t for t in targets if t.name == backend_name)
         result = report.backends[backend_name]
-        _mark_failed(result, comparisons)
+        _mark_failed(result, comparisons, getattr(failure, "reasons", {}).get(backend_name, {}))
         result.diagnosis = diagnose(t, failure, comparisons, subject, options, workdir)
         directory = artifacts.case_dir(root, report.test_id, backend_name)
         _save_case(directory, t, failure, comparisons, report, options, result.diagnosis)
@@ -145,12 +147,14 @@ def aggregate_failure(report: ParityReport) -> ParityError | None:
     return ParityError("\n".join([f"{report.model}: outputs differ from torch over the examples drawn", *lines]), model=report.model, backend=failing)
 
 
-def _mark_failed(result: BackendResult, comparisons: list[OutputComparison]) -> None:
+def _mark_failed(result: BackendResult, comparisons: list[OutputComparison], reasons: Mapping[str, list[str]]) -> None:
     result.verdict = "failed"
     for c in comparisons:  # the minimal failing example's figures are the ones to report
         if not c.ok:
             result.worst[c.name] = c
-    result.message = "; ".join(f"{c.name}: {c.problem or f'max abs {c.max_abs:.3g}'}" for c in comparisons if not c.ok)
+    result.message = "; ".join(
+        f"{c.name}: {c.problem or ', '.join(reasons.get(c.name, ())) or f'max abs {c.max_abs:.3g}'}" for c in comparisons if not c.ok
+    )
 
 
 def _function_ref(function: Any) -> dict[str, str | None]:

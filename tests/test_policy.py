@@ -236,7 +236,9 @@ def test_allclose_passes_where_an_snr_policy_fails(project: pytest.Pytester) -> 
     )
     # replay judges the kept case by the policy the check used, in a fresh process
     kept = json.loads((project.path / "report.json").read_text())["checks"]
-    directory = next(c["artifacts"] for c in kept if c["verdict"] == "failed")
+    failed = next(c for c in kept if c["verdict"] == "failed")
+    assert failed["message"].startswith("output: snr ") and failed["message"].endswith("dB < 20.0 dB")
+    directory = failed["artifacts"]
     replay = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", directory], capture_output=True, text=True, timeout=300)
     assert replay.returncode == 1, replay.stderr
     assert "output 'output' float32[2, 5]: fails its policy: snr " in replay.stdout
