@@ -131,6 +131,22 @@ class ParityError(XframeError, AssertionError):
         return self.report_text
 
 
+class SpecTextError(SpecError):
+    """Input text (``x=float32[batch:1..8,20]``) that does not parse: the message shows the text
+    with a caret under the offending character."""
+
+    def __init__(self, summary: str, *, text: str, position: int, **kwargs: object) -> None:
+        self.text = text
+        self.position = position
+        super().__init__(summary, **kwargs)  # type: ignore[arg-type]
+
+    def _format(self) -> str:
+        head, _, rest = super()._format().partition("\n")
+        flat = self.text.replace("\n", " ").replace("\t", " ")  # one character each: the caret stays put
+        lines = [head, f"    {flat}", "    " + " " * self.position + "^"]
+        return "\n".join(lines + ([rest] if rest else []))
+
+
 class VacuousCheckWarning(UserWarning):
     """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
     zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""
