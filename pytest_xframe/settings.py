@@ -94,7 +94,10 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
 
 def _policy_layer(out: dict[str, Any], where: str) -> None:
     """``policy=`` as one layer of rules, led by this place's ``atol``/``rtol`` (the same top-level
-    thresholds, so a more specific policy entry of the same place beats them)."""
+    thresholds, so a more specific policy entry of the same place beats them). Idempotent: options
+    validated before (a declared model's, passed on to its marker) keep their layers."""
+    if _parsed(out.get("policy")):
+        return
     layer = parse_policy(out["policy"], f"policy= of {where}") if out.get("policy") is not None else ()
     tolerance = tuple((k, out[k]) for k in ("atol", "rtol") if out.get(k) is not None)
     clash = [k for k, _ in tolerance for r in layer if r.backend is None and r.output is None and k in dict(r.values)]
@@ -104,6 +107,11 @@ def _policy_layer(out: dict[str, Any], where: str) -> None:
         layer = (Rule(None, None, tolerance, where),) + layer
     if "policy" in out or tolerance:
         out["policy"] = (layer,) if layer else ()
+
+
+def _parsed(policy: Any) -> bool:
+    """Whether ``policy`` is already layers of rules (``validate``'s output), not a user's table."""
+    return isinstance(policy, tuple) and all(isinstance(layer, tuple) and all(isinstance(r, Rule) for r in layer) for layer in policy)
 
 
 def parse_backends(value: Any, where: str, known: Collection[str] | None = None) -> tuple[str, ...]:

@@ -518,3 +518,29 @@ def test_int8_target_is_judged_by_metrics_by_default_and_by_a_users_atol(project
     assert default["outputs"][0]["policy"]["max_mismatch"] is None  # elementwise not judged
     assert default["outputs"][0]["metrics"]["max_mismatch"] > 0.5  # ... though most elements are outside fp32 tolerances
     assert checks["test_with_atol[ort-int8-test]"]["outputs"][0]["policy"]["max_mismatch"] == 0.0
+
+
+def test_declared_model_takes_a_policy_and_atol(project: pytest.Pytester) -> None:
+    """A [[tool.xframe.models]] entry's options go through the marker: policy and atol included."""
+    project.makepyfile(zoo="from metric_models import Skewed\n\n\ndef make_skewed():\n    return Skewed().eval()\n")
+    project.makefile(
+        ".toml",
+        pyproject=textwrap.dedent(
+            """
+            [[tool.xframe.models]]
+            id = "by-metrics"
+            factory = "zoo:make_skewed"
+            inputs = "x=float32[2,6]"
+            backends = ["onnxruntime"]
+            exporter = "torchscript"
+            max_examples = 3
+            atol = 1e-4
+            policy = {max_mismatch = 1.0, outputs = {output = {cosine = 0.9999}}}
+            """
+        ),
+    )
+    project.syspathinsert()
+    result = project.runpytest("--xframe-report=report.json")
+    result.assert_outcomes(passed=1)
+    (check,) = json.loads((project.path / "report.json").read_text())["checks"]
+    assert check["outputs"][0]["policy"] == {"atol": 1e-4, "rtol": 0.0001, "max_mismatch": 1.0, "cosine": 0.9999, "snr_db": None, "topk": None}
