@@ -80,6 +80,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
     parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
+    parser.addini("xframe_export_key", "files/globs (relative to the rootdir) whose contents vouch for the models' code: "
+                  "exports are then reused across runs (README: export_key).", type="args", default=[])
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 

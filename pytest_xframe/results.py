@@ -35,6 +35,8 @@ class BackendResult:
     artifacts: str | None = None
     #: for a failure: the step that broke and the first divergent ONNX node, as text
     diagnosis: str | None = None
+    #: the ONNX export came from an earlier run's, reused on the user's ``export_key``
+    export_cache_hit: bool = False
     #: what the target computes in (``Backend.precision``): decides its default policy
     precision: str = "fp32"
     #: per output: the policy in force and the metrics over every example (``judge.MetricAggregate``)
@@ -120,6 +122,8 @@ class Subject:
     #: the slots as they key exports and memos (``check.slots_key``)
     slots_key: tuple
     output_names: tuple[str, ...]
+    #: sha256 of the state_dict (``export_cache.weights_digest``), part of the fingerprint
+    weights: str = ""
 
     @property
     def input_names(self) -> list[str]:
