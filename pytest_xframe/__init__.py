@@ -6,6 +6,7 @@ Public names only; importing this package imports no deep-learning framework.
 from .errors import (
     BackendUnavailable,
     ConversionError,
+    DriftError,
     ExportError,
     ParityError,
     SpecError,
@@ -18,6 +19,7 @@ __all__ = [
     "BackendUnavailable",
     "ConversionError",
     "Dim",
+    "DriftError",
     "ExportError",
     "ParityError",
     "SpecError",

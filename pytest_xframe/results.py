@@ -78,8 +78,6 @@ class ParityReport:
     options: CheckOptions
     model: str = ""
     backends: dict[str, BackendResult] = field(default_factory=dict)
-    #: the seed hypothesis drew this check's inputs from, when the plugin chose or was given one
-    seed: int | None = None
 
     def __getitem__(self, backend: str) -> BackendResult:
         return self.backends[backend]

@@ -48,6 +48,8 @@ class CheckOptions:
     #: bigmodel: the user's word that forward's code is unchanged, so the ONNX export may be reused
     #: across runs: a version string, or paths/globs (relative to the rootdir) of files to hash
     export_key: str | tuple[str, ...] | None = None
+    #: baselines: how much worse than its baseline a figure may get before it is drift (baseline.py)
+    drift_factor: float = 2.0
     #: judging policies (metrics): one layer per place that wrote one (project, marker, check()),
     #: lowest precedence first; ``policy.resolve`` applies them per backend x output
     policy: tuple[Layer, ...] = ()
@@ -93,6 +95,11 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
     if out.get("export_key") is not None:
         out["export_key"] = _export_key(out["export_key"], where)
+    if "drift_factor" in out:
+        value = out["drift_factor"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
+            raise SpecError(f"drift_factor must be a number > 1, got {value!r} in {where}", hint="e.g. drift_factor=2: a figure may double")
+        out["drift_factor"] = float(value)
     _policy_layer(out, where)
     return out
 

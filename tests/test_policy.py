@@ -165,7 +165,7 @@ def test_metric_policy_passes_where_allclose_fails_and_the_failure_says_what_wou
         def test_default(xframe):
             xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))])
 
-        @pytest.mark.xframe_parity(policy={"max_mismatch": 1.0, "cosine": 0.9999, "snr_db": 40})
+        @pytest.mark.xframe_parity(policy={"max_mismatch": 1.0, "cosine": 0.9999, "snr_db": 40}, seed=5)
         def test_by_metrics(xframe):
             report = xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))])
             figures = report["onnxruntime"].metrics["output"]
@@ -200,7 +200,7 @@ def test_metric_policy_passes_where_allclose_fails_and_the_failure_says_what_wou
     props = {p.get("name"): p.get("value") for p in cases["test_by_metrics[onnxruntime]"].iter("property")}
     assert props["xframe.onnxruntime.precision"] == "fp32"
     assert props["xframe.onnxruntime.verdict"] == "passed"
-    assert int(props["xframe.onnxruntime.seed"]) >= 0
+    assert props["xframe.onnxruntime.seed"] == "5"
     assert 0.9999 < float(props["xframe.onnxruntime.output.cosine"]) < 1.0
     assert 40 < float(props["xframe.onnxruntime.output.snr_db"]) < 70
     assert float(props["xframe.onnxruntime.output.max_mismatch"]) > 0.5
@@ -336,7 +336,7 @@ def test_pyproject_policy_layers_under_marker_and_check(project: pytest.Pytester
     assert policies["test_marker_beats_project[onnxruntime]"]["cosine"] == 0.9999999
     assert policies["test_check_beats_project[onnxruntime]"]["snr_db"] == 90.0
     for check in document["checks"]:
-        assert check["precision"] == "fp32" and isinstance(check["seed"], int)
+        assert check["precision"] == "fp32" and check["seed"] is None  # drawn at random
         metrics = check["outputs"][0]["metrics"]
         assert 0.9999 < metrics["cosine"] < 1 and 40 < metrics["snr_db"] < 70 and metrics["smallest_atol"] > 0
 
