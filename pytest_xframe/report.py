@@ -112,6 +112,16 @@ RECORD_SCHEMA = {
         "message": {"type": "string"},
         "artifacts": {"type": ["string", "null"]},
         "diagnosis": {"type": ["string", "null"]},
+        # a calibrated (quantized) backend's samples; null for the others
+        "calibration": {
+            "type": ["object", "null"],
+            "properties": {
+                "source": {"enum": ["spec", "user"]},
+                "samples": {"type": "integer"},
+                "seed": {"type": ["integer", "null"]},
+                "digest": {"type": "string"},
+            },
+        },
         "precision": {"enum": ["fp32", "fp16", "int8"]},
         "seconds": {
             "type": "object",
@@ -165,6 +175,7 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]], ex
                 "message": r.message,
                 "artifacts": r.artifacts,
                 "diagnosis": r.diagnosis,
+                "calibration": r.calibration,
                 "seconds": {"export": r.export_seconds, "import": r.import_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
                 "seed": report.options.seed,
                 "precision": r.precision,
