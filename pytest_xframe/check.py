@@ -37,7 +37,7 @@ from .failures import (
 )
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .imports import import_hypothesis
-from .judge import Judged, VacuityTracker, judge_example, policy_for
+from .judge import Judged, VacuityTracker, judge_example, policy_for, snr_judged
 from .outputs import torch_outputs
 from .policy import check_names
 from .results import BackendResult, ParityReport, Subject, Target
@@ -328,6 +328,9 @@ def _example_runner(
             comparisons = [j.comparison for j in judged]
             worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)
             target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
+            snr = snr_judged(judged)
+            if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
+                target(-snr, label=f"-SNR dB, {t.name}")
             outputs[t.name] = got
             if not all(c.ok for c in comparisons):
                 failing[t.name] = judged

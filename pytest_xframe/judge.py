@@ -118,6 +118,12 @@ def judge_example(
     return out
 
 
+def snr_judged(judged: list[Judged]) -> float | None:
+    """The lowest finite SNR among the outputs whose policy judges SNR (what hypothesis steers by)."""
+    values = [j.figures.snr_db for j in judged if j.figures is not None and j.thresholds.snr_db is not None and math.isfinite(j.figures.snr_db)]
+    return min(values) if values else None
+
+
 @dataclass
 class MetricAggregate:
     """One output's figures over a check's examples (aggregation: see the module docstring)."""

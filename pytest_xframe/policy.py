@@ -40,13 +40,14 @@ SCOPE_KEYS = ("backends", "outputs")
 #: Defaults by the target's precision (``Backend.precision``): the one table to tune.
 #: fp32 keeps the dtype tolerances (``settings.DEFAULT_TOLERANCES``) and allclose (no element out).
 #: Reduced-precision targets are judged by metrics only; their elementwise figures are still shown.
-#: Started from issue 10's measurements on a small conv net (fp16 weights 66 dB, int8 dynamic
-#: range 50 dB, int8 full integer 41 dB; argmax agreement 30/30 everywhere) with a wide margin:
-#: cosine >= 0.9999 is about 37 dB of SNR for an uncorrelated error, 0.995 about 20 dB.
+#: Measured (README, Judging): fp16 targets reach 48-77 dB on the coverage models, int8 ones
+#: 21-59 dB where the quantization works and 4-12 dB where it does not (a small difference of large
+#: terms, a mean calibrated at one length). cosine >= 0.9999 is about 37 dB of SNR for an
+#: uncorrelated error, 0.99 about 17 dB.
 PRECISION_DEFAULTS: dict[str, dict[str, Any]] = {
     "fp32": {"max_mismatch": 0.0},
     "fp16": {"cosine": 0.9999, "snr_db": 40.0},
-    "int8": {"cosine": 0.995, "snr_db": 25.0},
+    "int8": {"cosine": 0.99, "snr_db": 15.0},
 }
 
 
