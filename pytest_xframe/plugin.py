@@ -49,6 +49,15 @@ def _threads(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a thread count, got {value!r}") from None
 
 
+def _export_key(value: str) -> str | tuple[str, ...]:
+    from .settings import export_key_arg
+
+    try:
+        return export_key_arg(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xframe", "cross-framework parity testing (pytest-xframe)")
     # checked in pytest_configure, once plugins and conftests have registered their backends
@@ -70,6 +79,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-threads", type=_threads, default=None, metavar="auto|N",
                     help="CPU threads per framework (torch, TensorFlow, ONNX Runtime): 'auto' (default) gives each "
                     "pytest-xdist worker CPUs // workers and leaves a serial run alone; 0 leaves the frameworks' defaults.")
+    group.addoption("--xframe-export-key", type=_export_key, default=None, metavar="VERSION|@FILES",
+                    help="vouch for the models' code so ONNX exports are reused across runs: a version string, or "
+                    "@a.py,src/**/*.py (paths/globs relative to the rootdir, contents hashed); overrides markers, "
+                    "check() and xframe_export_key (README: export_key).")
     group.addoption("--xframe-model", default=None, metavar="MODULE:FACTORY",
                     help="check this one model (built by calling FACTORY) instead of collecting tests; needs --xframe-inputs.")
     group.addoption("--xframe-inputs", default=None, metavar="TEXT",

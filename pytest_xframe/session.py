@@ -85,6 +85,8 @@ class XframeSession:
             cli["max_examples"] = self.config.getoption("xframe_max_examples")
         if self.config.getoption("xframe_seed") is not None:
             cli["seed"] = self.config.getoption("xframe_seed")
+        if self.config.getoption("xframe_export_key") is not None:
+            cli["export_key"] = self.config.getoption("xframe_export_key")
         return cli
 
     def _threads_setting(self) -> str | int:
