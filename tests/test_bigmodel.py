@@ -143,6 +143,7 @@ def test_models_over_the_protobuf_limit(xf_pytester: pytest.Pytester) -> None:
     result = xf_pytester.runpytest("--xframe-report=report.json", "--xframe-artifacts-dir=kept")
     result.assert_outcomes(passed=2, failed=3)
     result.stdout.fnmatch_lines(["*onnx-tf cannot convert a model over protobuf's 2 GiB limit*weights in external data*"])
+    assert "also failed" not in result.stdout.str()  # one refusal: another exporter writes the same weights
     checks = _checks(xf_pytester)
     ort = [c for c in checks if c["backend"] == "onnxruntime" and "external_data" in c["test"]]
     assert [c["verdict"] for c in ort] == ["passed", "passed"]
@@ -160,6 +161,39 @@ def test_models_over_the_protobuf_limit(xf_pytester: pytest.Pytester) -> None:
     data.unlink()  # the replay really reads the weights from the data file
     broken = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", str(kept)], capture_output=True, text=True, check=False)
     assert broken.returncode != 0 and "model.onnx.data" in broken.stderr + broken.stdout
+
+
+LITERT_TESTS = WIDE + """
+
+@pytest.mark.xframe_parity(backends=["onnxruntime", "litert-torch"], max_examples=3)
+def test_wide(xframe):
+    xframe.check(Wide().eval(), INPUTS)
+"""
+
+
+def test_litert_torch_refuses_a_model_over_the_flatbuffer_limit(xf_pytester: pytest.Pytester) -> None:
+    """litert-torch converts the module itself, but writes one flatbuffer (2 GiB at most): with
+    the weights past the external data threshold it is refused by name before converting, while
+    ONNX Runtime runs the same model from its external data."""
+    from pytest_xframe.backends import registry
+
+    missing = registry().get("litert-torch").missing()
+    if missing:
+        pytest.skip(missing)
+    xf_pytester.makeconftest(xf_pytester.path.joinpath("conftest.py").read_text() + EXTERNAL_CONFTEST)
+    xf_pytester.makepyfile(test_litert="import pytest\n" + LITERT_TESTS)
+    # a subprocess: in-process, torch.export of this module failed after the previous test's session
+    result = xf_pytester.runpytest_subprocess("--xframe-report=report.json", "--xframe-cache-dir=cache")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*litert-torch cannot convert a model over the FlatBuffers 2 GiB limit*weights in external data*",
+        "*cause: litert-torch writes the converted model*one TFLite flatbuffer*32-bit offsets cap a buffer at 2 GiB*",
+    ])
+    assert "also failed" not in result.stdout.str()  # refused on the dynamo export, torchscript not tried
+    verdicts = {c["backend"]: (c["verdict"], c["onnx"]) for c in _checks(xf_pytester)}
+    assert verdicts["onnxruntime"] == ("passed", verdicts["onnxruntime"][1]) and verdicts["onnxruntime"][1].endswith("external data")
+    assert verdicts["litert-torch"][0] == "error"
+    assert not (xf_pytester.path / "cache" / "litert-torch").exists()  # refused up front: nothing converted
 
 
 MANY_MODELS = """

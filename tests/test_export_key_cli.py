@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from test_bigmodel import WIDE, _checks, _keyed_test
 
 
