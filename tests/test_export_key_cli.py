@@ -13,10 +13,12 @@ def _entries(pytester: pytest.Pytester) -> int:
     return len(list((pytester.path / "cache").glob("onnx-export-keyed/*/*/manifest.json")))
 
 
-def _run(pytester: pytest.Pytester, *args: str) -> dict:
-    result = pytester.runpytest("--xframe-cache-dir=cache", "--xframe-report=report.json", *args)
+def _run(pytester: pytest.Pytester, *args: str, cache: str = "--xframe-cache-dir=cache") -> dict:
+    result = pytester.runpytest(cache, "--xframe-report=report.json", *args)
     result.assert_outcomes(passed=1)
     (check,) = _checks(pytester)
+    if check["export_cache_hit"]:  # the summary's export column says so too
+        result.stdout.fnmatch_lines(["*test_keyed.py::test_wide*onnxruntime*passed*cached*"])
     return check
 
 
@@ -50,6 +52,21 @@ def test_command_line_key_overrides_check(xf_pytester: pytest.Pytester) -> None:
     assert not _run(xf_pytester)["export_cache_hit"]
     assert _run(xf_pytester, "--xframe-export-key=from-cli")["export_cache_hit"]
     assert _entries(xf_pytester) == 2
+
+
+def test_no_cache_and_cache_clear_drop_keyed_exports(xf_pytester: pytest.Pytester) -> None:
+    """--xframe-no-cache reads and writes no keyed export; --cache-clear empties the default cache
+    (.pytest_cache/d/xframe), keyed exports included, as it does conversions."""
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test(None))
+    for _ in range(2):
+        assert not _run(xf_pytester, "--xframe-export-key=v1", cache="--xframe-no-cache")["export_cache_hit"]
+    assert _entries(xf_pytester) == 0
+    xf_pytester.makeini("[pytest]\naddopts = -p no:randomly\n")  # the default cache location
+    default = "--xframe-export-key=v1"
+    assert not _run(xf_pytester, default, cache="--xframe-threads=0")["export_cache_hit"]
+    assert list((xf_pytester.path / ".pytest_cache" / "d" / "xframe").glob("onnx-export-keyed/*/*/manifest.json"))
+    assert not _run(xf_pytester, default, cache="--cache-clear")["export_cache_hit"]
+    assert _run(xf_pytester, default, cache="--xframe-threads=0")["export_cache_hit"]
 
 
 @pytest.mark.parametrize(("value", "message"), [("@", "expected paths/globs after '@'*"), ("", "expected a version string*")])
