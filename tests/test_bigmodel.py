@@ -163,37 +163,48 @@ def test_models_over_the_protobuf_limit(xf_pytester: pytest.Pytester) -> None:
     assert broken.returncode != 0 and "model.onnx.data" in broken.stderr + broken.stdout
 
 
-LITERT_TESTS = WIDE + """
+SIZE_LIMITED = {  # backend: (its converter's refusal, its cause)
+    "litert-torch": ("litert-torch cannot convert a model over the FlatBuffers 2 GiB limit", "one TFLite flatbuffer*32-bit offsets cap a buffer at 2 GiB"),
+    "tflite": ("onnx-tf (then the TFLite converter) cannot convert a model over protobuf's 2 GiB limit", "one protobuf message"),
+    "onnx2tf": ("onnx2tf cannot convert a model over protobuf's 2 GiB limit", "one protobuf message"),
+}
 
-@pytest.mark.xframe_parity(backends=["onnxruntime", "litert-torch"], max_examples=3)
-def test_wide(xframe):
-    xframe.check(Wide().eval(), INPUTS)
-"""
 
-
-def test_litert_torch_refuses_a_model_over_the_flatbuffer_limit(xf_pytester: pytest.Pytester) -> None:
-    """litert-torch converts the module itself, but writes one flatbuffer (2 GiB at most): with
-    the weights past the external data threshold it is refused by name before converting, while
-    ONNX Runtime runs the same model from its external data."""
+def test_size_limited_backends_refuse_before_converting(xf_pytester: pytest.Pytester) -> None:
+    """litert-torch (which converts the module itself but writes one flatbuffer, 2 GiB at most),
+    tflite and onnx2tf refuse a model whose weights are past the external data threshold, by
+    name, on the first export and before converting; ONNX Runtime runs the same model."""
     from pytest_xframe.backends import registry
 
-    missing = registry().get("litert-torch").missing()
-    if missing:
-        pytest.skip(missing)
+    found = registry()
+    backends = [b for b in SIZE_LIMITED if not found.get(b).missing()]
+    if not backends:
+        pytest.skip("none of litert-torch, tflite, onnx2tf is installed")
     xf_pytester.makeconftest(xf_pytester.path.joinpath("conftest.py").read_text() + EXTERNAL_CONFTEST)
-    xf_pytester.makepyfile(test_litert="import pytest\n" + LITERT_TESTS)
-    # a subprocess: in-process, torch.export of this module failed after the previous test's session
+    xf_pytester.makepyfile(test_limited=f"""import pytest
+{WIDE}
+
+@pytest.mark.xframe_parity(backends={["onnxruntime", *backends]!r}, max_examples=3)
+def test_wide(xframe):
+    xframe.check(Wide().eval(), INPUTS)
+""")
+    # a subprocess: in-process, torch.export of this module failed after an earlier test's session
     result = xf_pytester.runpytest_subprocess("--xframe-report=report.json", "--xframe-cache-dir=cache")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*litert-torch cannot convert a model over the FlatBuffers 2 GiB limit*weights in external data*",
-        "*cause: litert-torch writes the converted model*one TFLite flatbuffer*32-bit offsets cap a buffer at 2 GiB*",
-    ])
-    assert "also failed" not in result.stdout.str()  # refused on the dynamo export, torchscript not tried
+    result.assert_outcomes(passed=1, failed=len(backends))
+    for backend in backends:
+        summary, cause = SIZE_LIMITED[backend]
+        result.stdout.fnmatch_lines([
+            f"*{summary} (* KiB, weights in external data) (model Wide, backend {backend})",
+            f"  cause: *{cause}*",
+            f"  try:   check this model against onnxruntime*for {backend}",
+        ])
+    assert "also failed" not in result.stdout.str()  # refused on the first export, the next exporter not tried
     verdicts = {c["backend"]: (c["verdict"], c["onnx"]) for c in _checks(xf_pytester)}
-    assert verdicts["onnxruntime"] == ("passed", verdicts["onnxruntime"][1]) and verdicts["onnxruntime"][1].endswith("external data")
-    assert verdicts["litert-torch"][0] == "error"
-    assert not (xf_pytester.path / "cache" / "litert-torch").exists()  # refused up front: nothing converted
+    assert verdicts.pop("onnxruntime")[0] == "passed"
+    assert {v for v, _ in verdicts.values()} == {"error"} and set(verdicts) == set(backends)
+    cache = xf_pytester.path / "cache"  # ONNX Runtime runs the export itself: no entry of its own
+    converted = {p.name for p in cache.iterdir()} if cache.exists() else set()
+    assert not converted & {*backends, "onnx-tf", "onnx2tf"}, converted  # refused up front: nothing converted
 
 
 MANY_MODELS = """
