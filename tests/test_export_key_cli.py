@@ -54,6 +54,19 @@ def test_command_line_key_overrides_check(xf_pytester: pytest.Pytester) -> None:
     assert _entries(xf_pytester) == 2
 
 
+def test_a_model_from_the_command_line_with_a_key(xf_pytester: pytest.Pytester) -> None:
+    """Zero test code: --xframe-model with --xframe-export-key, run twice as CI would."""
+    xf_pytester.makepyfile(wide=WIDE + "\n\ndef make():\n    return Wide().eval()\n")
+    cli = ("--xframe-model", "wide:make", "--xframe-inputs", "x=float32[batch:1..3,32]", "--xframe-backends=onnxruntime",
+           "--xframe-max-examples=3", "--xframe-model-option", "exporter=torchscript", "--xframe-export-key=@wide.py")
+    for hit in (False, True):
+        result = xf_pytester.runpytest("--xframe-cache-dir=cache", "--xframe-report=report.json", *cli)
+        result.assert_outcomes(passed=1)
+        (check,) = _checks(xf_pytester)
+        assert check["test"] == "xframe-model::make[onnxruntime]" and check["export_cache_hit"] is hit
+    assert _entries(xf_pytester) == 1
+
+
 def test_no_cache_and_cache_clear_drop_keyed_exports(xf_pytester: pytest.Pytester) -> None:
     """--xframe-no-cache reads and writes no keyed export; --cache-clear empties the default cache
     (.pytest_cache/d/xframe), keyed exports included, as it does conversions."""
