@@ -167,19 +167,23 @@ SIZE_LIMITED = {  # backend: (its converter's refusal, its cause)
     "litert-torch": ("litert-torch cannot convert a model over the FlatBuffers 2 GiB limit", "one TFLite flatbuffer*32-bit offsets cap a buffer at 2 GiB"),
     "tflite": ("onnx-tf (then the TFLite converter) cannot convert a model over protobuf's 2 GiB limit", "one protobuf message"),
     "onnx2tf": ("onnx2tf cannot convert a model over protobuf's 2 GiB limit", "one protobuf message"),
+    **{  # the reduced-precision TFLite targets start from the same onnx-tf SavedModel
+        target: ("onnx-tf (then the TFLite converter) cannot convert a model over protobuf's 2 GiB limit", "one protobuf message")
+        for target in ("tflite-fp16", "tflite-int8", "tflite-int8-full")
+    },
 }
 
 
 def test_size_limited_backends_refuse_before_converting(xf_pytester: pytest.Pytester) -> None:
     """litert-torch (which converts the module itself but writes one flatbuffer, 2 GiB at most),
-    tflite and onnx2tf refuse a model whose weights are past the external data threshold, by
+    the TFLite targets and onnx2tf refuse a model whose weights are past the external data threshold, by
     name, on the first export and before converting; ONNX Runtime runs the same model."""
     from pytest_xframe.backends import registry
 
     found = registry()
     backends = [b for b in SIZE_LIMITED if not found.get(b).missing()]
     if not backends:
-        pytest.skip("none of litert-torch, tflite, onnx2tf is installed")
+        pytest.skip(f"none of {', '.join(SIZE_LIMITED)} is installed")
     xf_pytester.makeconftest(xf_pytester.path.joinpath("conftest.py").read_text() + EXTERNAL_CONFTEST)
     xf_pytester.makepyfile(test_limited=f"""import pytest
 {WIDE}
