@@ -22,6 +22,7 @@ from .errors import (
     ExportError,
     ParityError,
     SpecError,
+    TooLargeError,
     XframeError,
     first_line,
     informative_lines,
@@ -185,6 +186,8 @@ def _prepare_target(
             )
         except ConversionError as exc:
             errors.append(for_backend(exc, backend.name, artifact))
+            if isinstance(exc, TooLargeError):  # every exporter writes the same weights
+                break
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
         result.calibration = calibration.describe() if calibration is not None else None
