@@ -21,6 +21,7 @@ from .errors import (
     ExportError,
     ParityError,
     SpecError,
+    TooLargeError,
     VacuousCheckWarning,
     XframeError,
     first_line,
@@ -211,6 +212,8 @@ def _prepare_target(
             )
         except ConversionError as exc:
             errors.append(for_backend(exc, backend.name, artifact))
+            if isinstance(exc, TooLargeError):  # every exporter writes the same weights
+                break
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
         result.calibration = calibration.describe() if calibration is not None else None

@@ -116,6 +116,11 @@ class ConversionError(XframeError):
         return cls(summary, cause=describe_exception(exc) if cause is None else cause, details=details, **kwargs)  # type: ignore[arg-type]
 
 
+class TooLargeError(ConversionError):
+    """The model's weights are past what the backend's format can hold: no other export of the
+    same model would convert, so the exporter fallback stops at the first one."""
+
+
 class BackendUnavailable(XframeError):
     """A backend's packages are not installed; the test is skipped, naming the extra to install."""
 

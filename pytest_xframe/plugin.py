@@ -49,6 +49,15 @@ def _threads(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a thread count, got {value!r}") from None
 
 
+def _export_key(value: str) -> str | tuple[str, ...]:
+    from .settings import export_key_arg
+
+    try:
+        return export_key_arg(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _drift_factor(value: str) -> float:
     try:
         number = float(value)
@@ -80,6 +89,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-threads", type=_threads, default=None, metavar="auto|N",
                     help="CPU threads per framework (torch, TensorFlow, ONNX Runtime): 'auto' (default) gives each "
                     "pytest-xdist worker CPUs // workers and leaves a serial run alone; 0 leaves the frameworks' defaults.")
+    group.addoption("--xframe-export-key", type=_export_key, default=None, metavar="VERSION|@FILES",
+                    help="vouch for the models' code so ONNX exports are reused across runs: a version string, or "
+                    "@a.py,src/**/*.py (paths/globs relative to the rootdir, contents hashed); overrides markers, "
+                    "check() and xframe_export_key (README: export_key).")
     group.addoption("--xframe-baseline-update", action="store_true", default=False,
                     help="write the error figures of this run's passing checks to the baseline file (keeps other entries, drops stale ones).")
     group.addoption("--xframe-baseline", default=None, metavar="PATH",

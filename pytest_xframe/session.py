@@ -116,6 +116,8 @@ class XframeSession:
             cli["max_examples"] = self.config.getoption("xframe_max_examples")
         if self.config.getoption("xframe_seed") is not None:
             cli["seed"] = self.config.getoption("xframe_seed")
+        if self.config.getoption("xframe_export_key") is not None:
+            cli["export_key"] = self.config.getoption("xframe_export_key")
         if self.config.getoption("xframe_drift_factor") is not None:
             cli["drift_factor"] = self.config.getoption("xframe_drift_factor")
         return cli

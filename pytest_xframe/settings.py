@@ -147,6 +147,19 @@ def _export_key(value: Any, where: str) -> str | tuple[str, ...]:
     )
 
 
+def export_key_arg(text: str) -> str | tuple[str, ...]:
+    """``--xframe-export-key``: a version string, or ``@a,b`` for paths/globs whose contents are
+    hashed (the command line's spelling of check()'s string and list); ValueError when empty."""
+    if text.startswith("@"):
+        files = tuple(p.strip() for p in text[1:].split(",") if p.strip())
+        if not files:
+            raise ValueError(f"expected paths/globs after '@', got {text!r} (e.g. @src/mymodel/*.py,configs/model.yaml)")
+        return files
+    if not text.strip():
+        raise ValueError("expected a version string (e.g. my-model-1.4) or @paths/globs, got an empty string")
+    return text
+
+
 def _validate_calibration(out: dict[str, Any], where: str) -> None:
     """Quantization options; samples are checked against the input spec later (``calibration.py``)."""
     samples = out.get("calibration")
