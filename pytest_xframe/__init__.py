@@ -3,7 +3,16 @@
 Public names only; importing this package imports no deep-learning framework.
 """
 
-from .errors import BackendUnavailable, ConversionError, DriftError, ExportError, ParityError, SpecError, XframeError
+from .errors import (
+    BackendUnavailable,
+    ConversionError,
+    DriftError,
+    ExportError,
+    ParityError,
+    SpecError,
+    VacuousCheckWarning,
+    XframeError,
+)
 from .spec import Dim, TensorSpec
 
 __all__ = [
@@ -15,6 +24,7 @@ __all__ = [
     "ParityError",
     "SpecError",
     "TensorSpec",
+    "VacuousCheckWarning",
     "XframeError",
 ]
 __version__ = "0.1.0"

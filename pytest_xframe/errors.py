@@ -160,3 +160,8 @@ class SpecTextError(SpecError):
         flat = self.text.replace("\n", " ").replace("\t", " ")  # one character each: the caret stays put
         lines = [head, f"    {flat}", "    " + " " * self.position + "^"]
         return "\n".join(lines + ([rest] if rest else []))
+
+
+class VacuousCheckWarning(UserWarning):
+    """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
+    zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""

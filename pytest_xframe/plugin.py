@@ -135,12 +135,12 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**options): run this test's xframe.check once per backend (ids [onnxruntime], "
         f"[tensorflow]); options: {', '.join(OPTION_NAMES)}.",
     )
-    from .errors import SpecError
+    from .errors import XframeError
     from .session import XframeSession
 
     try:
         session = XframeSession(config)
-    except SpecError as exc:  # a bad ini value, pyproject table or baseline file: say so, no traceback
+    except XframeError as exc:  # a bad ini value, pyproject table or baseline file: a usage error, not a crash
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Collector(session), "xframe-collector")

@@ -54,6 +54,21 @@ def load_runner(case_dir: Path, case: dict):
     return load_case(case_dir, case)
 
 
+def _judged(name: str, ref: np.ndarray, got: np.ndarray, policy: dict, equal_nan: bool) -> bool:
+    """Judge one output by the policy the check used and print its figures; True when it passes."""
+    from .judge import describe_figures, format_judged, judge_example
+    from .policy import Thresholds
+
+    thresholds = Thresholds.from_dict(policy)
+    j = judge_example({name: ref}, {name: got}, lambda _name, _dtype: thresholds, equal_nan)[0]
+    if j.comparison.ok:
+        f = j.figures
+        print(format_comparison(j.comparison) + ("" if f is None else "\n    metrics: " + describe_figures(f.mismatch, f.cosine, f.snr_db, f.topk, thresholds, (j.comparison.mismatches, j.comparison.total))))
+    else:
+        print(format_judged(j))
+    return j.comparison.ok
+
+
 def replay(case_dir: Path) -> int:
     case_file = case_dir / "case.json"
     if not case_file.is_file():
@@ -62,6 +77,7 @@ def replay(case_dir: Path) -> int:
     inputs = load_npz(case_dir / "inputs.npz")
     reference = load_npz(case_dir / "reference.npz")
     tolerances = {c["name"]: (c["atol"], c["rtol"]) for c in case["comparisons"]}
+    policies = case.get("policies") or {}  # cases kept before policies existed: atol/rtol only
     equal_nan = bool(case.get("options", {}).get("equal_nan", False))
     got = load_runner(case_dir, case).run(inputs)
     print(f"replay {case['test_id']} [{case['backend']}], model {case['model']}, ONNX from {case['onnx']}")
@@ -72,6 +88,9 @@ def replay(case_dir: Path) -> int:
         if name not in got:
             print(f"output {name!r}: missing from the backend's outputs")
             failed = True
+            continue
+        if name in policies:
+            failed |= not _judged(name, ref, np.asarray(got[name]), policies[name], equal_nan)
             continue
         c = compare_output(name, ref, np.asarray(got[name]), atol, rtol, equal_nan)
         failed |= not c.ok

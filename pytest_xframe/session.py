@@ -75,7 +75,19 @@ class XframeSession:
                 except ValueError:
                     raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
         ini.update(self._ini_drift_factor())
-        return validate(ini, "the ini file", self.backend_names)
+        ini = validate(ini, "the ini file", self.backend_names)
+        ini.update(self._project_policy())
+        return ini
+
+    def _project_policy(self) -> dict[str, Any]:
+        """``[tool.xframe.policy]`` of pyproject.toml: the project's judging policy layer."""
+        from .policy import parse_policy
+        from .project import tool_table
+
+        table = tool_table(self.config).get("policy")
+        if table is None:
+            return {}
+        return {"policy": (parse_policy(table, "[tool.xframe.policy] of pyproject.toml", shared=True),)}
 
     def _ini_drift_factor(self) -> dict[str, Any]:
         """ini ``xframe_drift_factor`` over ``[tool.xframe.baseline] drift_factor``."""
