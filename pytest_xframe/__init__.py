@@ -14,6 +14,7 @@ from .errors import (
     ResourceError,
     SpecError,
     StorageWarning,
+    VacuousCheckWarning,
     XframeError,
     XframeWarning,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SpecError",
     "StorageWarning",
     "TensorSpec",
+    "VacuousCheckWarning",
     "XframeError",
     "XframeWarning",
 ]

@@ -15,22 +15,31 @@ from typing import Any
 from . import guard, validation
 from .backends import Backend, Prepared, TorchSource
 from .calibration import Calibration
-from .compare import OutputComparison, compare_all
 from .engine import Engine, model_fingerprint
 from .errors import (
     BackendUnavailable,
     ConversionError,
     ExportError,
     ParityError,
+    TooLargeError,
+    VacuousCheckWarning,
     XframeError,
     first_line,
     informative_lines,
 )
 from .export import OnnxArtifact, example_feeds, export
 from .export_cache import keyed_entry, vouched_key, weights_digest
-from .failures import finish_failure, for_backend, keep_error, mismatch_error
+from .failures import (
+    aggregate_failure,
+    finish_failure,
+    for_backend,
+    keep_error,
+    mismatch_error,
+)
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .imports import import_hypothesis
+from .judge import Judged, VacuityTracker, judge_example, policy_for, snr_judged
+from .policy import check_names
 from .results import BackendResult, ParityReport, Subject, Target
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, calls_positionally
@@ -68,13 +77,15 @@ def run_check(
     engine.limit_threads("torch")
     try:
         subject = _subject(engine, model, slots, name, state)
+        check_names(options.policy, subject.output_names, engine.backends.names(), name)
         # only with the user's word for the code: an export reused across runs (export_cache.py)
         vouched = None if options.export_key is None else vouched_key(options.export_key, engine.rootdir, name)
         targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report, vouched) for b in options.backends]
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
         model_key = (siblings, subject.fingerprint, subject.slots_key)
-        parity = _hypothesis_test(engine, subject, targets, options, report, model_key)
+        vacuity = VacuityTracker()
+        parity = _hypothesis_test(engine, subject, targets, options, report, model_key, vacuity)
         try:
             guard.bounded(parity, name)
         except _RuntimeCrash as crash:
@@ -83,6 +94,10 @@ def run_check(
             guard.confirm_deterministic(_forward(subject), failure.feeds, failure.reference, state)  # before blaming a step
             guard.note_state(failure, state)
             finish_failure(failure, report, targets, subject, options, artifacts_root, engine.workdir)
+        _warn_vacuous(vacuity, report)
+        failed_over_examples = aggregate_failure(report)
+        if failed_over_examples is not None:
+            raise failed_over_examples
         for result in _pending(report):
             result.verdict = "passed"
         return report
@@ -98,6 +113,18 @@ def run_check(
     finally:
         # forward and the exporters may change buffers, attributes and modes: put everything back
         guard.restore_and_warn(state, name)
+
+
+def _warn_vacuous(vacuity: VacuityTracker, report: ParityReport) -> None:
+    """VacuousCheckWarning for a check that cannot fail; where ``-W error`` makes it an error,
+    the report's verdict says so."""
+    __tracebackhide__ = True
+    try:
+        vacuity.warn(report.model, report.test_id)
+    except VacuousCheckWarning as exc:
+        for result in report.backends.values():
+            result.verdict, result.message = "failed", str(exc)
+        raise
 
 
 def _pending(report: ParityReport) -> list[BackendResult]:
@@ -158,7 +185,7 @@ def _prepare_target(
     engine: Engine, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport, vouched: str | None = None
 ) -> Target:
     """The backend's runner on the first export in its plan that exports and converts."""
-    result = report.backends.setdefault(backend.name, BackendResult(backend.name))
+    result = report.backends.setdefault(backend.name, BackendResult(backend.name, precision=backend.precision))
     missing = backend.missing()
     if missing:
         raise BackendUnavailable(f"backend {backend.name} is not installed", model=subject.name, backend=backend.name, cause=missing)
@@ -178,6 +205,8 @@ def _prepare_target(
             )
         except ConversionError as exc:
             errors.append(for_backend(exc, backend.name, artifact))
+            if isinstance(exc, TooLargeError):  # every exporter writes the same weights
+                break
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
         result.calibration = calibration.describe() if calibration is not None else None
@@ -213,11 +242,13 @@ def _note_preparation(
         result.message = "fell back to " + result.onnx + " after: " + "; ".join(first_line(str(e)) for e in errors)
 
 
-def _hypothesis_test(engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple) -> Any:
+def _hypothesis_test(
+    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
+) -> Any:
     """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database."""
     from hypothesis import HealthCheck, given, seed, settings
 
-    run_one = _example_runner(engine, subject, targets, options, report, model_key)
+    run_one = _example_runner(engine, subject, targets, options, report, model_key, vacuity)
 
     @settings(
         max_examples=options.max_examples,
@@ -268,12 +299,15 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
 
 
 def _example_runner(
-    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple
+    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
 ) -> Callable[[Feeds], None]:
-    """One drawn input: torch's outputs (memoised), each backend's, compared; a mismatch raises."""
+    """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a failure raises."""
     from hypothesis import target
 
     forward = _forward(subject)
+    from .engine import feeds_digest
+
+    policies = {t.name: policy_for(options, t.name, t.backend.precision) for t in targets}
 
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
@@ -283,20 +317,25 @@ def _example_runner(
         except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
             raise _RuntimeCrash(exc) from None
         torch_seconds = time.perf_counter() - start
-        failing: dict[str, list[OutputComparison]] = {}
+        vacuity.see(feeds_digest(feeds), reference)
+        failing: dict[str, list[Judged]] = {}
         outputs: dict[str, dict] = {}
         for t in targets:
             result = report.backends[t.name]
             start = time.perf_counter()
             got = _run_target(t, feeds, subject.name)
             result.run_seconds += time.perf_counter() - start + torch_seconds / len(targets)
-            comparisons = compare_all(reference, got, options.tolerance, options.equal_nan)
-            result.record(comparisons)
+            judged = judge_example(reference, got, policies[t.name], options.equal_nan)
+            result.record_judged(judged)
+            comparisons = [j.comparison for j in judged]
             worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)
             target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
+            snr = snr_judged(judged)
+            if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
+                target(-snr, label=f"-SNR dB, {t.name}")
             outputs[t.name] = got
             if not all(c.ok for c in comparisons):
-                failing[t.name] = comparisons
+                failing[t.name] = judged
         if failing:
             raise mismatch_error(subject.name, feeds, reference, outputs, failing, targets)
 

@@ -116,6 +116,11 @@ class ConversionError(XframeError):
         return cls(summary, cause=describe_exception(exc) if cause is None else cause, details=details, **kwargs)  # type: ignore[arg-type]
 
 
+class TooLargeError(ConversionError):
+    """The model's weights are past what the backend's format can hold: no other export of the
+    same model would convert, so the exporter fallback stops at the first one."""
+
+
 class BackendUnavailable(XframeError):
     """A backend's packages are not installed; the test is skipped, naming the extra to install."""
 
@@ -175,3 +180,8 @@ class SpecTextError(SpecError):
         flat = self.text.replace("\n", " ").replace("\t", " ")  # one character each: the caret stays put
         lines = [head, f"    {flat}", "    " + " " * self.position + "^"]
         return "\n".join(lines + ([rest] if rest else []))
+
+
+class VacuousCheckWarning(UserWarning):
+    """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
+    zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""

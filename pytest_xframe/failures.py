@@ -12,10 +12,11 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import artifacts
-from .compare import OutputComparison, format_comparison
+from .compare import OutputComparison
 from .errors import ParityError, XframeError, describe_exception, first_line
 from .export import OnnxArtifact
 from .formatting import describe_array
+from .judge import Judged, format_aggregate, format_judged
 from .results import BackendResult, ParityReport, Subject, Target
 from .settings import CheckOptions
 
@@ -42,17 +43,20 @@ def keep_error(exc: XframeError, root: Path, test_id: str) -> None:
 
 
 def mismatch_error(
-    name: str, feeds: Mapping[str, np.ndarray], reference: dict, outputs: dict, failing: dict[str, list[OutputComparison]], targets: list[Target]
+    name: str, feeds: Mapping[str, np.ndarray], reference: dict, outputs: dict, failing: dict[str, list[Judged]], targets: list[Target]
 ) -> ParityError:
-    """A ParityError naming every failing output, carrying what the final report and the artifacts need."""
+    """A ParityError naming every failing output with its figures, carrying what the final report and the artifacts need."""
     lines = [f"{name}: outputs differ from torch on {', '.join(failing)}", f"input: {feeds!r}"]
-    for backend_name, comparisons in failing.items():
+    for backend_name, judged in failing.items():
         t = next(t for t in targets if t.name == backend_name)
-        lines.append(f"[{backend_name}] ran {t.label}")
-        lines.extend("  " + format_comparison(c).replace("\n", "\n  ") for c in comparisons if not c.ok)
+        lines.append(f"[{backend_name}] ran {t.label} ({t.backend.precision})")
+        lines.extend("  " + format_judged(j).replace("\n", "\n  ") for j in judged if not j.comparison.ok)
     error = ParityError("\n".join(lines), model=name, backend=",".join(failing))
-    error.feeds, error.reference, error.comparisons = feeds, reference, failing  # type: ignore[attr-defined]
+    error.feeds, error.reference = feeds, reference  # type: ignore[attr-defined]
+    error.comparisons = {b: [j.comparison for j in judged] for b, judged in failing.items()}  # type: ignore[attr-defined]
     error.outputs = {b: outputs[b] for b in failing}  # type: ignore[attr-defined]
+    # what failed, per backend and output: the policy's thresholds, for the summary's message
+    error.reasons = {b: {j.comparison.name: j.failed for j in judged if j.failed} for b, judged in failing.items()}  # type: ignore[attr-defined]
     return error
 
 
@@ -81,11 +85,11 @@ def _locate(t: Target, failure: Any, comparisons: list[OutputComparison], subjec
     if t.backend.source == "torch":
         return f"diagnosis: {t.name} converts the torch module directly, so its conversion introduced the error (no ONNX node on its route to name)"
     worst = max((c for c in comparisons if not c.ok), key=lambda c: c.tolerance_ratio)
-    atol, rtol = options.tolerance(worst.dtype)
+    atol, rtol = worst.atol, worst.rtol  # the policy's, for this output
     onnx_path = str(t.artifact.path)
     try:
         ort_out = make_session(onnx_path).run(failure.feeds)
-        step = attribute_step(failure.reference, ort_out, failure.outputs[t.name], options.tolerance, equal_nan=options.equal_nan)
+        step = attribute_step(failure.reference, ort_out, failure.outputs[t.name], (atol, rtol), equal_nan=options.equal_nan)
         located = None
         if step == "export":
             located = locate_export_divergence(subject.model, onnx_path, failure.feeds, atol, rtol, subject.positional)
@@ -120,7 +124,7 @@ def finish_failure(
     for backend_name, comparisons in failure.comparisons.items():
         t = next(t for t in targets if t.name == backend_name)
         result = report.backends[backend_name]
-        _mark_failed(result, comparisons)
+        _mark_failed(result, comparisons, getattr(failure, "reasons", {}).get(backend_name, {}))
         result.diagnosis = diagnose(t, failure, comparisons, subject, options, workdir)
         if result.calibration is not None:
             result.diagnosis += "\n" + calibration_line(result.calibration)
@@ -131,9 +135,27 @@ def finish_failure(
             hints.append(f"[{t.name}] artifacts: not kept ({directory} could not be written; see the warning)")
             continue
         result.artifacts = str(directory)
+        hints.extend(f"[{backend_name}] " + format_aggregate(n, a) for n, a in result.metrics.items() if a.examples)
         hints.extend(_hints(directory, t, failure, comparisons, result.diagnosis))
     failure.report_text += "\n" + "\n".join(hints)
     raise failure
+
+
+def aggregate_failure(report: ParityReport) -> ParityError | None:
+    """Thresholds judged over all examples once they ran (top-k agreement): a ParityError naming
+    each failing figure, or None."""
+    lines = []
+    for backend_name, result in report.backends.items():
+        failed = {n: why for n, why in ((n, a.topk_failure()) for n, a in result.metrics.items()) if why}
+        if failed:
+            result.verdict = "failed"
+            result.message = "; ".join(f"{n}: {why}" for n, why in failed.items())
+            lines.append(f"[{backend_name}] ({result.precision}) over {result.examples} example(s):")
+            lines.extend(f"  output {n!r}: fails its policy: {why}\n    " + format_aggregate(n, result.metrics[n]) for n, why in failed.items())
+    if not lines:
+        return None
+    failing = ",".join(b for b, r in report.backends.items() if r.verdict == "failed")
+    return ParityError("\n".join([f"{report.model}: outputs differ from torch over the examples drawn", *lines]), model=report.model, backend=failing)
 
 
 def calibration_line(described: Mapping[str, Any]) -> str:
@@ -142,12 +164,14 @@ def calibration_line(described: Mapping[str, Any]) -> str:
     return f"calibration: {described['samples']} sample(s) {where}"
 
 
-def _mark_failed(result: BackendResult, comparisons: list[OutputComparison]) -> None:
+def _mark_failed(result: BackendResult, comparisons: list[OutputComparison], reasons: Mapping[str, list[str]]) -> None:
     result.verdict = "failed"
     for c in comparisons:  # the minimal failing example's figures are the ones to report
         if not c.ok:
             result.worst[c.name] = c
-    result.message = "; ".join(f"{c.name}: {c.problem or f'max abs {c.max_abs:.3g}'}" for c in comparisons if not c.ok)
+    result.message = "; ".join(
+        f"{c.name}: {c.problem or ', '.join(reasons.get(c.name, ())) or f'max abs {c.max_abs:.3g}'}" for c in comparisons if not c.ok
+    )
 
 
 def _function_ref(function: Any) -> dict[str, str | None]:
@@ -179,6 +203,8 @@ def _save_case(
             "inputs": {k: describe_array(v) for k, v in failure.feeds.items()},
             "comparisons": [c.to_dict() for c in comparisons],
             "diagnosis": diagnosis,
+            # the policy each output was judged by, so replay judges the same way
+            "policies": {name: a.thresholds.to_dict() for name, a in report.backends[t.name].metrics.items()},
             "load_case": _function_ref(t.backend.load_case) if t.backend.load_case is not None else None,
         },
         inputs=failure.feeds,

@@ -49,6 +49,15 @@ def _threads(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a thread count, got {value!r}") from None
 
 
+def _export_key(value: str) -> str | tuple[str, ...]:
+    from .settings import export_key_arg
+
+    try:
+        return export_key_arg(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _drift_factor(value: str) -> float:
     try:
         number = float(value)
@@ -83,6 +92,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-max-input-bytes", type=_positive_int, default=None, metavar="BYTES",
                     help="largest input one example may draw (all tensors together; default 268435456 = 256 MiB); "
                     "a spec that can exceed it is refused before anything runs.")
+    group.addoption("--xframe-export-key", type=_export_key, default=None, metavar="VERSION|@FILES",
+                    help="vouch for the models' code so ONNX exports are reused across runs: a version string, or "
+                    "@a.py,src/**/*.py (paths/globs relative to the rootdir, contents hashed); overrides markers, "
+                    "check() and xframe_export_key (README: export_key).")
     group.addoption("--xframe-baseline-update", action="store_true", default=False,
                     help="write the error figures of this run's passing checks to the baseline file (keeps other entries, drops stale ones).")
     group.addoption("--xframe-baseline", default=None, metavar="PATH",
@@ -126,12 +139,12 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**options): run this test's xframe.check once per backend (ids [onnxruntime], "
         f"[tensorflow]); options: {', '.join(OPTION_NAMES)}.",
     )
-    from .errors import SpecError
+    from .errors import XframeError
     from .session import XframeSession
 
     try:
         session = XframeSession(config)
-    except SpecError as exc:  # a bad ini value, pyproject table or baseline file: say so, no traceback
+    except XframeError as exc:  # a bad ini value, pyproject table or baseline file: a usage error, not a crash
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Collector(session), "xframe-collector")

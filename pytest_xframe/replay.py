@@ -66,6 +66,21 @@ def load_runner(case_dir: Path, case: dict):
     return load_case(case_dir, case)
 
 
+def _judged(name: str, ref: np.ndarray, got: np.ndarray, policy: dict, equal_nan: bool) -> bool:
+    """Judge one output by the policy the check used and print its figures; True when it passes."""
+    from .judge import describe_figures, format_judged, judge_example
+    from .policy import Thresholds
+
+    thresholds = Thresholds.from_dict(policy)
+    j = judge_example({name: ref}, {name: got}, lambda _name, _dtype: thresholds, equal_nan)[0]
+    if j.comparison.ok:
+        f = j.figures
+        print(format_comparison(j.comparison) + ("" if f is None else "\n    metrics: " + describe_figures(f.mismatch, f.cosine, f.snr_db, f.topk, thresholds, (j.comparison.mismatches, j.comparison.total))))
+    else:
+        print(format_judged(j))
+    return j.comparison.ok
+
+
 def replay(case_dir: Path) -> int:
     """Replay ``case_dir``: the comparison on stdout and MATCH/MISMATCH, or UNUSABLE with one line on stderr."""
     try:
@@ -79,6 +94,7 @@ def replay(case_dir: Path) -> int:
     except BadCase as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return UNUSABLE
+    policies = case.get("policies") or {}  # cases kept before policies existed: atol/rtol only
     equal_nan = bool(case.get("options", {}).get("equal_nan", False))
     print(f"replay {case['test_id']} [{case['backend']}], model {case['model']}, ONNX from {case['onnx']}")
     print("input: " + ", ".join(f"{k}={describe_array(v)}" for k, v in inputs.items()))
@@ -88,6 +104,9 @@ def replay(case_dir: Path) -> int:
         if name not in got:
             print(f"output {name!r}: missing from the backend's outputs")
             failed = True
+            continue
+        if name in policies:
+            failed |= not _judged(name, ref, np.asarray(got[name]), policies[name], equal_nan)
             continue
         c = compare_output(name, ref, np.asarray(got[name]), atol, rtol, equal_nan)
         failed |= not c.ok
@@ -106,7 +125,11 @@ def load_case(case_dir: Path) -> tuple[dict[str, Any], dict, dict, dict]:
         tolerances = {c["name"]: (float(c["atol"]), float(c["rtol"])) for c in case["comparisons"]}
         for key in ("backend", "test_id", "model", "onnx"):
             case[key]
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+        from .policy import Thresholds
+
+        for policy in (case.get("policies") or {}).values():
+            Thresholds.from_dict(policy)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise BadCase(f"{case_file} is damaged ({describe_exception(exc, 200)})") from None
     arrays = []
     for file in ("inputs.npz", "reference.npz"):

@@ -22,6 +22,25 @@ REPORT_SCHEMA_ID = "pytest-xframe/report"
 REPORT_VERSION = 1
 
 _NUMBER = {"type": ["number", "null"]}
+#: per output, the metrics over the check's examples (``judge.MetricAggregate.to_dict``)
+METRICS_SCHEMA = {
+    "type": "object",
+    "required": ["max_mismatch", "cosine", "snr_db", "topk", "smallest_atol"],
+    "properties": {k: _NUMBER for k in ("max_mismatch", "cosine", "snr_db", "topk", "smallest_atol")},
+}
+#: per output, the thresholds in force (``policy.Thresholds.to_dict``); null = not judged
+POLICY_SCHEMA = {
+    "type": "object",
+    "required": ["atol", "rtol", "max_mismatch", "cosine", "snr_db", "topk"],
+    "properties": {
+        **{k: _NUMBER for k in ("atol", "rtol", "max_mismatch", "cosine", "snr_db")},
+        "topk": {
+            "type": ["object", "null"],
+            "required": ["k", "min_agreement"],
+            "properties": {"k": {"type": "integer", "minimum": 1}, "min_agreement": _NUMBER},
+        },
+    },
+}
 OUTPUT_SCHEMA = {
     "type": "object",
     "required": ["name", "ok", "atol", "rtol", "shape", "dtype", "max_abs", "max_rel", "mean_abs", "p99_abs", "mismatches", "total"],
@@ -36,6 +55,8 @@ OUTPUT_SCHEMA = {
         "total": {"type": "integer"},
         **{k: _NUMBER for k in ("atol", "rtol", "max_abs", "max_rel", "mean_abs", "p99_abs", "cosine", "worst_ref", "worst_got", "tolerance_ratio")},
         **{k: {"type": "integer"} for k in ("nan_ref", "nan_got", "inf_ref", "inf_got")},
+        "metrics": {"oneOf": [METRICS_SCHEMA, {"type": "null"}]},
+        "policy": {"oneOf": [POLICY_SCHEMA, {"type": "null"}]},
     },
 }
 _CHANGE = {
@@ -101,6 +122,7 @@ RECORD_SCHEMA = {
                 "digest": {"type": "string"},
             },
         },
+        "precision": {"enum": ["fp32", "fp16", "int8"]},
         "seconds": {
             "type": "object",
             "required": ["export", "import", "convert", "load", "run"],
@@ -144,7 +166,6 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]], ex
                 "model": report.model,
                 "verdict": r.verdict,
                 "examples": r.examples,
-                "seed": report.options.seed,
                 "onnx": r.onnx,
                 "max_abs": _finite(r.max_abs) if r.worst else None,
                 "max_rel": _finite(r.max_rel) if r.worst else None,
@@ -156,19 +177,36 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]], ex
                 "diagnosis": r.diagnosis,
                 "calibration": r.calibration,
                 "seconds": {"export": r.export_seconds, "import": r.import_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
-                "outputs": [
-                    {k: (_finite(v) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()}
-                    for c in r.worst.values()
-                ],
+                "seed": report.options.seed,
+                "precision": r.precision,
+                "outputs": [_output_record(c, r.metrics.get(c.name)) for c in r.worst.values()],
             }
         )
     for name, reason in skipped:
         records.append(
-            {"test": report.test_id, "backend": name, "model": report.model, "verdict": "skipped", "examples": 0, "seed": report.options.seed, "onnx": "",
+            {"test": report.test_id, "backend": name, "model": report.model, "verdict": "skipped", "examples": 0, "onnx": "",
+             "seed": report.options.seed, "precision": _precision(name),
              "max_abs": None, "max_rel": None, "tolerance_ratio": None, "cache_hit": False, "message": reason or "", "artifacts": None,
              "seconds": {"export": 0.0, "import": 0.0, "convert": 0.0, "load": 0.0, "run": 0.0}, "outputs": []}
         )
     return records
+
+
+def _output_record(c: Any, aggregate: Any) -> dict[str, Any]:
+    """One output's comparison figures, its ``metrics`` over the examples and its ``policy``."""
+    out = {k: (_finite(v) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()}
+    out["metrics"] = aggregate.to_dict() if aggregate is not None else None
+    out["policy"] = aggregate.thresholds.to_dict() if aggregate is not None else None
+    return out
+
+
+def _precision(backend: str) -> str:
+    from . import backends
+
+    try:
+        return backends.get(backend).precision
+    except (KeyError, ImportError, TypeError):  # a backend only a conftest registers: not known here
+        return "fp32"
 
 
 def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[tuple[str, str | None]], extra: dict[str, dict] | None = None) -> None:
@@ -179,8 +217,13 @@ def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[t
     request.node.stash.setdefault(RECORDS_KEY, []).extend(records)
     for rec in records:
         prefix = f"xframe.{rec['backend']}"
-        for key in ("verdict", "examples", "max_abs", "max_rel", "onnx"):
+        for key in ("verdict", "examples", "max_abs", "max_rel", "onnx", "precision", "seed"):
             request.node.user_properties.append((f"{prefix}.{key}", rec[key]))
+        result = report.backends.get(rec["backend"])
+        for output, aggregate in (result.metrics.items() if result is not None else ()):
+            for key, value in aggregate.figures().items():  # XML is text: inf and nan written as such
+                if value is not None:
+                    request.node.user_properties.append((f"{prefix}.{output}.{key}", value))
 
 
 def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
@@ -210,6 +253,30 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2g}"
 
 
+def metrics_line(o: dict[str, Any]) -> str:
+    """An output record's metrics over the examples, each with its threshold or 'not judged'."""
+    m, p = o["metrics"], o["policy"]
+    special = o.get("nan_ref") or o.get("nan_got") or o.get("inf_ref") or o.get("inf_got")
+
+    def shown(value: float | None, fmt: str, unset: str) -> str:
+        return unset if value is None else format(value, fmt)
+
+    def bound(value: Any, text: str) -> str:
+        return f" (>= {text})" if value is not None else " (not judged)"
+
+    parts = [
+        f"mismatch {100 * m['max_mismatch']:.3g}%" + (f" (<= {100 * p['max_mismatch']:.3g}%)" if p["max_mismatch"] is not None else " (not judged)"),
+        f"cosine {shown(m['cosine'], '.6f', 'nan')}" + bound(p["cosine"], f"{p['cosine']}"),
+        f"snr {shown(m['snr_db'], '.3g', 'nan' if special else 'inf')} dB" + bound(p["snr_db"], f"{p['snr_db']} dB"),
+    ]
+    if m["topk"] is not None:
+        k = p["topk"]["k"] if p["topk"] else 1
+        judged = p["topk"] is not None and p["topk"]["min_agreement"] is not None
+        parts.append(f"top-{k} {100 * m['topk']:.3g}%" + (f" (>= {100 * p['topk']['min_agreement']:.3g}%)" if judged else " (not judged)"))
+    parts.append(f"would pass with atol >= {m['smallest_atol']:.2g} at rtol={p['rtol']:g}")
+    return ", ".join(parts)
+
+
 def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> None:
     """The session table: one row per test x backend; -q one line plus failures; -v per output."""
     failed = [r for r in records if r["verdict"] in ("failed", "error")]
@@ -224,7 +291,7 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
         for r in failed:
             tr.write_line(f"  {r['verdict'].upper()} {r['test']} [{r['backend']}]: {r['message']}")
         return
-    rows = [("test", "backend", "onnx", "ex", "max abs", "atol", "max rel", "rtol", "verdict", "export s", "import s", "convert s", "run s")]
+    rows: list[tuple[str, ...] | str] = [("test", "backend", "onnx", "ex", "max abs", "atol", "max rel", "rtol", "verdict", "export s", "import s", "convert s", "run s")]
     for r in records:
         tol = max(r["outputs"], key=lambda o: o["tolerance_ratio"] or 0.0, default=None)
         rows.append(
@@ -240,8 +307,14 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
             for o in r["outputs"]:
                 rows.append((f"  {o['name']}", "", f"{o['dtype']}{o['shape']}", "", _fmt(o["max_abs"]), _fmt(o["atol"]),
                              _fmt(o["max_rel"]), _fmt(o["rtol"]), "ok" if o["ok"] else (o.get("problem") or "MISMATCH"), "", "", "", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+                if o.get("metrics") and o["metrics"]["smallest_atol"] is not None:
+                    rows.append(f"    {o['name']} ({r['precision']}): " + metrics_line(o))
+    table = [row for row in rows if isinstance(row, tuple)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
+        if isinstance(row, str):  # a metrics line under its output's row
+            tr.write_line(row)
+            continue
         line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
         markup = {"red": True} if i and any(word in row[8] for word in ("failed", "error")) else {}
         tr.write_line(line, **markup)

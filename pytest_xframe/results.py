@@ -10,6 +10,7 @@ from typing import Any
 from .backends import Backend, Prepared
 from .compare import OutputComparison
 from .export import OnnxArtifact
+from .judge import Judged, MetricAggregate
 from .settings import CheckOptions
 from .spec import InputSlot
 
@@ -38,6 +39,10 @@ class BackendResult:
     calibration: dict[str, Any] | None = None
     #: the ONNX export came from an earlier run's, reused on the user's ``export_key``
     export_cache_hit: bool = False
+    #: what the target computes in (``Backend.precision``): decides its default policy
+    precision: str = "fp32"
+    #: per output: the policy in force and the metrics over every example (``judge.MetricAggregate``)
+    metrics: dict[str, MetricAggregate] = field(default_factory=dict)
 
     @property
     def max_abs(self) -> float:
@@ -57,6 +62,14 @@ class BackendResult:
             seen = self.worst.get(c.name)
             if seen is None or c.problem or (not seen.problem and c.tolerance_ratio > seen.tolerance_ratio):
                 self.worst[c.name] = c
+
+    def record_judged(self, judged: list[Judged]) -> None:
+        """One example's comparisons and metrics, judged by the policy."""
+        self.record([j.comparison for j in judged])
+        for j in judged:
+            aggregate = self.metrics.setdefault(j.comparison.name, MetricAggregate(j.thresholds))
+            if j.figures is not None:
+                aggregate.add(j.figures)
 
 
 @dataclass

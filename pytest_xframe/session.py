@@ -75,7 +75,19 @@ class XframeSession:
                 except ValueError:
                     raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
         ini.update(self._ini_drift_factor())
-        return validate(ini, "the ini file", self.backend_names)
+        ini = validate(ini, "the ini file", self.backend_names)
+        ini.update(self._project_policy())
+        return ini
+
+    def _project_policy(self) -> dict[str, Any]:
+        """``[tool.xframe.policy]`` of pyproject.toml: the project's judging policy layer."""
+        from .policy import parse_policy
+        from .project import tool_table
+
+        table = tool_table(self.config).get("policy")
+        if table is None:
+            return {}
+        return {"policy": (parse_policy(table, "[tool.xframe.policy] of pyproject.toml", shared=True),)}
 
     def _ini_drift_factor(self) -> dict[str, Any]:
         """ini ``xframe_drift_factor`` over ``[tool.xframe.baseline] drift_factor``."""
@@ -106,6 +118,8 @@ class XframeSession:
             cli["seed"] = self.config.getoption("xframe_seed")
         if self.config.getoption("xframe_max_input_bytes") is not None:
             cli["max_input_bytes"] = self.config.getoption("xframe_max_input_bytes")
+        if self.config.getoption("xframe_export_key") is not None:
+            cli["export_key"] = self.config.getoption("xframe_export_key")
         if self.config.getoption("xframe_drift_factor") is not None:
             cli["drift_factor"] = self.config.getoption("xframe_drift_factor")
         return cli

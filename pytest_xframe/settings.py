@@ -2,7 +2,9 @@
 
 Precedence, lowest to highest: built-in defaults < ini file < marker kwargs < ``check()`` kwargs <
 command line. The ini file sets a project's defaults; the command line overrides everything for
-one run (``--xframe-max-examples=200`` in a nightly job, say).
+one run (``--xframe-max-examples=200`` in a nightly job, say). ``policy`` is the one option whose
+layers stack instead of replacing each other (``[tool.xframe.policy]`` at the ini file's place):
+``policy.resolve`` weighs them per threshold, backend and output.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from .backends import DEFAULT as DEFAULT_BACKENDS
 from .errors import SpecError
+from .policy import Layer, Rule, parse_policy
 
 MARKER = "xframe_parity"
 EXPORTERS = ("dynamo", "torchscript")
@@ -63,6 +66,9 @@ class CheckOptions:
     export_key: str | tuple[str, ...] | None = None
     #: baselines: how much worse than its baseline a figure may get before it is drift (baseline.py)
     drift_factor: float = 2.0
+    #: judging policies (metrics): one layer per place that wrote one (project, marker, check()),
+    #: lowest precedence first; ``policy.resolve`` applies them per backend x output
+    policy: tuple[Layer, ...] = ()
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -119,7 +125,30 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
             raise SpecError(f"drift_factor must be a number > 1, got {value!r} in {where}", hint="e.g. drift_factor=2: a figure may double")
         out["drift_factor"] = float(value)
     _validate_calibration(out, where)
+    _policy_layer(out, where)
     return out
+
+
+def _policy_layer(out: dict[str, Any], where: str) -> None:
+    """``policy=`` as one layer of rules, led by this place's ``atol``/``rtol`` (the same top-level
+    thresholds, so a more specific policy entry of the same place beats them). Idempotent: options
+    validated before (a declared model's, passed on to its marker) keep their layers."""
+    if _parsed(out.get("policy")):
+        return
+    layer = parse_policy(out["policy"], f"policy= of {where}") if out.get("policy") is not None else ()
+    tolerance = tuple((k, out[k]) for k in ("atol", "rtol") if out.get(k) is not None)
+    clash = [k for k, _ in tolerance for r in layer if r.backend is None and r.output is None and k in dict(r.values)]
+    if clash:
+        raise SpecError(f"{', '.join(clash)} given both as an option and in policy= in {where}", hint="set it in one place")
+    if tolerance:
+        layer = (Rule(None, None, tolerance, where),) + layer
+    if "policy" in out or tolerance:
+        out["policy"] = (layer,) if layer else ()
+
+
+def _parsed(policy: Any) -> bool:
+    """Whether ``policy`` is already layers of rules (``validate``'s output), not a user's table."""
+    return isinstance(policy, tuple) and all(isinstance(layer, tuple) and all(isinstance(r, Rule) for r in layer) for layer in policy)
 
 
 def _export_key(value: Any, where: str) -> str | tuple[str, ...]:
@@ -132,6 +161,19 @@ def _export_key(value: Any, where: str) -> str | tuple[str, ...]:
         f"export_key must be a version string or a list of file paths/globs, got {value!r} in {where}",
         hint="e.g. export_key='my-model-1.4' or export_key=['src/mymodel/*.py']",
     )
+
+
+def export_key_arg(text: str) -> str | tuple[str, ...]:
+    """``--xframe-export-key``: a version string, or ``@a,b`` for paths/globs whose contents are
+    hashed (the command line's spelling of check()'s string and list); ValueError when empty."""
+    if text.startswith("@"):
+        files = tuple(p.strip() for p in text[1:].split(",") if p.strip())
+        if not files:
+            raise ValueError(f"expected paths/globs after '@', got {text!r} (e.g. @src/mymodel/*.py,configs/model.yaml)")
+        return files
+    if not text.strip():
+        raise ValueError("expected a version string (e.g. my-model-1.4) or @paths/globs, got an empty string")
+    return text
 
 
 def _validate_calibration(out: dict[str, Any], where: str) -> None:
@@ -174,5 +216,6 @@ def resolve(*layers: Mapping[str, Any]) -> CheckOptions:
     options = CheckOptions()
     for layer in layers:
         if layer:
-            options = replace(options, **{k: v for k, v in layer.items()})
+            # policy layers stack (``policy.resolve`` weighs them); every other option is replaced
+            options = replace(options, **{k: options.policy + v if k == "policy" else v for k, v in layer.items()})
     return options

@@ -143,6 +143,7 @@ def test_models_over_the_protobuf_limit(xf_pytester: pytest.Pytester) -> None:
     result = xf_pytester.runpytest("--xframe-report=report.json", "--xframe-artifacts-dir=kept")
     result.assert_outcomes(passed=2, failed=3)
     result.stdout.fnmatch_lines(["*onnx-tf cannot convert a model over protobuf's 2 GiB limit*weights in external data*"])
+    assert "also failed" not in result.stdout.str()  # one refusal: another exporter writes the same weights
     checks = _checks(xf_pytester)
     ort = [c for c in checks if c["backend"] == "onnxruntime" and "external_data" in c["test"]]
     assert [c["verdict"] for c in ort] == ["passed", "passed"]
@@ -160,6 +161,54 @@ def test_models_over_the_protobuf_limit(xf_pytester: pytest.Pytester) -> None:
     data.unlink()  # the replay really reads the weights from the data file
     broken = subprocess.run([sys.executable, "-m", "pytest_xframe", "replay", str(kept)], capture_output=True, text=True, check=False)
     assert broken.returncode != 0 and "model.onnx.data" in broken.stderr + broken.stdout
+
+
+SIZE_LIMITED = {  # backend: (its converter's refusal, its cause)
+    "litert-torch": ("litert-torch cannot convert a model over the FlatBuffers 2 GiB limit", "one TFLite flatbuffer*32-bit offsets cap a buffer at 2 GiB"),
+    "tflite": ("onnx-tf (then the TFLite converter) cannot convert a model over protobuf's 2 GiB limit", "one protobuf message"),
+    "onnx2tf": ("onnx2tf cannot convert a model over protobuf's 2 GiB limit", "one protobuf message"),
+    **{  # the reduced-precision TFLite targets start from the same onnx-tf SavedModel
+        target: ("onnx-tf (then the TFLite converter) cannot convert a model over protobuf's 2 GiB limit", "one protobuf message")
+        for target in ("tflite-fp16", "tflite-int8", "tflite-int8-full")
+    },
+}
+
+
+def test_size_limited_backends_refuse_before_converting(xf_pytester: pytest.Pytester) -> None:
+    """litert-torch (which converts the module itself but writes one flatbuffer, 2 GiB at most),
+    the TFLite targets and onnx2tf refuse a model whose weights are past the external data threshold, by
+    name, on the first export and before converting; ONNX Runtime runs the same model."""
+    from pytest_xframe.backends import registry
+
+    found = registry()
+    backends = [b for b in SIZE_LIMITED if not found.get(b).missing()]
+    if not backends:
+        pytest.skip(f"none of {', '.join(SIZE_LIMITED)} is installed")
+    xf_pytester.makeconftest(xf_pytester.path.joinpath("conftest.py").read_text() + EXTERNAL_CONFTEST)
+    xf_pytester.makepyfile(test_limited=f"""import pytest
+{WIDE}
+
+@pytest.mark.xframe_parity(backends={["onnxruntime", *backends]!r}, max_examples=3)
+def test_wide(xframe):
+    xframe.check(Wide().eval(), INPUTS)
+""")
+    # a subprocess: in-process, torch.export of this module failed after an earlier test's session
+    result = xf_pytester.runpytest_subprocess("--xframe-report=report.json", "--xframe-cache-dir=cache")
+    result.assert_outcomes(passed=1, failed=len(backends))
+    for backend in backends:
+        summary, cause = SIZE_LIMITED[backend]
+        result.stdout.fnmatch_lines([
+            f"*{summary} (* KiB, weights in external data) (model Wide, backend {backend})",
+            f"  cause: *{cause}*",
+            f"  try:   check this model against onnxruntime*for {backend}",
+        ])
+    assert "also failed" not in result.stdout.str()  # refused on the first export, the next exporter not tried
+    verdicts = {c["backend"]: (c["verdict"], c["onnx"]) for c in _checks(xf_pytester)}
+    assert verdicts.pop("onnxruntime")[0] == "passed"
+    assert {v for v, _ in verdicts.values()} == {"error"} and set(verdicts) == set(backends)
+    cache = xf_pytester.path / "cache"  # ONNX Runtime runs the export itself: no entry of its own
+    converted = {p.name for p in cache.iterdir()} if cache.exists() else set()
+    assert not converted & {*backends, "onnx-tf", "onnx2tf"}, converted  # refused up front: nothing converted
 
 
 MANY_MODELS = """

@@ -82,6 +82,22 @@ def test_declared_models_are_collected_one_test_per_backend(zoo: pytest.Pytester
     ]
 
 
+def test_declaration_outranks_the_ini_file_and_the_command_line_outranks_both(zoo: pytest.Pytester, shared_cache: Path) -> None:
+    zoo.makefile(".toml", pyproject=MODELS)
+    ini = f"[pytest]\naddopts = --xframe-cache-dir={shared_cache} -p no:randomly\npythonpath = .\nxframe_backends = tensorflow\n"
+    zoo.makeini(ini)
+    declared = zoo.runpytest("--co", "-q")
+    assert [line for line in declared.stdout.lines if line.startswith("pyproject.toml")] == [
+        "pyproject.toml::make_mlp[tensorflow]",  # the ini file's backends, where the declaration names none
+        "pyproject.toml::two-in[tensorflow]",
+        "pyproject.toml::mlp5[onnxruntime]",  # the declaration's
+    ]
+    cli = zoo.runpytest("--co", "-q", "--xframe-backends=onnxruntime")
+    assert [line for line in cli.stdout.lines if line.startswith("pyproject.toml")] == [
+        f"pyproject.toml::{i}[onnxruntime]" for i in ("make_mlp", "two-in", "mlp5")
+    ]
+
+
 def test_declared_options_reports_and_junit(zoo: pytest.Pytester) -> None:
     zoo.makefile(".toml", pyproject=MODELS)
     result = zoo.runpytest("--xframe-backends=onnxruntime", "--xframe-report=report.json", "--junitxml=junit.xml", "-v")
@@ -189,6 +205,16 @@ def test_broken_declarations_are_collection_errors_naming_the_cause(zoo: pytest.
     assert "Traceback" not in out and "no_such_pkg/" not in out
     for node in ("missing", "typo", "badtext", "badopt"):
         assert f"ERROR pyproject.toml::{node}" in out
+
+
+def test_a_factory_that_raises_shows_its_traceback_with_v(zoo: pytest.Pytester) -> None:
+    zoo.makefile(".toml", pyproject='[[tool.xframe.models]]\nid = "raises"\nfactory = "zoo:make_failing"\ninputs = "x=float32[2,6]"\nbackends = ["onnxruntime"]\n')
+    quiet = zoo.runpytest()
+    quiet.assert_outcomes(failed=1)
+    assert "Traceback" not in quiet.stdout.str()
+    quiet.stdout.fnmatch_lines(["*model factory zoo:make_failing raised RuntimeError: weights file missing*", "*run with -v for the full*traceback*"])
+    verbose = zoo.runpytest("-v")
+    verbose.stdout.fnmatch_lines(["full traceback:", "Traceback (most recent call last):", '*zoo.py", line *, in make_failing', "RuntimeError: weights file missing"])
 
 
 def test_declared_models_under_xdist(zoo: pytest.Pytester) -> None:

@@ -193,7 +193,7 @@ def prepare_flatbuffer(
     from ..convert import refuse_external_data
     from ..convert.onnx_tf import convert
 
-    refuse_external_data(artifact, converter="onnx-tf (then the TFLite converter)", backend=BACKEND, model_name=ctx.model_name)
+    refuse_external_data(artifact, converter="onnx-tf (then the TFLite converter)", backend=backend, model_name=ctx.model_name)
     saved_model_key = onnx_tf_key(artifact)  # the tensorflow backend's entry: both share one SavedModel
     key = {**saved_model_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision(), **(target or {})}
 

@@ -6,7 +6,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from pytest_xframe.errors import BackendUnavailable, ConversionError, first_line
+from pytest_xframe.errors import (
+    BackendUnavailable,
+    ConversionError,
+    TooLargeError,
+    first_line,
+)
 
 
 def import_converter(importer: Callable[[], Any], *, name: str, backend: str, model_name: str | None, hint: str) -> Any:
@@ -34,21 +39,27 @@ def import_converter(importer: Callable[[], Any], *, name: str, backend: str, mo
         ) from exc
 
 
-def refuse_external_data(artifact: Any, *, converter: str, backend: str, model_name: str | None) -> None:
+#: why the TensorFlow-family converters cannot take a model with external data (the default)
+PROTOBUF_CAUSE = "handles the ONNX model (and the TensorFlow graph it builds) as one protobuf message, which protobuf caps at 2 GiB"
+
+
+def refuse_external_data(
+    artifact: Any, *, converter: str, backend: str, model_name: str | None, limit: str = "protobuf's 2 GiB limit", cause: str = PROTOBUF_CAUSE
+) -> None:
     """Fail up front, naming the reason, for a model whose weights are ONNX external data (too
-    close to protobuf's 2 GiB limit for one message): the TensorFlow-family converters load and
-    serialize the whole model as one protobuf (ONNX, then a TF GraphDef), which cannot hold it,
-    and would crash deep inside protobuf instead."""
+    close to a 2 GiB limit for one message): the TensorFlow-family converters load and serialize
+    the whole model as one protobuf (ONNX, then a TF GraphDef), litert-torch writes one FlatBuffer;
+    neither can hold it, and they would crash deep inside protobuf or run out of memory instead.
+    ``limit`` and ``cause`` name the format's limit and why the converter is bound by it."""
     if not getattr(artifact, "external_data", ()):
         return
     size = sum(f.stat().st_size for f in artifact.files)
     shown = f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**10:.0f} KiB"
-    raise ConversionError(
-        f"{converter} cannot convert a model over protobuf's 2 GiB limit ({shown}, weights in external data)",
+    raise TooLargeError(
+        f"{converter} cannot convert a model over {limit} ({shown}, weights in external data)",
         model=model_name,
         backend=backend,
-        cause=f"{converter} handles the ONNX model (and the TensorFlow graph it builds) as one protobuf message, "
-        "which protobuf caps at 2 GiB",
+        cause=f"{converter} {cause}",
         hint="check this model against onnxruntime, which runs it from its external data file; "
-        "or shrink it (fewer or smaller layers) for the TensorFlow-family backends",
+        f"or shrink it (fewer or smaller layers) for {backend}",
     )
