@@ -8,10 +8,15 @@ from .errors import (
     ConversionError,
     DriftError,
     ExportError,
+    ModelStateWarning,
+    NondeterminismError,
     ParityError,
+    ResourceError,
     SpecError,
+    StorageWarning,
     VacuousCheckWarning,
     XframeError,
+    XframeWarning,
 )
 from .spec import Dim, TensorSpec
 
@@ -21,10 +26,15 @@ __all__ = [
     "Dim",
     "DriftError",
     "ExportError",
+    "ModelStateWarning",
+    "NondeterminismError",
     "ParityError",
+    "ResourceError",
     "SpecError",
+    "StorageWarning",
     "TensorSpec",
     "VacuousCheckWarning",
     "XframeError",
+    "XframeWarning",
 ]
 __version__ = "0.1.0"

@@ -20,7 +20,8 @@ import os
 import re
 import shutil
 import unicodedata
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,18 @@ def keep_onnx(onnx_path: Path, external_data: tuple[Path, ...], directory: Path)
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+def keep(save: Callable[..., Path], directory: Path, **kwargs: Any) -> Path | None:
+    """``save(directory, **kwargs)``, or a StorageWarning and None when the artifacts directory
+    cannot be written (read-only, a file, a full disk): the check's own result must stand."""
+    from .errors import StorageWarning, describe_exception
+
+    try:
+        return save(directory, **kwargs)
+    except OSError as exc:
+        warnings.warn(
+            StorageWarning(f"xframe: could not keep artifacts in {directory} ({describe_exception(exc)}); the check's result stands"),
+            stacklevel=3,
+        )
+        return None

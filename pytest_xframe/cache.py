@@ -121,6 +121,28 @@ def default_cache_root(config: Any) -> Path | None:
     return Path(cache.mkdir("xframe"))
 
 
+def usable_root(root: Path | None) -> Path | None:
+    """``root`` if entries can be written there, else None (no cache) with a StorageWarning: a
+    file in its place, a read-only or full disk must not fail every conversion of the run."""
+    if root is None:
+        return None
+    from pytest_xframe.errors import StorageWarning, describe_exception
+
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".xframe-probe-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        warnings.warn(
+            StorageWarning(f"xframe cache: {root} cannot be used ({describe_exception(exc)}); this run converts without a cache"),
+            stacklevel=2,
+        )
+        return None
+    return Path(root)
+
+
 @dataclass(frozen=True)
 class ArtifactCache:
     """Directories built once per key and reused across runs and processes."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import guard, validation
 from .backends import Backend, Prepared, TorchSource
 from .calibration import Calibration
 from .engine import Engine, model_fingerprint
@@ -20,7 +21,6 @@ from .errors import (
     ConversionError,
     ExportError,
     ParityError,
-    SpecError,
     TooLargeError,
     VacuousCheckWarning,
     XframeError,
@@ -39,11 +39,10 @@ from .failures import (
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .imports import import_hypothesis
 from .judge import Judged, VacuityTracker, judge_example, policy_for, snr_judged
-from .outputs import torch_outputs
 from .policy import check_names
 from .results import BackendResult, ParityReport, Subject, Target
 from .settings import CheckOptions
-from .spec import InputSlot, bind_inputs, forward_parameters
+from .spec import InputSlot, bind_inputs, calls_positionally
 from .strategies import Feeds, feeds_strategy, shared_dims
 
 __all__ = ["BackendResult", "ParityReport", "run_check", "slots_key"]
@@ -68,13 +67,16 @@ def run_check(
     import_hypothesis()
     name = options.name or type(model).__name__
     report.model = name
-    _validate_model(model, name)
+    validation.validate_model(model, name)
     slots = bind_inputs(model, inputs, name)
     shared_dims(slots)
-    modes = [(m, m.training) for m in model.modules()]
+    validation.check_input_size(slots, options.max_input_bytes, name)
+    for b in options.backends:
+        validation.supported_plan(_export_plan(engine.backends.get(b), options), b, name)
+    state = guard.ModelState.of(model)
     engine.limit_threads("torch")
     try:
-        subject = _subject(engine, model, slots, name)
+        subject = _subject(engine, model, slots, name, state)
         check_names(options.policy, subject.output_names, engine.backends.names(), name)
         # only with the user's word for the code: an export reused across runs (export_cache.py)
         vouched = None if options.export_key is None else vouched_key(options.export_key, engine.rootdir, name)
@@ -85,10 +87,12 @@ def run_check(
         vacuity = VacuityTracker()
         parity = _hypothesis_test(engine, subject, targets, options, report, model_key, vacuity)
         try:
-            parity()
+            guard.bounded(parity, name)
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
+            guard.confirm_deterministic(_forward(subject), failure.feeds, failure.reference, state)  # before blaming a step
+            guard.note_state(failure, state)
             finish_failure(failure, report, targets, subject, options, artifacts_root, engine.workdir)
         _warn_vacuous(vacuity, report)
         failed_over_examples = aggregate_failure(report)
@@ -97,6 +101,8 @@ def run_check(
         for result in _pending(report):
             result.verdict = "passed"
         return report
+    except MemoryError:  # drawing or converting: this check fails, the session goes on
+        raise guard.out_of_memory(name, "the check") from None
     except XframeError as exc:
         keep_error(exc, artifacts_root, report.test_id)
         for result in _pending(report):
@@ -105,8 +111,8 @@ def run_check(
             result.artifacts = exc.kept
         raise
     finally:
-        for module, mode in modes:  # exporters may flip modes; put every module back as it was
-            module.training = mode
+        # forward and the exporters may change buffers, attributes and modes: put everything back
+        guard.restore_and_warn(state, name)
 
 
 def _warn_vacuous(vacuity: VacuityTracker, report: ParityReport) -> None:
@@ -126,38 +132,25 @@ def _pending(report: ParityReport) -> list[BackendResult]:
     return [result for result in report.backends.values() if result.verdict == "pending"]
 
 
-def _validate_model(model: Any, name: str) -> None:
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise SpecError(
-            f"xframe.check needs a torch.nn.Module, got {type(model).__name__}",
-            hint="pass the model instance, e.g. xframe.check(MyModel().eval(), inputs=[...])",
-        )
-    training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
-    if training:
-        raise SpecError(
-            "model is in training mode: dropout and batch-norm make its outputs random, so no backend can match",
-            model=name,
-            cause=f"training=True on {', '.join(training[:3])}" + (f" and {len(training) - 3} more" if len(training) > 3 else ""),
-            hint="call model.eval() before xframe.check",
-        )
-
-
 def slots_key(slots: tuple[InputSlot, ...]) -> tuple:
     """The input slots as they key exports and memos: names, specs, the bytes of given values."""
     return tuple((s.name, s.spec, None if s.value is None else (s.value.dtype.str, s.value.shape, s.value.tobytes())) for s in slots)
 
 
-def _subject(engine: Engine, model: Any, slots: tuple[InputSlot, ...], name: str) -> Subject:
-    params = [p.name for p in forward_parameters(model)]
-    names = [s.name for s in slots]
-    positional = names == params[: len(slots)]
+def _subject(engine: Engine, model: Any, slots: tuple[InputSlot, ...], name: str, state: guard.ModelState) -> Subject:
+    """The model and its inputs as the check sees them; torch runs twice on the export's example
+    (a model that is not deterministic is named before anything is exported)."""
+    positional = calls_positionally(model, slots)
+    forward = guard.Forward(model, slots, positional, name)
     weights = weights_digest(model)
     fingerprint = model_fingerprint(model, weights)
     key = slots_key(slots)
-    output_names = engine.output_names((fingerprint, key), lambda: tuple(torch_outputs(model, example_feeds(slots), names, positional)))
+    output_names = engine.output_names((fingerprint, key), lambda: tuple(guard.confirm_deterministic(forward, example_feeds(slots), None, state)))
     return Subject(model, name, slots, positional, fingerprint, key, output_names, weights)
+
+
+def _forward(subject: Subject) -> guard.Forward:
+    return guard.Forward(subject.model, subject.slots, subject.positional, subject.name)
 
 
 def _export_plan(backend: Backend, options: CheckOptions) -> tuple[tuple[str, int | None], ...]:
@@ -291,6 +284,8 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     except Exception as exc:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
+        if isinstance(exc, MemoryError) or guard.is_out_of_memory(exc):
+            raise _RuntimeCrash(guard.out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
         raise _RuntimeCrash(
             XframeError(
                 f"{t.name} raised while running the converted model ({t.label})",
@@ -309,6 +304,7 @@ def _example_runner(
     """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a failure raises."""
     from hypothesis import target
 
+    forward = _forward(subject)
     from .engine import feeds_digest
 
     policies = {t.name: policy_for(options, t.name, t.backend.precision) for t in targets}
@@ -316,7 +312,10 @@ def _example_runner(
     def run_one(feeds: Feeds) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
-        reference = engine.reference(model_key, feeds, lambda: torch_outputs(subject.model, feeds, subject.input_names, subject.positional))
+        try:
+            reference = engine.reference(model_key, feeds, lambda: forward.outputs(feeds))
+        except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
+            raise _RuntimeCrash(exc) from None
         torch_seconds = time.perf_counter() - start
         vacuity.see(feeds_digest(feeds), reference)
         failing: dict[str, list[Judged]] = {}

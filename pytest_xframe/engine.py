@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,9 +20,10 @@ from .backends import Backend, BuildContext, Prepared, Registry, TorchSource, re
 from .cache import ArtifactCache
 from .calibration import Calibration
 from .convert import import_converter
-from .errors import XframeError
+from .errors import ConversionError, XframeError, describe_exception
 from .export import OnnxArtifact
 from .export_cache import KEYED_KIND, RUN_KIND, stored_export, weights_digest
+from .guard import safe_repr
 from .hypothesis_compat import forced_seed
 
 #: torch outputs kept for reuse across a model's checks in one session (least recently used go first)
@@ -170,6 +172,15 @@ class Engine:
             return spec.prepare(artifact, ctx), import_seconds
         except XframeError as exc:
             return exc, import_seconds
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a backend plugin's bug must not surface as its traceback
+            return ConversionError(
+                f"backend {spec.name} raised while preparing the model (a bug in the backend or its converter)",
+                model=model_name, backend=spec.name, cause=describe_exception(exc),
+                hint="run with -v for the full traceback; report it to the backend's authors",
+                details="".join(traceback.format_exception(exc)),
+            ), import_seconds
 
     def _keep_prepared(self, key: tuple, value: Prepared | XframeError, size: int) -> None:
         """Remember a runner; release the least recently used beyond the count or byte bound
@@ -268,7 +279,7 @@ def model_fingerprint(model: Any, weights: str | None = None) -> str:
         code = getattr(cls.forward, "__code__", None)
         if code is not None:
             _code_and_globals(code, getattr(cls.forward, "__globals__", {}), h)
-    h.update(repr(model).encode())
+    h.update(safe_repr(model).encode())
     h.update((weights or weights_digest(model)).encode())
     return h.hexdigest()
 

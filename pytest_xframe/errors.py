@@ -146,6 +146,26 @@ class DriftError(ParityError):
         super().__init__(report_text, model=model, backend=backend)
 
 
+class NondeterminismError(XframeError, AssertionError):
+    """torch itself gave two different outputs for one input: no backend can be judged against it."""
+
+
+class ResourceError(XframeError):
+    """A check ran out of memory (host or device); that check fails, the session goes on."""
+
+
+class XframeWarning(UserWarning):
+    """Base class of pytest-xframe's warnings: the run goes on, something deserves a look."""
+
+
+class ModelStateWarning(XframeWarning):
+    """``forward`` changed the model's own state (buffers, parameters, attributes); restored after the check."""
+
+
+class StorageWarning(XframeWarning):
+    """The cache or artifacts directory could not be used; the run goes on without it."""
+
+
 class SpecTextError(SpecError):
     """Input text (``x=float32[batch:1..8,20]``) that does not parse: the message shows the text
     with a caret under the offending character."""

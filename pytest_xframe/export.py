@@ -205,6 +205,13 @@ def export(
         ) from exc
     seconds = time.perf_counter() - start
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)
+    if opset is not None and opset_used != opset:  # dynamo keeps its own opset when conversion fails
+        raise ExportError(
+            f"the {exporter} exporter produced opset {opset_used}, not the requested opset {opset}",
+            model=model_name,
+            cause="torch.onnx could not convert the model to the requested opset and kept its own",
+            hint=f"pass opset={opset_used}, or another exporter (exporter='torchscript' / 'dynamo')",
+        )
     return OnnxArtifact(
         path=path,
         exporter=exporter,

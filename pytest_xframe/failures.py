@@ -35,10 +35,11 @@ def keep_error(exc: XframeError, root: Path, test_id: str) -> None:
     if not exc.details or not exc.backend:
         return
     directory = artifacts.case_dir(root, test_id, exc.backend)
-    artifacts.save_error(
-        directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None), external_data=getattr(exc, "external_data", ()),
-    )
-    exc.kept = artifacts.shown(directory)
+    if artifacts.keep(
+        artifacts.save_error, directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None),
+        external_data=getattr(exc, "external_data", ()),
+    ):
+        exc.kept = artifacts.shown(directory)
 
 
 def mismatch_error(
@@ -128,7 +129,11 @@ def finish_failure(
         if result.calibration is not None:
             result.diagnosis += "\n" + calibration_line(result.calibration)
         directory = artifacts.case_dir(root, report.test_id, backend_name)
-        _save_case(directory, t, failure, comparisons, report, options, result.diagnosis)
+        if _save_case(directory, t, failure, comparisons, report, options, result.diagnosis) is None:
+            # the mismatch stays the failure; a StorageWarning says why nothing was kept
+            hints.append(f"[{t.name}] " + result.diagnosis.replace("\n", "\n  "))
+            hints.append(f"[{t.name}] artifacts: not kept ({directory} could not be written; see the warning)")
+            continue
         result.artifacts = str(directory)
         hints.extend(f"[{backend_name}] " + format_aggregate(n, a) for n, a in result.metrics.items() if a.examples)
         hints.extend(_hints(directory, t, failure, comparisons, result.diagnosis))
@@ -180,8 +185,10 @@ def _function_ref(function: Any) -> dict[str, str | None]:
 
 def _save_case(
     directory: Path, t: Target, failure: Any, comparisons: list[OutputComparison], report: ParityReport, options: CheckOptions, diagnosis: str
-) -> None:
-    artifacts.save_case(
+) -> Path | None:
+    """The case directory, or None when it could not be written (a StorageWarning says why)."""
+    return artifacts.keep(
+        artifacts.save_case,
         directory,
         case={
             "test_id": report.test_id,

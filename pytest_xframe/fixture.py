@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, SpecError
 from .settings import MARKER, CheckOptions, validate
 
 if TYPE_CHECKING:
@@ -41,7 +42,11 @@ class Xframe:
         from .check import run_check
         from .results import ParityReport
 
-        given = validate(options, "xframe.check()", self._session.backend_names)
+        try:
+            given = validate(options, "xframe.check()", self._session.backend_names)
+        except SpecError as exc:  # the check still gets its line in the report, with the error
+            self._record_refused(exc)
+            raise
         resolved = self._session.options(self._session.marker_options(self._request.node), given)
         if self.backend is not None:
             if "backends" in given and self.backend not in given["backends"]:
@@ -70,6 +75,9 @@ class Xframe:
         except BackendUnavailable as exc:
             pytest.skip(str(exc).replace("\n", " "))
         finally:
+            from .guard import settle
+
+            settle(report, sys.exc_info()[1])  # no backend left pending, none dropped
             self.reports.append(report)
             reporting.record(self._request, report, skipped, extra)
 
@@ -114,6 +122,20 @@ class Xframe:
             result.verdict, result.message = "failed", drift_headline(r["baseline"]["drift"][0])
         drifts = [{"backend": r["backend"], **d} for r in drifted for d in r["baseline"]["drift"]]
         return extra, DriftError(text, model=report.model, backend=",".join(r["backend"] for r in drifted), drifts=drifts)
+
+    def _record_refused(self, exc: SpecError) -> None:
+        """A check refused for its own options: one error record per backend it would have run."""
+        from . import report as reporting
+        from .guard import settle
+        from .results import ParityReport
+
+        resolved = self._session.options({}, {})
+        if self.backend is not None:
+            resolved = replace(resolved, backends=(self.backend,))
+        report = ParityReport(test_id=self._request.node.nodeid, options=resolved)
+        settle(report, exc)
+        self.reports.append(report)
+        reporting.record(self._request, report, [])
 
     def _test_key(self) -> tuple:
         """This test apart from the backend the marker gave it: its function and the positions of

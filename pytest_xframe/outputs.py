@@ -35,11 +35,22 @@ def torch_outputs(model: Any, feeds: Mapping[str, np.ndarray], names: list[str],
 
     ``names`` orders positional arguments as ``forward`` declares them.
     """
+    return as_numpy(call_forward(model, feeds, names, positional))
+
+
+def call_forward(model: Any, feeds: Mapping[str, np.ndarray], names: list[str], positional: bool) -> Any:
+    """``model``'s raw output for numpy ``feeds`` (no gradients recorded)."""
     import torch
 
     from .export import torch_feeds
 
     tensors = torch_feeds(model, feeds, names)
     with torch.no_grad():
-        out = model(*tensors.values()) if positional else model(**tensors)
+        return model(*tensors.values()) if positional else model(**tensors)
+
+
+def as_numpy(out: Any) -> dict[str, np.ndarray]:
+    """A raw output's tensors as numpy, under the names the ONNX export gets."""
+    import torch
+
     return {name: t.detach().cpu().numpy() for name, t in flatten(out, lambda x: isinstance(x, torch.Tensor))}

@@ -89,6 +89,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-threads", type=_threads, default=None, metavar="auto|N",
                     help="CPU threads per framework (torch, TensorFlow, ONNX Runtime): 'auto' (default) gives each "
                     "pytest-xdist worker CPUs // workers and leaves a serial run alone; 0 leaves the frameworks' defaults.")
+    group.addoption("--xframe-max-input-bytes", type=_positive_int, default=None, metavar="BYTES",
+                    help="largest input one example may draw (all tensors together; default 268435456 = 256 MiB); "
+                    "a spec that can exceed it is refused before anything runs.")
     group.addoption("--xframe-export-key", type=_export_key, default=None, metavar="VERSION|@FILES",
                     help="vouch for the models' code so ONNX exports are reused across runs: a version string, or "
                     "@a.py,src/**/*.py (paths/globs relative to the rootdir, contents hashed); overrides markers, "
@@ -109,6 +112,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
     parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
+    parser.addini("xframe_max_input_bytes", "largest input one example may draw, in bytes.", default="")
     parser.addini("xframe_export_key", "files/globs (relative to the rootdir) whose contents vouch for the models' code: "
                   "exports are then reused across runs (README: export_key).", type="args", default=[])
     parser.addini("xframe_baseline", "the baseline file of error figures, relative to the ini file.", default="")

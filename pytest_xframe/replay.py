@@ -1,6 +1,8 @@
 """Replay a saved failing case without pytest or torch: run the backend, compare, print.
 
-``python -m pytest_xframe replay DIR`` exits 1 when the outputs still differ, 0 when they agree.
+``python -m pytest_xframe replay DIR`` exits 0 when the outputs agree, 1 when they still differ and
+2 when the case cannot be replayed (a damaged or incomplete directory, a backend that will not load
+it): then one line on stderr says what is wrong.
 The backend rebuilds its runner from the case directory through its ``load_case`` capability.
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,15 @@ import numpy as np
 
 from .artifacts import load_npz
 from .compare import compare_output, format_comparison
+from .errors import describe_exception
 from .formatting import describe_array
+
+#: exit statuses of ``replay``
+MATCH, MISMATCH, UNUSABLE = 0, 1, 2
+
+
+class BadCase(Exception):
+    """A case directory that cannot be replayed; the message is the one line to print."""
 
 
 def _import_function(ref: dict[str, Any]) -> Callable[..., Any]:
@@ -50,7 +62,7 @@ def load_runner(case_dir: Path, case: dict):
     else:
         load_case = _import_function(case["load_case"]) if case.get("load_case") else None
     if load_case is None:
-        raise SystemExit(f"replay: backend {name!r} cannot load a saved case (it has no load_case); rerun its test instead of replaying {case_dir}")
+        raise BadCase(f"backend {name!r} cannot load a saved case (it has no load_case); rerun its test instead of replaying {case_dir}")
     return load_case(case_dir, case)
 
 
@@ -70,16 +82,20 @@ def _judged(name: str, ref: np.ndarray, got: np.ndarray, policy: dict, equal_nan
 
 
 def replay(case_dir: Path) -> int:
-    case_file = case_dir / "case.json"
-    if not case_file.is_file():
-        raise SystemExit(f"replay: {case_file} not found; pass the directory a failure message named")
-    case = json.loads(case_file.read_text())
-    inputs = load_npz(case_dir / "inputs.npz")
-    reference = load_npz(case_dir / "reference.npz")
-    tolerances = {c["name"]: (c["atol"], c["rtol"]) for c in case["comparisons"]}
+    """Replay ``case_dir``: the comparison on stdout and MATCH/MISMATCH, or UNUSABLE with one line on stderr."""
+    try:
+        case, inputs, reference, tolerances = load_case(case_dir)
+        try:
+            got = load_runner(case_dir, case).run(inputs)
+        except BadCase:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged model file fails inside any framework
+            raise BadCase(f"the {case['backend']} model in {case_dir} could not be loaded or run ({describe_exception(exc, 600)})") from None
+    except BadCase as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return UNUSABLE
     policies = case.get("policies") or {}  # cases kept before policies existed: atol/rtol only
     equal_nan = bool(case.get("options", {}).get("equal_nan", False))
-    got = load_runner(case_dir, case).run(inputs)
     print(f"replay {case['test_id']} [{case['backend']}], model {case['model']}, ONNX from {case['onnx']}")
     print("input: " + ", ".join(f"{k}={describe_array(v)}" for k, v in inputs.items()))
     failed = False
@@ -96,4 +112,29 @@ def replay(case_dir: Path) -> int:
         failed |= not c.ok
         print(format_comparison(c))
     print("verdict: " + ("MISMATCH" if failed else "match"))
-    return 1 if failed else 0
+    return MISMATCH if failed else MATCH
+
+
+def load_case(case_dir: Path) -> tuple[dict[str, Any], dict, dict, dict]:
+    """case.json, the inputs, torch's outputs and the tolerances; BadCase names what is missing or damaged."""
+    case_file = case_dir / "case.json"
+    if not case_file.is_file():
+        raise BadCase(f"{case_file} not found; pass the directory a failure message named")
+    try:
+        case = json.loads(case_file.read_text())
+        tolerances = {c["name"]: (float(c["atol"]), float(c["rtol"])) for c in case["comparisons"]}
+        for key in ("backend", "test_id", "model", "onnx"):
+            case[key]
+        from .policy import Thresholds
+
+        for policy in (case.get("policies") or {}).values():
+            Thresholds.from_dict(policy)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise BadCase(f"{case_file} is damaged ({describe_exception(exc, 200)})") from None
+    arrays = []
+    for file in ("inputs.npz", "reference.npz"):
+        try:
+            arrays.append(load_npz(case_dir / file))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise BadCase(f"{case_dir / file} is missing or damaged ({describe_exception(exc, 200)})") from None
+    return case, arrays[0], arrays[1], tolerances

@@ -100,7 +100,7 @@ RECORD_SCHEMA = {
         "test": {"type": "string"},
         "backend": {"type": "string"},
         "model": {"type": "string"},
-        "verdict": {"enum": ["passed", "failed", "error", "skipped", "xfailed", "pending"]},
+        "verdict": {"enum": ["passed", "failed", "error", "skipped", "xfailed"]},
         "examples": {"type": "integer", "minimum": 0},
         "seed": {"type": ["integer", "null"]},
         "onnx": {"type": "string"},
@@ -245,7 +245,7 @@ def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
     lines.extend(getattr(exc, "__notes__", []) or [])
     details = getattr(exc, "details", None)
     if details:
-        lines.append("full traceback:\n" + details if verbosity > 0 else "(run with -v for the full converter/exporter traceback)")
+        lines.append("full traceback:\n" + details if verbosity > 0 else "(run with -v for the full traceback)")
     return "\n".join(lines)
 
 

@@ -67,7 +67,7 @@ class XframeSession:
             ini["backends"] = parse_backends(backends, "ini option xframe_backends", self.backend_names)
         if self.config.getini("xframe_export_key"):
             ini["export_key"] = tuple(self.config.getini("xframe_export_key"))
-        for name, key in (("xframe_max_examples", "max_examples"), ("xframe_seed", "seed")):
+        for name, key in (("xframe_max_examples", "max_examples"), ("xframe_seed", "seed"), ("xframe_max_input_bytes", "max_input_bytes")):
             raw = str(self.config.getini(name)).strip()
             if raw:
                 try:
@@ -116,6 +116,8 @@ class XframeSession:
             cli["max_examples"] = self.config.getoption("xframe_max_examples")
         if self.config.getoption("xframe_seed") is not None:
             cli["seed"] = self.config.getoption("xframe_seed")
+        if self.config.getoption("xframe_max_input_bytes") is not None:
+            cli["max_input_bytes"] = self.config.getoption("xframe_max_input_bytes")
         if self.config.getoption("xframe_export_key") is not None:
             cli["export_key"] = self.config.getoption("xframe_export_key")
         if self.config.getoption("xframe_drift_factor") is not None:
@@ -172,14 +174,21 @@ class XframeSession:
 
         return default_cache_root(self.config)
 
+    def _cache_root_or_none(self) -> Path | None:
+        """The cache root; a pytest cache directory that cannot be made is one usable_root refuses."""
+        try:
+            return self.cache_root
+        except OSError as exc:
+            return Path(str(getattr(exc, "filename", None) or self.config.rootpath / ".pytest_cache"))
+
     def engine(self) -> Engine:
         if self._engine is None:
-            from .cache import ArtifactCache
+            from .cache import ArtifactCache, usable_root
             from .engine import Engine
             from .threads import resolve as threads_for
 
             self._workdir = Path(tempfile.mkdtemp(prefix="pytest-xframe-"))
-            cache = ArtifactCache(self.cache_root, scratch=self._workdir)
+            cache = ArtifactCache(usable_root(self._cache_root_or_none()), scratch=self._workdir)
             run_dir = getattr(self.config, "workerinput", {}).get(RUN_DIR_KEY)
             shared = ArtifactCache(Path(run_dir)) if run_dir else None
             self._engine = Engine(

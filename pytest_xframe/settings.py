@@ -9,6 +9,7 @@ layers stack instead of replacing each other (``[tool.xframe.policy]`` at the in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -29,6 +30,10 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
 }
 
 
+#: default bound on one drawn example (all its inputs): large enough for a batch of images
+DEFAULT_MAX_INPUT_BYTES = 256 * 2**20
+
+
 @dataclass(frozen=True)
 class CheckOptions:
     """Everything that decides how one parity check runs."""
@@ -45,6 +50,9 @@ class CheckOptions:
     equal_nan: bool = False
     #: display name of the model in messages and reports (default: its class name)
     name: str | None = None
+    #: reliability: the largest input one example may draw, in bytes (all tensors together);
+    #: a spec that can exceed it is refused before anything runs
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     #: quantized targets: the samples full-integer quantization calibrates on (``calibration.py``);
     #: None draws ``calibration_samples`` of them from the input spec with ``calibration_seed``
     calibration: tuple[Any, ...] | None = None
@@ -88,8 +96,8 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
     for name in ("atol", "rtol"):
         if out.get(name) is not None:
             value = out[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise SpecError(f"{name} must be a number >= 0, got {value!r} in {where}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise SpecError(f"{name} must be a finite number >= 0, got {value!r} in {where}")
             out[name] = float(value)
     if "max_examples" in out:
         value = out["max_examples"]
@@ -101,6 +109,14 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
     if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    if "equal_nan" in out and not isinstance(out["equal_nan"], bool):
+        raise SpecError(f"equal_nan must be True or False, got {out['equal_nan']!r} in {where}")
+    if out.get("name") is not None and (not isinstance(out["name"], str) or not out["name"].strip()):
+        raise SpecError(f"name must be a non-empty string, got {out['name']!r} in {where}")
+    if "max_input_bytes" in out:
+        value = out["max_input_bytes"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(f"max_input_bytes must be an int >= 1, got {value!r} in {where}", hint=f"default: {DEFAULT_MAX_INPUT_BYTES}")
     if out.get("export_key") is not None:
         out["export_key"] = _export_key(out["export_key"], where)
     if "drift_factor" in out:

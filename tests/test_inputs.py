@@ -46,7 +46,7 @@ def test_training_mode_is_refused_with_the_fix(xframe, torch_mod) -> None:
     with pytest.raises(SpecError) as info:
         xframe.check(_mlp(torch_mod), inputs=[TensorSpec((2, 4))], backends=["onnxruntime"])
     text = str(info.value)
-    assert "training mode" in text and "dropout and batch-norm" in text and "model.eval()" in text
+    assert "training mode" in text and "train-only layers (BatchNorm1d at 1, Dropout at 2)" in text and "model.eval()" in text
     assert "model Sequential" in text
 
 

@@ -1,0 +1,298 @@
+"""Bad inputs and injected faults for tests/test_reliability.py: one row per case.
+
+Imported by the outer test (expected outcomes) and copied into the inner pytester project (the
+cases themselves). Each row builds its model and inputs inside the test, so a spec that refuses
+itself (``Dim("n", 5, 1)``) fails where a user's test would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pytest_xframe import Dim, TensorSpec
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    model: Callable[[], Any]
+    inputs: Callable[[], Any]
+    #: the error's class name, or "passed" for a case that must pass (a warning at most)
+    kind: str
+    #: text the message must contain
+    says: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec_refuses(self) -> bool:
+        """The TensorSpec or Dim refuses itself where the test builds it, before any check."""
+        return self.id in SPEC_REFUSES
+
+
+def lin(d_in: int = 3, d_out: int = 2) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Linear(d_in, d_out).eval()
+
+
+def spec(*shape: Any, **kw: Any) -> Callable[[], list[TensorSpec]]:
+    return lambda: [TensorSpec(shape, **kw)]
+
+
+class Returns(nn.Module):
+    """forward returns ``value(x)``: non-tensor outputs, odd structures."""
+
+    def __init__(self, value: Callable[[torch.Tensor], Any]) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return self.value(x)
+
+
+class Raises(nn.Module):
+    """forward raises ``exc`` (when ``when(x)``): injected faults."""
+
+    def __init__(self, exc: Callable[[], BaseException], when: Callable[[torch.Tensor], bool] = lambda x: True) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.exc, self.when = exc, when
+
+    def forward(self, x):
+        if self.when(x):
+            raise self.exc()
+        return self.lin(x)
+
+
+class Counter(nn.Module):
+    """Keeps running statistics by hand: forward writes a buffer and an attribute."""
+
+    def __init__(self, feeds_output: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3, 3)
+        self.register_buffer("n", torch.zeros(()))
+        self.calls = 0
+        self.feeds_output = feeds_output
+
+    def forward(self, x):
+        self.n.add_(1)
+        self.calls += 1
+        return self.lin(x) + (self.n if self.feeds_output else 0)
+
+
+class ParamWriter(nn.Module):
+    """Writes a parameter its output does not read (an in-place update kept by hand)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3, 2)
+        self.momentum = nn.Parameter(torch.zeros(2), requires_grad=False)
+
+    def forward(self, x):
+        self.momentum.add_(1.0)
+        return self.lin(x)
+
+
+_GLOBAL = [0]
+
+
+class GlobalCounter(nn.Module):
+    def forward(self, x):
+        _GLOBAL[0] += 1
+        return x * _GLOBAL[0]
+
+
+class Noisy(nn.Module):
+    def forward(self, x):
+        return x + torch.rand_like(x)
+
+
+class AlwaysDropout(nn.Module):
+    def forward(self, x):
+        return F.dropout(x, 0.5, training=True)
+
+
+class NoisyOnSomeSizes(nn.Module):
+    """Deterministic at the export's example size, random at others: caught on the failing input."""
+
+    def forward(self, x):
+        return x if x.shape[0] == 2 else x + torch.rand_like(x)
+
+
+class FrozenCounter(Counter):
+    """Writes its state and mismatches: TorchScript freezes float(x.sum()) at the example's value."""
+
+    def forward(self, x):
+        self.n.add_(1)
+        return x + float(x.sum())
+
+
+class KwOnly(nn.Module):
+    def forward(self, x, *, scale):
+        return x * scale
+
+
+class StarArgs(nn.Module):
+    def forward(self, *xs):
+        return sum(xs)
+
+
+class StarKwargs(nn.Module):
+    def forward(self, x, **extra):
+        return x
+
+
+class BadRepr(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.lin(x)
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
+
+class TwoIn(nn.Module):
+    def forward(self, a, b):
+        return a + b
+
+
+def eval_(cls: type, *args: Any) -> nn.Module:
+    return cls(*args).eval()
+
+
+def meta_linear() -> nn.Module:
+    with torch.device("meta"):
+        return nn.Linear(3, 2).eval()
+
+
+def with_dropout() -> nn.Module:
+    return nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)).train()
+
+
+def oom() -> BaseException:
+    return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+SPEC = "forward failed on an input drawn from the spec"
+ORT = {"backends": ["onnxruntime"], "max_examples": 3}
+
+CASES = [
+    # the user's forward refuses what the spec draws: a SpecError, not torch's traceback
+    Case("float-into-embedding", lambda: nn.Embedding(10, 4).eval(), spec(3), "SpecError", SPEC),
+    Case("wrong-feature-size", lin, spec(2, 4), "SpecError", SPEC),
+    Case("conv-wrong-rank", lambda: nn.Conv2d(3, 4, 3).eval(), spec(5, 5), "SpecError", SPEC),
+    Case("float64-tensor-into-float32", lin, lambda: [np.zeros((2, 3))], "SpecError", "Double"),
+    Case("fails-on-some-draws", lambda: eval_(Raises, lambda: ValueError("n must be 2"), lambda x: x.shape[0] != 2),
+         lambda: [TensorSpec((Dim("n", 1, 6), 3))], "SpecError", SPEC, {"max_examples": 5}),
+    # outputs that are not tensors
+    Case("none-output", lambda: eval_(Returns, lambda x: (x, None)), spec(3), "SpecError", "output[1] is NoneType"),
+    Case("string-output", lambda: eval_(Returns, lambda x: {"y": x, "label": "cat"}), spec(3), "SpecError", "output['label'] is str"),
+    Case("int-dict-key", lambda: eval_(Returns, lambda x: {0: x}), spec(3), "SpecError", "non-string key 0"),
+    Case("python-float-output", lambda: eval_(Returns, lambda x: float(x.sum())), spec(3), "SpecError", "output is float"),
+    # the model itself
+    Case("not-a-module", lambda: (lambda x: x), spec(3), "SpecError", "needs a torch.nn.Module"),
+    Case("training-mode-plain", lambda: nn.Linear(3, 2), spec(3), "SpecError", "it has no dropout or batch-norm layer"),
+    Case("training-mode-dropout", with_dropout, spec(3), "SpecError", "train-only layers (Dropout at 1)"),
+    Case("meta-device", meta_linear, spec(3), "SpecError", "meta device"),
+    # torch is not deterministic: named, never blamed on the export
+    Case("rand-like", lambda: Noisy().eval(), spec(4), "NondeterminismError", "not deterministic"),
+    Case("functional-dropout", lambda: AlwaysDropout().eval(), spec(16), "NondeterminismError", "elements differ between the runs"),
+    Case("global-counter", lambda: GlobalCounter().eval(), spec(3, low=1, high=2), "NondeterminismError", "not deterministic"),
+    Case("buffer-counter-in-output", lambda: Counter(feeds_output=True).eval(), spec(3), "NondeterminismError", "forward changes the model's own state: buffer n"),
+    Case("noise-on-some-sizes", lambda: NoisyOnSomeSizes().eval(), lambda: [TensorSpec((Dim("n", 1, 4), 8))], "NondeterminismError",
+         "not deterministic", {"exporter": "torchscript", "max_examples": 5}),
+    Case("stateful-and-mismatching", lambda: FrozenCounter().eval(), spec(3), "ParityError", "note: forward changes the model's own state (buffer n)",
+         {"exporter": "torchscript"}),
+    # faults in forward
+    Case("memory-error", lambda: eval_(Raises, MemoryError), spec(3), "ResourceError", "out of memory"),
+    Case("memory-error-drawing", lin, spec(10**6, 10**6), "ResourceError", "out of memory in the check", {"max_input_bytes": 10**13}),
+    Case("torch-oom", lambda: eval_(Raises, oom), spec(3), "ResourceError", "OutOfMemoryError"),
+    # faults in a backend (plugin backends registered by the inner conftest, on the ONNX export)
+    Case("backend-prepare-raises", lin, spec(3), "ConversionError", "backend fault-prepare raised while preparing the model", {"backends": ["fault-prepare"]}),
+    Case("backend-memory-error", lin, spec(3), "ResourceError", "out of memory in fault-oom running the converted model", {"backends": ["fault-oom"]}),
+    Case("backend-tf-oom", lin, spec(3), "ResourceError", "ResourceExhaustedError: OOM when allocating", {"backends": ["fault-tf-oom"]}),
+    Case("backend-crash", lin, spec(3), "XframeError", "fault-crash raised while running the converted model", {"backends": ["fault-crash"]}),
+    Case("backend-no-outputs", lin, spec(3), "ParityError", "outputs differ from torch on fault-no-outputs", {"backends": ["fault-no-outputs"]}),
+    Case("backend-nan", lin, spec(3), "ParityError", "outputs differ from torch on fault-nan", {"backends": ["fault-nan"]}),
+    Case("backend-wrong-shape", lin, spec(2, 3), "ParityError", "outputs differ from torch on fault-wrong-shape", {"backends": ["fault-wrong-shape"]}),
+    # options
+    Case("opset-99", lin, spec(3), "SpecError", "opset 99 is outside what the exporter supports (dynamo: 7..23; torchscript: 7..20)", {"opset": 99}),
+    Case("opset-22-torchscript", lin, spec(3), "SpecError", "torchscript: 7..20", {"opset": 22, "exporter": "torchscript"}),
+    Case("dynamo-cannot-reach-opset", lin, spec(3), "ExportError", "the dynamo exporter produced opset 18, not the requested opset 13",
+         {"exporter": "dynamo", "opset": 13}),
+    Case("opset-3", lin, spec(3), "SpecError", "opset must be an int >= 7", {"opset": 3}),
+    Case("atol-nan", lin, spec(3), "SpecError", "atol must be a finite number >= 0", {"atol": float("nan")}),
+    Case("atol-inf", lin, spec(3), "SpecError", "atol must be a finite number", {"atol": float("inf")}),
+    Case("rtol-negative", lin, spec(3), "SpecError", "rtol must be a finite number >= 0", {"rtol": -1e-3}),
+    Case("max-examples-negative", lin, spec(3), "SpecError", "max_examples must be an int >= 1", {"max_examples": -5}),
+    Case("unknown-option", lin, spec(3), "SpecError", "unknown xframe option(s) 'atoll'", {"atoll": 1e-3}),
+    Case("unknown-backend", lin, spec(3), "SpecError", "unknown backend(s) 'onnxruntim'", {"backends": ["onnxruntim"]}),
+    Case("unknown-exporter", lin, spec(3), "SpecError", "unknown exporter 'jit'", {"exporter": "jit"}),
+    Case("seed-string", lin, spec(3), "SpecError", "seed must be an int", {"seed": "abc"}),
+    Case("opset-a-string", lin, spec(3), "SpecError", "opset must be an int >= 7, got '17'", {"opset": "17"}),
+    Case("atol-a-string", lin, spec(3), "SpecError", "atol must be a finite number >= 0, got '1e-5'", {"atol": "1e-5"}),
+    Case("equal-nan-a-string", lin, spec(3), "SpecError", "equal_nan must be True or False, got 'yes'", {"equal_nan": "yes"}),
+    Case("name-not-a-string", lin, spec(3), "SpecError", "name must be a non-empty string, got 123", {"name": 123}),
+    Case("no-backends", lin, spec(3), "SpecError", "(none given)", {"backends": []}),
+    Case("max-input-bytes-zero", lin, spec(3), "SpecError", "max_input_bytes must be an int >= 1", {"max_input_bytes": 0}),
+    # resource limits
+    Case("dim-a-billion", lin, lambda: [TensorSpec((Dim("n", 1, 10**9), 3))], "SpecError", "over the limit of 256 MiB"),
+    Case("max-input-bytes-option", lin, spec(64, 3), "SpecError", "768 bytes per example, over the limit of 512 bytes", {"max_input_bytes": 512}),
+    # specs
+    Case("dim-min-over-max", lin, lambda: [TensorSpec((Dim("n", 5, 1), 3))], "SpecError", "min > max"),
+    Case("dim-negative-min", lin, lambda: [TensorSpec((Dim("n", -1, 3), 3))], "SpecError", "min must be >= 0"),
+    Case("dim-bad-name", lin, lambda: [TensorSpec((Dim("batch size", 1, 3), 3))], "SpecError", "must be an identifier"),
+    Case("dim-float-bound", lin, lambda: [TensorSpec((Dim("n", 1, 2.5), 3))], "SpecError", "bounds must be ints"),
+    Case("dim-two-ranges", lambda: TwoIn().eval(), lambda: [TensorSpec((Dim("n", 1, 3),)), TensorSpec((Dim("n", 1, 4),))], "SpecError", "different bounds"),
+    Case("dtype-typo", lin, lambda: [TensorSpec((3,), "flaot32")], "SpecError", "unknown dtype 'flaot32'"),
+    Case("dtype-complex", lin, lambda: [TensorSpec((3,), "complex64")], "SpecError", "(complex64) is not supported"),
+    Case("dtype-string", lin, lambda: [TensorSpec((3,), "U8")], "SpecError", "is not supported"),
+    Case("low-nan", lin, lambda: [TensorSpec((3,), low=float("nan"))], "SpecError", "low must be a finite number"),
+    Case("high-inf", lin, lambda: [TensorSpec((3,), high=float("inf"))], "SpecError", "high must be a finite number"),
+    Case("low-over-high", lin, lambda: [TensorSpec((3,), low=2.0, high=1.0)], "SpecError", "low > high"),
+    Case("int-without-bounds", lambda: nn.Embedding(5, 2).eval(), lambda: [TensorSpec((3,), "int64")], "SpecError", "needs low and high"),
+    Case("int-bound-overflow", lambda: nn.Embedding(5, 2).eval(), lambda: [TensorSpec((3,), "int8", low=0, high=1000)], "SpecError", "outside what int8 holds"),
+    Case("float16-bound-overflow", lin, lambda: [TensorSpec((3,), "float16", low=0, high=1e6)], "SpecError", "outside what float16 holds"),
+    Case("negative-shape", lin, lambda: [TensorSpec((-1, 3))], "SpecError", "non-negative ints or Dim"),
+    Case("float-shape", lin, lambda: [TensorSpec((2.0, 3))], "SpecError", "non-negative ints or Dim"),
+    Case("bool-shape", lin, lambda: [TensorSpec((True, 3))], "SpecError", "non-negative ints or Dim"),
+    Case("shape-not-sequence", lin, lambda: [TensorSpec(3)], "SpecError", "must be a sequence"),
+    Case("huge-rank", lin, lambda: [TensorSpec((1,) * 40 + (3,))], "SpecError", "rank 41; at most 32"),
+    # inputs against forward's signature
+    Case("too-many-inputs", lin, lambda: [TensorSpec((3,)), TensorSpec((3,))], "SpecError", "2 input(s) given"),
+    Case("too-few-inputs", lambda: TwoIn().eval(), spec(3), "SpecError", "1 input(s) given"),
+    Case("unknown-input-name", lin, lambda: {"x": TensorSpec((3,))}, "SpecError", "unknown parameter(s): x"),
+    Case("inputs-a-string", lin, lambda: "x", "SpecError", "inputs must be a list or dict"),
+    Case("input-a-list-of-floats", lin, lambda: [[1.0, 2.0, 3.0]], "SpecError", "must be a TensorSpec, torch.Tensor or numpy.ndarray"),
+    Case("string-array-input", lin, lambda: [np.array(["a", "b", "c"])], "SpecError", "input 'input' is an array of dtype <U1"),
+    Case("star-args", lambda: StarArgs().eval(), lambda: [TensorSpec((3,)), TensorSpec((3,))], "SpecError", "StarArgs.forward takes *xs"),
+    Case("star-kwargs", lambda: StarKwargs().eval(), lambda: {"x": TensorSpec((3,)), "y": TensorSpec((3,))}, "SpecError", "takes **extra"),
+    # what must work
+    Case("keyword-only-parameter", lambda: KwOnly().eval(), lambda: {"x": TensorSpec((3,)), "scale": TensorSpec((3,))}, "passed"),
+    Case("numpy-int-shape-and-dims", lin, lambda: [TensorSpec((Dim("n", np.int64(1), np.int32(3)), np.int64(3)))], "passed"),
+    Case("zero-size-dim", lin, spec(0, 3), "passed"),
+    Case("dim-from-zero", lin, lambda: [TensorSpec((Dim("n", 0, 3), 3))], "passed"),
+    Case("repr-raises", lambda: BadRepr().eval(), spec(3), "passed"),
+    Case("forward-writes-a-buffer", lambda: Counter().eval(), spec(3), "passed"),
+    Case("forward-writes-a-parameter", lambda: ParamWriter().eval(), spec(3), "passed"),
+]
+
+BY_ID = {c.id: c for c in CASES}
+
+SPEC_REFUSES = {
+    "dim-min-over-max", "dim-negative-min", "dim-bad-name", "dim-float-bound", "dtype-typo", "dtype-complex", "dtype-string",
+    "low-nan", "high-inf", "low-over-high", "int-without-bounds", "int-bound-overflow", "float16-bound-overflow",
+    "negative-shape", "float-shape", "bool-shape", "shape-not-sequence", "huge-rank",
+}
