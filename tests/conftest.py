@@ -89,3 +89,15 @@ def xf_pytester(pytester: pytest.Pytester, frameworks: None, shared_cache: Path)
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makeini(f"[pytest]\naddopts = --xframe-cache-dir={shared_cache} -p no:randomly\n")
     return pytester
+
+
+@pytest.fixture(autouse=True)
+def _restore_hypothesis_seed():
+    """hypothesis's plugin sets ``core.global_force_seed`` from ``--hypothesis-seed`` and leaves it
+    set: an in-process inner session given that flag must not fix the seed (and switch off the
+    example database) of every later test in this process."""
+    from hypothesis import core
+
+    forced = core.global_force_seed
+    yield
+    core.global_force_seed = forced

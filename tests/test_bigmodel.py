@@ -110,9 +110,13 @@ def test_export_key_must_be_a_string_or_paths(xf_pytester: pytest.Pytester) -> N
 
 #: lowers the external data threshold to 0 bytes for the inner session (a 2 GiB model in miniature)
 EXTERNAL_CONFTEST = """
-import importlib
+import pytest
 
-importlib.import_module("pytest_xframe.export").EXTERNAL_DATA_BYTES = 0
+
+@pytest.fixture(autouse=True)
+def _tiny_external_data_threshold(monkeypatch):
+    # restored after each test: in-process sessions share pytest_xframe.export with the outer one
+    monkeypatch.setattr("pytest_xframe.export.EXTERNAL_DATA_BYTES", 0)
 """
 
 EXTERNAL_TESTS = WIDE + """
