@@ -57,9 +57,8 @@ def main() -> None:
     from pytest_xframe.convert import onnx_tf_compat
 
     onnx_tf_compat.install()
-    from onnx_tf.backend import prepare
-
     import bench_models
+    from onnx_tf.backend import prepare
 
     lap("import")
 

@@ -45,18 +45,18 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
+    import bench_models
     import numpy as np
     import onnx
     from hypothesis import HealthCheck, given, settings, target
     from hypothesis.database import DirectoryBasedExampleDatabase
 
-    import bench_models
     from pytest_xframe.backends.onnxruntime_runner import make_session
     from pytest_xframe.backends.tensorflow_runner import load_saved_model
     from pytest_xframe.compare import compare_all
     from pytest_xframe.convert.onnx_tf import convert
-    from pytest_xframe.export import export
     from pytest_xframe.engine import feeds_digest
+    from pytest_xframe.export import export
     from pytest_xframe.outputs import torch_outputs
     from pytest_xframe.results import BackendResult
     from pytest_xframe.settings import CheckOptions

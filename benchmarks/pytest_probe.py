@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import import_probe  # first: installs the import timer before anything heavy is imported
 import pytest
-
 from import_probe import mark
 
 

@@ -336,21 +336,10 @@ def _verify(entry: Path, kind: str, key: Mapping[str, str]) -> str | None:
     """None if ``entry`` matches its manifest, else why not (``"missing"`` if absent)."""
     if not os.path.lexists(entry):
         return "missing"
-    try:
-        manifest = json.loads((entry / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return "no manifest"
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"unreadable manifest: {exc}"
-    try:
-        if manifest["format"] != FORMAT_VERSION:
-            return f"manifest format {manifest['format']!r}, expected {FORMAT_VERSION}"
-        if manifest["kind"] != kind or manifest["key"] != dict(key):
-            return "manifest kind/key does not match the entry's location"
-        want_dirs = set(manifest["dirs"])
-        want_files = {f["path"]: (int(f["size"]), str(f["sha256"])) for f in manifest["files"]}
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return f"malformed manifest: {exc!r}"
+    wanted = _read_manifest(entry, kind, key)
+    if isinstance(wanted, str):
+        return wanted
+    want_dirs, want_files = wanted
     files = entry / FILES_DIR
     if not files.is_dir() or files.is_symlink():
         return f"{FILES_DIR}/ missing"
@@ -362,7 +351,29 @@ def _verify(entry: Path, kind: str, key: Mapping[str, str]) -> str | None:
         return f"directories differ from manifest: {sorted(set(dirs) ^ want_dirs)[:5]}"
     if set(regular) != set(want_files):
         return f"files differ from manifest: {sorted(set(regular) ^ set(want_files))[:5]}"
-    # Sizes first: cheap, and catches truncation without hashing anything.
+    return _check_contents(files, want_files)
+
+
+def _read_manifest(entry: Path, kind: str, key: Mapping[str, str]) -> tuple[set[str], dict[str, tuple[int, str]]] | str:
+    """The directories and files (size, sha256) an entry's manifest lists, or why it cannot be used."""
+    try:
+        manifest = json.loads((entry / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no manifest"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"unreadable manifest: {exc}"
+    try:
+        if manifest["format"] != FORMAT_VERSION:
+            return f"manifest format {manifest['format']!r}, expected {FORMAT_VERSION}"
+        if manifest["kind"] != kind or manifest["key"] != dict(key):
+            return "manifest kind/key does not match the entry's location"
+        return set(manifest["dirs"]), {f["path"]: (int(f["size"]), str(f["sha256"])) for f in manifest["files"]}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return f"malformed manifest: {exc!r}"
+
+
+def _check_contents(files: Path, want_files: Mapping[str, tuple[int, str]]) -> str | None:
+    """Sizes first (cheap, and catches truncation without hashing anything), then hashes."""
     for rel, (size, _) in want_files.items():
         try:
             actual = (files / rel).stat().st_size

@@ -122,7 +122,12 @@ def compare_all(
     for name, r in ref.items():
         atol, rtol = tolerance(str(np.asarray(r).dtype))
         if name not in got:
-            results.append(OutputComparison(name=name, ok=False, atol=atol, rtol=rtol, shape=tuple(np.shape(r)), dtype=str(np.asarray(r).dtype), problem="missing from the backend's outputs"))
+            results.append(
+                OutputComparison(
+                    name=name, ok=False, atol=atol, rtol=rtol, shape=tuple(np.shape(r)), dtype=str(np.asarray(r).dtype),
+                    problem="missing from the backend's outputs",
+                )
+            )
         else:
             results.append(compare_output(name, r, got[name], atol, rtol, equal_nan))
     return results

@@ -105,7 +105,9 @@ def judge_example(
         r = np.asarray(r)
         th = thresholds(name, str(r.dtype))
         if name not in got:
-            c = OutputComparison(name=name, ok=False, atol=th.atol, rtol=th.rtol, shape=tuple(r.shape), dtype=str(r.dtype), problem="missing from the backend's outputs")
+            c = OutputComparison(
+                name=name, ok=False, atol=th.atol, rtol=th.rtol, shape=tuple(r.shape), dtype=str(r.dtype), problem="missing from the backend's outputs"
+            )
             out.append(Judged(c, None, th))
             continue
         c = compare_output(name, r, np.asarray(got[name]), th.atol, th.rtol, equal_nan)
@@ -201,7 +203,8 @@ def describe_figures(
         share = topk[0] / rows if rows else math.nan
         t = th.topk
         judged = t is not None and t.min_agreement is not None
-        parts.append(f"top-{th.topk_k} agreement {topk[0]}/{rows} ({_pct(share)})" + (f" (policy >= {_pct(t.min_agreement)}, over all examples)" if judged else " (not judged)"))
+        verdict = f" (policy >= {_pct(t.min_agreement)}, over all examples)" if judged else " (not judged)"
+        parts.append(f"top-{th.topk_k} agreement {topk[0]}/{rows} ({_pct(share)})" + verdict)
     return ", ".join(parts)
 
 

@@ -75,7 +75,9 @@ def _judged(name: str, ref: np.ndarray, got: np.ndarray, policy: dict, equal_nan
     j = judge_example({name: ref}, {name: got}, lambda _name, _dtype: thresholds, equal_nan)[0]
     if j.comparison.ok:
         f = j.figures
-        print(format_comparison(j.comparison) + ("" if f is None else "\n    metrics: " + describe_figures(f.mismatch, f.cosine, f.snr_db, f.topk, thresholds, (j.comparison.mismatches, j.comparison.total))))
+        counts = (j.comparison.mismatches, j.comparison.total)
+        figures = "" if f is None else "\n    metrics: " + describe_figures(f.mismatch, f.cosine, f.snr_db, f.topk, thresholds, counts)
+        print(format_comparison(j.comparison) + figures)
     else:
         print(format_judged(j))
     return j.comparison.ok

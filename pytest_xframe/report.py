@@ -79,7 +79,8 @@ BASELINE_RECORD_SCHEMA = {
         "missing": {"type": "array", "items": {"type": "string"}},
     },
 }
-_ENTRY = {"type": "object", "required": ["test", "check", "backend", "output", "reason"], "properties": {k: {"type": "string"} for k in ("test", "check", "backend", "output", "reason")}}
+_ENTRY_KEYS = ("test", "check", "backend", "output", "reason")
+_ENTRY = {"type": "object", "required": list(_ENTRY_KEYS), "properties": {k: {"type": "string"} for k in _ENTRY_KEYS}}
 #: the run's baseline: the file, and stale entries (checking) or what the update wrote
 BASELINE_SCHEMA = {
     "type": "object",
@@ -281,7 +282,8 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
     """The session table: one row per test x backend; -q one line plus failures; -v per output."""
     failed = [r for r in records if r["verdict"] in ("failed", "error")]
     counts = {v: sum(r["verdict"] == v for r in records) for v in ("passed", "failed", "error", "skipped", "xfailed")}
-    worst = max((r for r in records if r["examples"] and r["verdict"] != "xfailed" and r["tolerance_ratio"] is not None), key=lambda r: r["tolerance_ratio"], default=None)
+    judged = (r for r in records if r["examples"] and r["verdict"] != "xfailed" and r["tolerance_ratio"] is not None)
+    worst = max(judged, key=lambda r: r["tolerance_ratio"], default=None)
     headline = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     tr.write_sep("=", "xframe parity summary")
     if worst is not None:
@@ -291,7 +293,9 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
         for r in failed:
             tr.write_line(f"  {r['verdict'].upper()} {r['test']} [{r['backend']}]: {r['message']}")
         return
-    rows: list[tuple[str, ...] | str] = [("test", "backend", "onnx", "ex", "max abs", "atol", "max rel", "rtol", "verdict", "export s", "import s", "convert s", "run s")]
+    rows: list[tuple[str, ...] | str] = [
+        ("test", "backend", "onnx", "ex", "max abs", "atol", "max rel", "rtol", "verdict", "export s", "import s", "convert s", "run s")
+    ]
     for r in records:
         tol = max(r["outputs"], key=lambda o: o["tolerance_ratio"] or 0.0, default=None)
         rows.append(

@@ -93,40 +93,56 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
     out = dict(options)
     if "backends" in out:
         out["backends"] = parse_backends(out["backends"], where, known)
+    _check_numbers(out, where)
+    _check_choices(out, where)
+    if out.get("export_key") is not None:
+        out["export_key"] = _export_key(out["export_key"], where)
+    _validate_calibration(out, where)
+    _policy_layer(out, where)
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_numbers(out: dict[str, Any], where: str) -> None:
+    """The numeric options: tolerances, counts, seed, opset, size bound, drift factor."""
     for name in ("atol", "rtol"):
         if out.get(name) is not None:
             value = out[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
                 raise SpecError(f"{name} must be a finite number >= 0, got {value!r} in {where}")
             out[name] = float(value)
-    if "max_examples" in out:
-        value = out["max_examples"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"max_examples must be an int >= 1, got {value!r} in {where}")
-    if out.get("seed") is not None and (isinstance(out["seed"], bool) or not isinstance(out["seed"], int)):
+    if "max_examples" in out and not (_is_int(out["max_examples"]) and out["max_examples"] >= 1):
+        raise SpecError(f"max_examples must be an int >= 1, got {out['max_examples']!r} in {where}")
+    if out.get("seed") is not None and not _is_int(out["seed"]):
         raise SpecError(f"seed must be an int, got {out['seed']!r} in {where}")
+    if out.get("opset") is not None and not (_is_int(out["opset"]) and out["opset"] >= 7):
+        raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    if "max_input_bytes" in out and not (_is_int(out["max_input_bytes"]) and out["max_input_bytes"] >= 1):
+        raise SpecError(
+            f"max_input_bytes must be an int >= 1, got {out['max_input_bytes']!r} in {where}", hint=f"default: {DEFAULT_MAX_INPUT_BYTES}"
+        )
+    if "drift_factor" in out:
+        value = out["drift_factor"]
+        if not _is_number(value) or not value > 1:
+            raise SpecError(f"drift_factor must be a number > 1, got {value!r} in {where}", hint="e.g. drift_factor=2: a figure may double")
+        out["drift_factor"] = float(value)
+
+
+def _check_choices(out: dict[str, Any], where: str) -> None:
+    """The options that take one of a few values: exporter, equal_nan, name."""
     if out.get("exporter") is not None and out["exporter"] not in EXPORTERS:
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
-    if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
-        raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
     if "equal_nan" in out and not isinstance(out["equal_nan"], bool):
         raise SpecError(f"equal_nan must be True or False, got {out['equal_nan']!r} in {where}")
     if out.get("name") is not None and (not isinstance(out["name"], str) or not out["name"].strip()):
         raise SpecError(f"name must be a non-empty string, got {out['name']!r} in {where}")
-    if "max_input_bytes" in out:
-        value = out["max_input_bytes"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"max_input_bytes must be an int >= 1, got {value!r} in {where}", hint=f"default: {DEFAULT_MAX_INPUT_BYTES}")
-    if out.get("export_key") is not None:
-        out["export_key"] = _export_key(out["export_key"], where)
-    if "drift_factor" in out:
-        value = out["drift_factor"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
-            raise SpecError(f"drift_factor must be a number > 1, got {value!r} in {where}", hint="e.g. drift_factor=2: a figure may double")
-        out["drift_factor"] = float(value)
-    _validate_calibration(out, where)
-    _policy_layer(out, where)
-    return out
 
 
 def _policy_layer(out: dict[str, Any], where: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
 
@@ -46,7 +46,7 @@ class Dim:
             )
 
 
-ShapeEntry = Union[int, Dim]
+ShapeEntry = int | Dim
 
 
 @dataclass(frozen=True)

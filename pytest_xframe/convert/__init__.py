@@ -28,7 +28,7 @@ def import_converter(importer: Callable[[], Any], *, name: str, backend: str, mo
             hint=hint,
             details=traceback.format_exc(),
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - installed but broken: not a skip
+    except Exception as exc:
         raise ConversionError(
             f"{name} is installed but fails to import",
             model=model_name,

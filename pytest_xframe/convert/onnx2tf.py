@@ -264,7 +264,7 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
             raise
         except KeyboardInterrupt:
             raise
-        except BaseException as exc:  # noqa: BLE001 - includes onnx2tf's sys.exit(1)
+        except BaseException as exc:
             raise _error(exc, onnx_model, model_name, log.getvalue()) from exc
     metadata["onnx2tf"] = dist_version("onnx2tf") or "absent"
     (out_dir / METADATA_NAME).write_text(json.dumps(metadata, indent=1, sort_keys=True), encoding="utf-8")

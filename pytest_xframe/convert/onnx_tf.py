@@ -223,7 +223,7 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
 
     try:
         model = lower_for_onnx_tf(onnx_model)
-    except Exception as exc:  # noqa: BLE001 - malformed model / inliner failure
+    except Exception as exc:
         raise ConversionError.from_exception(
             exc,
             "could not prepare the ONNX model for onnx-tf",
@@ -236,13 +236,13 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
     try:
         try:
             backend.prepare(model, logging_level="ERROR").export_graph(str(out_dir))
-        except Exception as exc:  # noqa: BLE001 - retried below, or handled as any failure
+        except Exception as exc:
             if not _autograph_may_help(exc):
                 raise
             onnx_tf_compat.reset_failed_node()
             with onnx_tf_compat.with_autograph():  # e.g. NonMaxSuppression's loop over a tensor
                 backend.prepare(model, logging_level="ERROR").export_graph(str(out_dir))
-    except Exception as exc:  # noqa: BLE001 - any converter failure becomes a ConversionError
+    except Exception as exc:
         raise _conversion_error(exc, model, model_name) from exc
     finally:
         onnx_tf_compat.reset_failed_node()

@@ -199,7 +199,8 @@ def locate_conversion_divergence(
         remarks.insert(0, f"{len(found.missing)} of {found.total} intermediates could not be matched "
                           f"(fused/renamed by the converter): {list_names(found.missing)}")
     if not found.status:
-        return DivergenceReport(between, None, "unknown", "; ".join([f"no intermediate value could be matched between {between[0]} and {between[1]}"] + remarks))
+        unmatched = f"no intermediate value could be matched between {between[0]} and {between[1]}"
+        return DivergenceReport(between, None, "unknown", "; ".join([unmatched, *remarks]))
     culprit = first_conversion_divergence(graph, feeds, found.status)
     if culprit is not None:
         return _culprit_report(culprit, found, runs, graph, between, remarks)
