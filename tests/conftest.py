@@ -8,51 +8,30 @@ frameworks are imported here once instead, lazily: only tests that run pytester 
 from __future__ import annotations
 
 import importlib.util
-import textwrap
+import os
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["pytester"]
 
-#: tiny models shared by the inner pytest sessions (written as their conftest)
-INNER_CONFTEST = textwrap.dedent(
-    '''
-    import torch
-    from torch import nn
+#: the shared test models (``tests/torch_models.py``), written as the inner projects' conftest so
+#: their tests say ``from conftest import MLP``; read as text: importing torch here would slow every run
+MODELS_FILE = Path(__file__).with_name("torch_models.py")
+INNER_CONFTEST = MODELS_FILE.read_text()
 
 
-    class MLP(nn.Module):
-        def __init__(self, d_in=6, d_out=3):
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = nn.Sequential(nn.Linear(d_in, 8), nn.ReLU(), nn.Linear(8, d_out))
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester, whose sessions start serial even when this suite runs under pytest-xdist.
 
-        def forward(self, x):
-            return self.net(x)
-
-
-    class Branchy(nn.Module):
-        """A data-dependent branch: the torchscript exporter freezes the one the example took."""
-
-        def forward(self, x):
-            if x.sum() > 0:
-                return x * 2.0
-            return x - 1.0
-
-
-    class TwoIn(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.a = nn.Linear(4, 5)
-            self.b = nn.Linear(3, 5)
-
-        def forward(self, left, right):
-            joint = self.a(left) + self.b(right)
-            return {"sum": joint, "pair": (joint.relu(), joint.sigmoid())}
-    '''
-)
+    An xdist worker's environment (``PYTEST_XDIST_WORKER``, ``PYTEST_XDIST_WORKER_COUNT``...)
+    would otherwise reach the inner sessions, in process and in subprocesses alike, and make
+    them size their thread pools as workers of the outer run.
+    """
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
+    return pytester
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +53,12 @@ def frameworks() -> None:
 
     install()
     import onnx_tf.backend  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def torch_mod():
+    """torch, for tests that call ``xframe.check`` directly; skipped where torch is not installed."""
+    return pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="session")
