@@ -29,6 +29,7 @@ def test_distinct_ids_get_distinct_names() -> None:
     assert safe_name("t.py::test[ü]") != safe_name("t.py::test[u]")
 
 
+@pytest.mark.slow
 def test_failure_is_kept_and_replayed_in_a_clean_process(xf_pytester: pytest.Pytester) -> None:
     xf_pytester.makepyfile(
         """

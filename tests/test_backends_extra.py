@@ -190,6 +190,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_onnx2tf_leaves_process_state_alone(tmp_path) -> None:
     """In a fresh process: importing onnx2tf and converting change no process-wide state."""
     _needs("onnx2tf")

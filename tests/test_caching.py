@@ -76,6 +76,7 @@ def test_no_cache_and_cache_clear(xf_pytester: pytest.Pytester) -> None:
     assert not _checks(xf_pytester)[0]["cache_hit"]
 
 
+@pytest.mark.slow
 def test_xdist_workers_on_a_cold_cache_build_one_entry(xf_pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     xf_pytester.makepyfile(THREE_TESTS)
@@ -85,6 +86,7 @@ def test_xdist_workers_on_a_cold_cache_build_one_entry(xf_pytester: pytest.Pytes
     assert sum(not c["cache_hit"] for c in _checks(xf_pytester)) == 1  # the other worker waited on the lock, then read it
 
 
+@pytest.mark.slow
 def test_xdist_workers_of_one_run_export_a_model_once(xf_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """The export is shared through a directory the controller makes for the run and removes
     after it; the worker that did not export copies the ONNX file and still passes."""

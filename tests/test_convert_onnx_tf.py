@@ -152,6 +152,7 @@ def _rng() -> np.random.Generator:
 # ---- op versions onnx-tf 1.10 lacks (ONNX graphs, onnxruntime as reference) ---------------------
 
 
+@pytest.mark.slow
 def test_unsqueeze13_squeeze13(workdir: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1, 3])
     nodes = [
@@ -427,6 +428,7 @@ def _transpiled(marker: str) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_conversion_traces_without_autograph(pytester: pytest.Pytester) -> None:
     """AutoGraph would transpile every handler a model uses (0.9-1.8 s of a small model's first
     conversion, once per process): plain handlers convert without it. A fresh process, as

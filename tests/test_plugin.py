@@ -162,6 +162,7 @@ def test_marked_test_that_never_checks_fails(xf_pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["*marked xframe_parity but never called xframe.check*"])
 
 
+@pytest.mark.slow
 def test_xdist_workers_share_the_marker_and_the_report(xf_pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     xf_pytester.makepyfile(

@@ -16,6 +16,7 @@ def test_replay_of_a_missing_case_says_what_to_pass(tmp_path: Path) -> None:
     assert "case.json not found" in replay.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnx2tf", "tflite"])
 def test_converter_backends_replay_too(xf_pytester: pytest.Pytester, backend: str) -> None:
     from pytest_xframe import backends
