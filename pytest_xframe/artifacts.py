@@ -4,6 +4,7 @@ Layout, one directory per test and backend::
 
     <artifacts-dir>/<safe test id>/<backend>/
         model.onnx          the ONNX model this backend ran
+        model.onnx.data     its weights, when they are external data (a model near 2 GiB)
         converted/          the converted model (SavedModel), when there is one
         inputs.npz          the minimal failing input
         reference.npz       torch's outputs for it
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import unicodedata
@@ -64,6 +66,7 @@ def save_case(
     backend_outputs: Mapping[str, np.ndarray],
     onnx_path: Path | None,
     converted_path: Path | None,
+    external_data: tuple[Path, ...] = (),
 ) -> Path:
     """Write one case; an older case in the same directory is replaced."""
     if directory.exists():
@@ -73,22 +76,33 @@ def save_case(
     np.savez(directory / "reference.npz", **reference)
     np.savez(directory / "backend.npz", **backend_outputs)
     if onnx_path is not None:
-        shutil.copy2(onnx_path, directory / "model.onnx")
+        keep_onnx(onnx_path, external_data, directory)
     if converted_path is not None and converted_path.exists():
         shutil.copytree(converted_path, directory / "converted")
     (directory / "case.json").write_text(json.dumps({"version": CASE_VERSION, **case}, indent=2, default=str))
     return directory
 
 
-def save_error(directory: Path, *, text: str, onnx_path: Path | None) -> Path:
+def save_error(directory: Path, *, text: str, onnx_path: Path | None, external_data: tuple[Path, ...] = ()) -> Path:
     """Keep an export/conversion failure: the message with the full traceback, and the ONNX model."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     (directory / "error.txt").write_text(text)
     if onnx_path is not None and Path(onnx_path).exists():
-        shutil.copy2(onnx_path, directory / "model.onnx")
+        keep_onnx(onnx_path, external_data, directory)
     return directory
+
+
+def keep_onnx(onnx_path: Path, external_data: tuple[Path, ...], directory: Path) -> None:
+    """The ONNX model as ``model.onnx`` and its external data files under their own names (the
+    model refers to them relative to itself, so ONNX Runtime finds them there). Hard links where
+    the file system allows: the weights may be gigabytes, and the source is never rewritten."""
+    for source, name in ((Path(onnx_path), "model.onnx"), *((Path(p), Path(p).name) for p in external_data)):
+        try:
+            os.link(source, directory / name)
+        except OSError:
+            shutil.copy2(source, directory / name)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ from .errors import (
     informative_lines,
 )
 from .export import OnnxArtifact, example_feeds, export
+from .export_cache import keyed_entry, vouched_key, weights_digest
 from .failures import finish_failure, for_backend, keep_error, mismatch_error
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .imports import import_hypothesis
@@ -64,7 +65,9 @@ def run_check(
     engine.limit_threads("torch")
     try:
         subject = _subject(engine, model, slots, name)
-        targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report) for b in options.backends]
+        # only with the user's word for the code: an export reused across runs (export_cache.py)
+        vouched = None if options.export_key is None else vouched_key(options.export_key, engine.rootdir, name)
+        targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report, vouched) for b in options.backends]
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
         model_key = (siblings, subject.fingerprint, subject.slots_key)
@@ -122,10 +125,11 @@ def _subject(engine: Engine, model: Any, slots: tuple[InputSlot, ...], name: str
     params = [p.name for p in forward_parameters(model)]
     names = [s.name for s in slots]
     positional = names == params[: len(slots)]
-    fingerprint = model_fingerprint(model)
+    weights = weights_digest(model)
+    fingerprint = model_fingerprint(model, weights)
     key = slots_key(slots)
     output_names = engine.output_names((fingerprint, key), lambda: tuple(torch_outputs(model, example_feeds(slots), names, positional)))
-    return Subject(model, name, slots, positional, fingerprint, key, output_names)
+    return Subject(model, name, slots, positional, fingerprint, key, output_names, weights)
 
 
 def _export_plan(backend: Backend, options: CheckOptions) -> tuple[tuple[str, int | None], ...]:
@@ -144,7 +148,21 @@ def _exporter(subject: Subject, exporter: str, opset: int | None) -> Callable[[P
     )
 
 
-def _prepare_target(engine: Engine, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport) -> Target:
+def _keyed(subject: Subject, vouched: str | None, exporter: str, opset: int | None) -> dict[str, str] | None:
+    """The cross-run cache key of this export, when the user vouched for the code (``export_key``)."""
+    if vouched is None:
+        return None
+    import hashlib
+    import json
+
+    described = {"exporter": exporter, "opset": str(opset), "inputs": hashlib.sha256(repr(subject.slots_key).encode()).hexdigest(),
+                 "output_names": json.dumps(subject.output_names), "positional": str(subject.positional)}
+    return keyed_entry(vouched, subject.weights, subject.model, described)
+
+
+def _prepare_target(
+    engine: Engine, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport, vouched: str | None = None
+) -> Target:
     """The backend's runner on the first export in its plan that exports and converts."""
     result = report.backends.setdefault(backend.name, BackendResult(backend.name))
     missing = backend.missing()
@@ -153,7 +171,8 @@ def _prepare_target(engine: Engine, backend: Backend, subject: Subject, options:
     errors: list[XframeError] = []
     for exporter, opset in _export_plan(backend, options):
         try:
-            artifact, fresh_export = engine.export((subject.fingerprint, subject.slots_key, exporter, opset), _exporter(subject, exporter, opset))
+            key = (subject.fingerprint, subject.slots_key, exporter, opset)
+            artifact, fresh_export = engine.export(key, _exporter(subject, exporter, opset), _keyed(subject, vouched, exporter, opset))
         except ExportError as exc:
             errors.append(for_backend(exc, backend.name, None))
             continue
@@ -162,9 +181,10 @@ def _prepare_target(engine: Engine, backend: Backend, subject: Subject, options:
                 backend, artifact, subject.name, TorchSource(subject.model, subject.slots, subject.positional)
             )
         except ConversionError as exc:
-            errors.append(for_backend(exc, backend.name, artifact.path))
+            errors.append(for_backend(exc, backend.name, artifact))
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
+        result.export_cache_hit = engine.from_cache(key)
         return Target(backend, artifact, prepared)
     first = errors[0]
     if len(errors) > 1:

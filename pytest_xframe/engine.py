@@ -1,17 +1,15 @@
 """The session's engine: exports and prepared backends memoised by what determines them, torch's
 outputs per model and input, the model fingerprint those memos key on, exports shared by the
-pytest-xdist workers of a run, and the seed a check draws its inputs from."""
+pytest-xdist workers of a run (or, on the user's ``export_key``, across runs: ``export_cache``), and
+the seed a check draws its inputs from. Every memo is bounded, so a session over many models
+holds the runners of the last few only."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
-import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +20,43 @@ from .cache import ArtifactCache
 from .convert import import_converter
 from .errors import XframeError
 from .export import OnnxArtifact
+from .export_cache import KEYED_KIND, RUN_KIND, stored_export, weights_digest
 from .hypothesis_compat import forced_seed
 
 #: torch outputs kept for reuse across a model's checks in one session (least recently used go first)
 REFERENCE_CACHE_BYTES = 256 * 2**20
+#: prepared runners (ORT sessions, loaded SavedModels, interpreters) kept in memory at once, and
+#: the bytes of the ONNX models they hold: a session checking many models keeps the most recently
+#: used and releases the rest, which the next use rebuilds (from the conversion cache on disk)
+PREPARED_MEMO = 8
+PREPARED_MEMO_BYTES = 4 * 2**30
+#: exports (paths and names, a few hundred bytes each) and output names remembered per session
+EXPORT_MEMO = 64
+OUTPUT_NAMES_MEMO = 256
+
+
+def _remember(memo: OrderedDict, key: Any, value: Any, limit: int) -> None:
+    """Put ``key`` last in an LRU memo and drop the oldest beyond ``limit``."""
+    memo[key] = value
+    memo.move_to_end(key)
+    while len(memo) > limit:
+        memo.popitem(last=False)
+
+
+def _return_freed_memory() -> None:
+    """Hand the memory of released runners back to the OS (glibc keeps freed heap pages, so a
+    session over many models would otherwise grow by fragments of each); elsewhere a no-op."""
+    import ctypes
+    import gc
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        pass
 
 
 class Engine:
@@ -34,11 +65,13 @@ class Engine:
     Failures are memoised too, so a model that cannot convert fails fast in every test using it.
     torch's outputs are memoised per model and input: the marker checks each backend in a test of
     its own, both start from one seed (``example_seed``), and an input they share runs torch once.
+    Every memo is bounded (least recently used go first), so a session over many models holds
+    the runners of the last few only.
     """
 
     def __init__(
         self, workdir: Path, cache: ArtifactCache, threads: int | None = None, shared_exports: ArtifactCache | None = None,
-        backends: Registry | None = None,
+        backends: Registry | None = None, rootdir: Path | None = None,
     ) -> None:
         self.workdir = workdir
         #: the backends checks may name: the session's (built-ins, entry points, plugins' hooks)
@@ -48,55 +81,98 @@ class Engine:
         self.shared_exports = shared_exports
         #: CPU threads per framework pool (``threads.resolve``); None leaves the frameworks' own
         self.threads = threads
+        #: where ``export_key`` file paths are relative to (pytest's rootdir)
+        self.rootdir = rootdir or Path.cwd()
         self._threads_set: set[str] = set()
-        self._exports: dict[tuple, OnnxArtifact | XframeError] = {}
-        self._prepared: dict[tuple, Prepared | XframeError] = {}
-        self._output_names: dict[tuple, tuple[str, ...]] = {}
+        self._exports: OrderedDict[tuple, OnnxArtifact | XframeError] = OrderedDict()
+        self._export_count = 0
+        self._from_cache: OrderedDict[tuple, bool] = OrderedDict()
+        self._prepared: OrderedDict[tuple, Prepared | XframeError] = OrderedDict()
+        self._prepared_bytes: dict[tuple, int] = {}
+        self._output_names: OrderedDict[tuple, tuple[str, ...]] = OrderedDict()
         self._references: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
         self._reference_bytes = 0
         self._seed_base = random.SystemRandom().getrandbits(64)
 
-    def export(self, key: tuple, make: Any) -> tuple[OnnxArtifact, bool]:
+    def memo_sizes(self) -> dict[str, int]:
+        """Entries in each memo (and bytes held by prepared runners' models): bounded by design."""
+        return {
+            "exports": len(self._exports), "prepared": len(self._prepared), "prepared_bytes": sum(self._prepared_bytes.values()),
+            "output_names": len(self._output_names), "references": len(self._references),
+        }
+
+    def export(self, key: tuple, make: Any, keyed: dict[str, str] | None = None) -> tuple[OnnxArtifact, bool]:
         """The ONNX export for ``key``, and whether this call made it (False: made earlier in this
-        session, or by another xdist worker of this run)."""
-        fresh = key not in self._exports
+        session, by another xdist worker of this run, or, with ``keyed`` (the ``export_key``
+        entry), by an earlier run: ``from_cache`` says which)."""
+        found = self._exports.get(key)
+        fresh = found is None
+        from_cache = self._from_cache.get(key, False)
         if fresh:
-            out = self.workdir / f"export-{len(self._exports)}"
+            out = self.workdir / f"export-{self._export_count}"
+            self._export_count += 1
             try:
-                if self.shared_exports is None:
-                    self._exports[key] = make(out)
+                if keyed is not None:
+                    found, fresh = stored_export(self.cache, KEYED_KIND, keyed, make, out)
+                    from_cache = not fresh
+                elif self.shared_exports is None:
+                    found = make(out)
                 else:
-                    self._exports[key], fresh = shared_export(self.shared_exports, key, make, out)
+                    found, fresh = shared_export(self.shared_exports, key, make, out)
             except XframeError as exc:
-                self._exports[key] = exc
-        found = self._exports[key]
+                found = exc
+        _remember(self._exports, key, found, EXPORT_MEMO)
+        _remember(self._from_cache, key, from_cache, EXPORT_MEMO)
         if isinstance(found, XframeError):
             raise found
         return found, fresh
+
+    def from_cache(self, key: tuple) -> bool:
+        """Whether this session's export for ``key`` was read from an earlier run's (``export_key``)."""
+        return self._from_cache.get(key, False)
 
     def prepare(self, spec: Backend, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None) -> tuple[Prepared, bool, float]:
         """The backend's runner for this ONNX model, whether it was built now, and the seconds
         its framework's import took (0 when it was imported before)."""
         key = (spec.name, str(artifact.path))
-        fresh = key not in self._prepared
+        found = self._prepared.get(key)
+        fresh = found is None
         import_seconds = 0.0
         if fresh:
-            ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
-            try:
-                # missing: a skip naming the extra; installed but broken: a ConversionError
-                import_seconds = import_converter(
-                    spec.import_framework, name=", ".join(spec.framework), backend=spec.name, model_name=model_name,
-                    hint=spec.install_hint,
-                )
-                for framework in spec.framework:
-                    self.limit_threads(framework)
-                self._prepared[key] = spec.prepare(artifact, ctx)
-            except XframeError as exc:
-                self._prepared[key] = exc
-        found = self._prepared[key]
+            found, import_seconds = self._build(spec, artifact, model_name, source)
+        self._keep_prepared(key, found, 0 if isinstance(found, XframeError) else sum(f.stat().st_size for f in artifact.files))
         if isinstance(found, XframeError):
             raise found
         return found, fresh, import_seconds
+
+    def _build(self, spec: Backend, artifact: OnnxArtifact, model_name: str, source: TorchSource | None) -> tuple[Prepared | XframeError, float]:
+        ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
+        import_seconds = 0.0
+        try:
+            # missing: a skip naming the extra; installed but broken: a ConversionError
+            import_seconds = import_converter(
+                spec.import_framework, name=", ".join(spec.framework), backend=spec.name, model_name=model_name,
+                hint=spec.install_hint,
+            )
+            for framework in spec.framework:
+                self.limit_threads(framework)
+            return spec.prepare(artifact, ctx), import_seconds
+        except XframeError as exc:
+            return exc, import_seconds
+
+    def _keep_prepared(self, key: tuple, value: Prepared | XframeError, size: int) -> None:
+        """Remember a runner; release the least recently used beyond the count or byte bound
+        (never the one just used)."""
+        self._prepared[key] = value
+        self._prepared.move_to_end(key)
+        self._prepared_bytes[key] = size
+        released = False
+        while len(self._prepared) > 1 and (len(self._prepared) > PREPARED_MEMO or sum(self._prepared_bytes.values()) > PREPARED_MEMO_BYTES):
+            dropped, _ = self._prepared.popitem(last=False)
+            self._prepared_bytes.pop(dropped, None)
+            released = True
+        if released:
+            _return_freed_memory()
 
     def limit_threads(self, framework: str) -> None:
         """Size a framework's thread pools once per process (torch, tensorflow; ORT is per session)."""
@@ -109,8 +185,8 @@ class Engine:
 
     def output_names(self, key: tuple, make: Any) -> tuple[str, ...]:
         """Output names of a model for given inputs, found by one torch run per session."""
-        if key not in self._output_names:
-            self._output_names[key] = make()
+        found = self._output_names.get(key)
+        _remember(self._output_names, key, make() if found is None else found, OUTPUT_NAMES_MEMO)
         return self._output_names[key]
 
     def reference(self, key: tuple, feeds: Mapping[str, np.ndarray], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -170,9 +246,9 @@ def _code_and_globals(code: Any, namespace: Mapping[str, Any], h: Any) -> None:
             _code_and_globals(const, namespace, h)
 
 
-def model_fingerprint(model: Any) -> str:
+def model_fingerprint(model: Any, weights: str | None = None) -> str:
     """Identity of a model for this session: classes, code, the plain module globals that code
-    names, structure and every weight. Code that ``forward`` calls in other functions, and globals
+    names, structure and every weight (``weights``: its ``weights_digest`` when known). Code that ``forward`` calls in other functions, and globals
     those read, are not seen."""
     h = hashlib.sha256()
     for module in model.modules():
@@ -182,10 +258,7 @@ def model_fingerprint(model: Any) -> str:
         if code is not None:
             _code_and_globals(code, getattr(cls.forward, "__globals__", {}), h)
     h.update(repr(model).encode())
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b"")
+    h.update((weights or weights_digest(model)).encode())
     return h.hexdigest()
 
 
@@ -197,22 +270,4 @@ def shared_export(store: ArtifactCache, key: tuple, make: Callable[[Path], OnnxA
     code that ``forward`` calls, but that code cannot change between the workers of one run.
     Returns the artifact and whether this worker exported it. A failed export is not stored.
     """
-    made: list[OnnxArtifact] = []
-
-    def build(files: Path) -> None:
-        artifact = make(files)
-        made.append(artifact)
-        described = {k: v for k, v in asdict(artifact).items() if k != "path"}
-        (files / "artifact.json").write_text(json.dumps({**described, "file": artifact.path.name}))
-
-    entry = store.get_or_build("onnx-export", {"key": hashlib.sha256(repr(key).encode()).hexdigest()}, build)
-    meta = json.loads((entry.path / "artifact.json").read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / meta.pop("file")
-    try:
-        os.link(entry.path / path.name, path)  # entries are never written again: a hard link is a copy
-    except OSError:
-        shutil.copyfile(entry.path / path.name, path)
-    described = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()}
-    return OnnxArtifact(path=path, **described), bool(made)
-
+    return stored_export(store, RUN_KIND, {"key": hashlib.sha256(repr(key).encode()).hexdigest()}, make, out)

@@ -129,3 +129,19 @@ class ParityError(XframeError, AssertionError):
 
     def _format(self) -> str:
         return self.report_text
+
+
+class SpecTextError(SpecError):
+    """Input text (``x=float32[batch:1..8,20]``) that does not parse: the message shows the text
+    with a caret under the offending character."""
+
+    def __init__(self, summary: str, *, text: str, position: int, **kwargs: object) -> None:
+        self.text = text
+        self.position = position
+        super().__init__(summary, **kwargs)  # type: ignore[arg-type]
+
+    def _format(self) -> str:
+        head, _, rest = super()._format().partition("\n")
+        flat = self.text.replace("\n", " ").replace("\t", " ")  # one character each: the caret stays put
+        lines = [head, f"    {flat}", "    " + " " * self.position + "^"]
+        return "\n".join(lines + ([rest] if rest else []))

@@ -29,10 +29,68 @@ class OnnxArtifact:
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     seconds: float
+    #: files beside ``path`` holding its weights (ONNX external data), by the names the model
+    #: records; empty when the weights are inside the .onnx file
+    external_data: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
-        return f"{self.exporter}, opset {self.opset}"
+        return f"{self.exporter}, opset {self.opset}" + (", external data" if self.external_data else "")
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file of the model: the .onnx and its external data, which must stay beside it."""
+        return (self.path, *(self.path.parent / name for name in self.external_data))
+
+
+#: protobuf cannot serialize a message over 2 GiB, so an ONNX model whose weights come near it
+#: keeps them in a file beside the .onnx (external data). Weights above this many bytes are
+#: exported that way, leaving room under the limit for the graph itself. Module-level so tests
+#: can lower it and check the path on a tiny model.
+EXTERNAL_DATA_BYTES = 2**31 - 2**28
+#: the name of the single external data file; the .onnx records it relative to itself
+EXTERNAL_DATA_NAME = "model.onnx.data"
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes of the model's parameters and buffers (each shared tensor once)."""
+    seen: dict[int, int] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        seen.setdefault(t.data_ptr(), t.numel() * t.element_size())
+    return sum(seen.values())
+
+
+def external_files(proto: Any) -> tuple[str, ...]:
+    """The external data files a model (loaded without them) refers to, in order of first use."""
+    from onnx import AttributeProto, TensorProto
+
+    locations: dict[str, None] = {}
+
+    def note(tensor: Any) -> None:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            locations.setdefault(next(e.value for e in tensor.external_data if e.key == "location"), None)
+
+    def walk(graph: Any) -> None:
+        for tensor in graph.initializer:
+            note(tensor)
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.type == AttributeProto.TENSOR:
+                    note(attr.t)
+                for sub in [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs):
+                    walk(sub)
+
+    walk(proto.graph)
+    return tuple(locations)
+
+
+def _to_external_data(path: Path) -> None:
+    """Move the weights of an inline export into ``EXTERNAL_DATA_NAME`` (the TorchScript exporter
+    does so by itself only above protobuf's limit, one file per tensor)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=EXTERNAL_DATA_NAME, size_threshold=1024)
 
 
 def example_feeds(slots: tuple[InputSlot, ...]) -> dict[str, np.ndarray]:
@@ -114,6 +172,7 @@ def export(
     feeds = torch_feeds(model, example_feeds(slots), names)
     args: tuple[Any, ...] = tuple(feeds[n] for n in names) if positional else ()
     kwargs = {} if positional else {n: feeds[n] for n in names}
+    external = weight_bytes(model) > EXTERNAL_DATA_BYTES
     start = time.perf_counter()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -128,10 +187,14 @@ def export(
                 dynamic_axes=dynamic_axes(slots) or None,
                 opset_version=opset,
                 dynamo=exporter == "dynamo",
-                external_data=False,
+                external_data=external,
                 verbose=False,
             )
-        proto = onnx.load(str(path))
+        # the names and opset are all we read: the weights stay on disk
+        proto = onnx.load(str(path), load_external_data=False)
+        if external and not external_files(proto):
+            _to_external_data(path)
+            proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # the exporters raise many unrelated types
         raise ExportError(
             f"torch.onnx.export failed with the {exporter} exporter" + (f" at opset {opset}" if opset else ""),
@@ -149,6 +212,7 @@ def export(
         input_names=tuple(i.name for i in proto.graph.input),
         output_names=tuple(o.name for o in proto.graph.output),
         seconds=seconds,
+        external_data=external_files(proto),
     )
 
 

@@ -14,16 +14,18 @@ import numpy as np
 from . import artifacts
 from .compare import OutputComparison, format_comparison
 from .errors import ParityError, XframeError, describe_exception, first_line
+from .export import OnnxArtifact
 from .formatting import describe_array
 from .results import BackendResult, ParityReport, Subject, Target
 from .settings import CheckOptions
 
 
-def for_backend(exc: XframeError, backend: str, onnx_path: Path | None) -> XframeError:
+def for_backend(exc: XframeError, backend: str, artifact: OnnxArtifact | None) -> XframeError:
     """A copy of a session-memoised error that names this backend and the ONNX model it had."""
     exc = copy.copy(exc)
     exc.backend = backend
-    exc.onnx_path = onnx_path  # type: ignore[attr-defined]
+    exc.onnx_path = None if artifact is None else artifact.path  # type: ignore[attr-defined]
+    exc.external_data = () if artifact is None else artifact.files[1:]  # type: ignore[attr-defined]
     return exc
 
 
@@ -32,7 +34,9 @@ def keep_error(exc: XframeError, root: Path, test_id: str) -> None:
     if not exc.details or not exc.backend:
         return
     directory = artifacts.case_dir(root, test_id, exc.backend)
-    artifacts.save_error(directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None))
+    artifacts.save_error(
+        directory, text=f"{exc}\n\n{exc.details}", onnx_path=getattr(exc, "onnx_path", None), external_data=getattr(exc, "external_data", ()),
+    )
     exc.kept = artifacts.shown(directory)
 
 
@@ -165,6 +169,7 @@ def _save_case(
         backend_outputs=failure.outputs[t.name],
         onnx_path=t.artifact.path,
         converted_path=t.prepared.converted_path_for(failure.feeds),
+        external_data=t.artifact.files[1:],
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from .backends import BUILTIN
 from .settings import MARKER, OPTION_NAMES
-from .stash import RECORDS_KEY
+from .stash import CLI_MODEL_KEY, RECORDS_KEY
 
 if TYPE_CHECKING:
     from .fixture import Xframe
@@ -70,10 +70,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-threads", type=_threads, default=None, metavar="auto|N",
                     help="CPU threads per framework (torch, TensorFlow, ONNX Runtime): 'auto' (default) gives each "
                     "pytest-xdist worker CPUs // workers and leaves a serial run alone; 0 leaves the frameworks' defaults.")
+    group.addoption("--xframe-model", default=None, metavar="MODULE:FACTORY",
+                    help="check this one model (built by calling FACTORY) instead of collecting tests; needs --xframe-inputs.")
+    group.addoption("--xframe-inputs", default=None, metavar="TEXT",
+                    help="inputs of --xframe-model, e.g. \"x=float32[batch:1..8,20]\" (grammar in the README).")
+    group.addoption("--xframe-model-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an option of --xframe-model (atol=1e-4, exporter=\"torchscript\", ...); repeatable.")
     parser.addini("xframe_backends", "default backends for parity checks (comma or space separated).", type="args", default=[])
     parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
     parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
+    parser.addini("xframe_export_key", "files/globs (relative to the rootdir) whose contents vouch for the models' code: "
+                  "exports are then reused across runs (README: export_key).", type="args", default=[])
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 
@@ -101,6 +109,36 @@ def pytest_configure(config: pytest.Config) -> None:
     session = XframeSession(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Collector(session), "xframe-collector")
+    from .collect import cli_declaration
+
+    config.stash[CLI_MODEL_KEY] = cli_declaration(config)
+    if config.pluginmanager.hasplugin("html"):
+        from .html_report import HtmlReport
+
+        config.pluginmanager.register(HtmlReport(), "xframe-html")
+
+
+def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
+    """pyproject.toml's ``[[tool.xframe.models]]``: one parity test per model x backend."""
+    if file_path.name != "pyproject.toml":
+        return None
+    from .collect import models_file
+
+    return models_file(file_path, parent)
+
+
+def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+    """With --xframe-model the session checks that model only (and paths named explicitly)."""
+    return True if config.stash.get(CLI_MODEL_KEY, None) is not None else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    decl = config.stash.get(CLI_MODEL_KEY, None)
+    if decl is not None:
+        from .collect import cli_items
+
+        items[:0] = cli_items(session, decl)
 
 
 class _Collector:

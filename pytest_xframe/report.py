@@ -52,6 +52,7 @@ RECORD_SCHEMA = {
         "max_rel": _NUMBER,
         "tolerance_ratio": _NUMBER,
         "cache_hit": {"type": "boolean"},
+        "export_cache_hit": {"type": "boolean"},
         "message": {"type": "string"},
         "artifacts": {"type": ["string", "null"]},
         "diagnosis": {"type": ["string", "null"]},
@@ -99,6 +100,7 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) ->
                 "max_rel": _finite(r.max_rel) if r.worst else None,
                 "tolerance_ratio": _finite(r.tolerance_ratio) if r.worst else None,
                 "cache_hit": r.cache_hit,
+                "export_cache_hit": r.export_cache_hit,
                 "message": r.message,
                 "artifacts": r.artifacts,
                 "diagnosis": r.diagnosis,
@@ -179,7 +181,7 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
                 r["test"], r["backend"], r["onnx"] or "-", str(r["examples"]), _fmt(r["max_abs"]),
                 _fmt(tol["atol"]) if tol else "-", _fmt(r["max_rel"]), _fmt(tol["rtol"]) if tol else "-",
                 r["verdict"] + (" (cached)" if r["cache_hit"] and r["verdict"] == "passed" else ""),
-                f"{r['seconds']['export']:.2f}", f"{r['seconds']['import']:.2f}",
+                "cached" if r.get("export_cache_hit") else f"{r['seconds']['export']:.2f}", f"{r['seconds']['import']:.2f}",
                 f"{r['seconds']['convert'] + r['seconds']['load']:.2f}", f"{r['seconds']['run']:.2f}",
             )
         )

@@ -34,6 +34,8 @@ class BackendResult:
     artifacts: str | None = None
     #: for a failure: the step that broke and the first divergent ONNX node, as text
     diagnosis: str | None = None
+    #: the ONNX export came from an earlier run's, reused on the user's ``export_key``
+    export_cache_hit: bool = False
 
     @property
     def max_abs(self) -> float:
@@ -105,6 +107,8 @@ class Subject:
     #: the slots as they key exports and memos (``check.slots_key``)
     slots_key: tuple
     output_names: tuple[str, ...]
+    #: sha256 of the state_dict (``export_cache.weights_digest``), part of the fingerprint
+    weights: str = ""
 
     @property
     def input_names(self) -> list[str]:

@@ -61,6 +61,8 @@ class XframeSession:
         backends = [b for item in self.config.getini("xframe_backends") for b in item.split(",") if b]
         if backends:
             ini["backends"] = parse_backends(backends, "ini option xframe_backends", self.backend_names)
+        if self.config.getini("xframe_export_key"):
+            ini["export_key"] = tuple(self.config.getini("xframe_export_key"))
         for name, key in (("xframe_max_examples", "max_examples"), ("xframe_seed", "seed")):
             raw = str(self.config.getini(name)).strip()
             if raw:
@@ -146,7 +148,8 @@ class XframeSession:
             run_dir = getattr(self.config, "workerinput", {}).get(RUN_DIR_KEY)
             shared = ArtifactCache(Path(run_dir)) if run_dir else None
             self._engine = Engine(
-                self._workdir, cache, threads=threads_for(self.threads_setting), shared_exports=shared, backends=self.backends
+                self._workdir, cache, threads=threads_for(self.threads_setting), shared_exports=shared, backends=self.backends,
+                rootdir=Path(self.config.rootpath),
             )
         return self._engine
 

@@ -42,6 +42,9 @@ class CheckOptions:
     equal_nan: bool = False
     #: display name of the model in messages and reports (default: its class name)
     name: str | None = None
+    #: bigmodel: the user's word that forward's code is unchanged, so the ONNX export may be reused
+    #: across runs: a version string, or paths/globs (relative to the rootdir) of files to hash
+    export_key: str | tuple[str, ...] | None = None
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -82,7 +85,21 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
         raise SpecError(f"unknown exporter {out['exporter']!r} in {where}", hint=f"use one of: {', '.join(EXPORTERS)}")
     if out.get("opset") is not None and (isinstance(out["opset"], bool) or not isinstance(out["opset"], int) or out["opset"] < 7):
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
+    if out.get("export_key") is not None:
+        out["export_key"] = _export_key(out["export_key"], where)
     return out
+
+
+def _export_key(value: Any, where: str) -> str | tuple[str, ...]:
+    """A non-empty version string, or a non-empty list of non-empty paths/globs."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(value)
+    raise SpecError(
+        f"export_key must be a version string or a list of file paths/globs, got {value!r} in {where}",
+        hint="e.g. export_key='my-model-1.4' or export_key=['src/mymodel/*.py']",
+    )
 
 
 def parse_backends(value: Any, where: str, known: Collection[str] | None = None) -> tuple[str, ...]:

@@ -6,3 +6,6 @@ import pytest
 
 #: an item's records (``report.records_from``), one per backend checked in the test
 RECORDS_KEY = pytest.StashKey[list]()
+
+#: the model given by --xframe-model (``collect.ModelDecl``), None without one
+CLI_MODEL_KEY = pytest.StashKey["object"]()

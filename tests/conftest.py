@@ -44,6 +44,7 @@ def frameworks() -> None:
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
     import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401  (imported lazily by torch.manual_seed and the dynamo exporter: not twice)
 
     pytest.importorskip("tensorflow", reason="these tests run the default backends; TensorFlow is not installed (extra 'tf')")
     if importlib.util.find_spec("onnx_tf") is None:  # importing it needs the compat layer first

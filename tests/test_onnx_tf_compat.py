@@ -148,7 +148,7 @@ def test_install_keeps_existing_mapping_and_importable_modules() -> None:
         if {ONNX_SHIPS_MAPPING!r}:  # onnx <= 1.16: its own module is the pre-existing one
             import onnx.mapping as original
         else:
-            original = onnx_tf_compat._build_onnx_mapping()
+            original = onnx_tf_compat.mapping.build_onnx_mapping()
         original.MARKER = "pre-existing"
         onnx.mapping = original
         onnx.helper.mapping = original
@@ -165,10 +165,10 @@ def test_install_keeps_existing_mapping_and_importable_modules() -> None:
         assert hm.Hardmax.TF_FUNC is hardmax
         tfp = sys.modules["tensorflow_probability"]
         if {_real_package_works("tensorflow_probability")!r}:
-            assert not isinstance(tfp, onnx_tf_compat._StandInModule), tfp
+            assert not isinstance(tfp, onnx_tf_compat.stand_ins.StandInModule), tfp
             assert tfp.__file__.endswith("tensorflow_probability/__init__.py"), tfp.__file__
         else:
-            assert isinstance(tfp, onnx_tf_compat._StandInModule), tfp
+            assert isinstance(tfp, onnx_tf_compat.stand_ins.StandInModule), tfp
         print("ok")
         """
     )
@@ -182,12 +182,12 @@ def test_stand_in_allows_attribute_access_but_not_calls(installed: None) -> None
     if _real_package_works("tensorflow_addons"):
         # older stack: the real package is used, not shadowed; check the stand-in install() would
         # have used in its place
-        assert not isinstance(tfa, onnx_tf_compat._StandInModule)
+        assert not isinstance(tfa, onnx_tf_compat.stand_ins.StandInModule)
         assert tfa.__file__.endswith("tensorflow_addons/__init__.py"), tfa.__file__
         assert sys.modules["tensorflow_addons"] is tfa
-        tfa = onnx_tf_compat._stand_in("tensorflow_addons")
+        tfa = onnx_tf_compat.stand_ins.stand_in("tensorflow_addons")
     else:
-        assert isinstance(tfa, onnx_tf_compat._StandInModule)
+        assert isinstance(tfa, onnx_tf_compat.stand_ins.StandInModule)
     fn = tfa.seq2seq.hardmax  # onnx-tf evaluates this at import time
     with pytest.raises(onnx_tf_compat.MissingOptionalModule) as info:
         fn([[1.0, 2.0]])
@@ -207,7 +207,7 @@ def test_hardmax_conversion_names_op_and_missing_module(installed: None, tmp_pat
     stack): nothing was stood in, and Hardmax converts through the real package."""
     model = _single_node_model("Hardmax", 13, "hardmax_0")
     if _real_package_works("tensorflow_addons"):
-        assert not isinstance(sys.modules["tensorflow_addons"], onnx_tf_compat._StandInModule)
+        assert not isinstance(sys.modules["tensorflow_addons"], onnx_tf_compat.stand_ins.StandInModule)
         convert(model, tmp_path / "sm", model_name="hardmax")
         assert (tmp_path / "sm" / "saved_model.pb").exists()
         x = np.array([[0.5, -1.0, 2.0], [3.0, 1.0, -2.0]], dtype=np.float32)
@@ -237,7 +237,7 @@ def test_bernoulli_conversion_names_op_and_missing_module(installed: None, tmp_p
     Bernoulli converts through the real package (probabilities 0 and 1 make it deterministic)."""
     model = _single_node_model("Bernoulli", 15, "bern_0")
     if _real_package_works("tensorflow_probability"):
-        assert not isinstance(sys.modules["tensorflow_probability"], onnx_tf_compat._StandInModule)
+        assert not isinstance(sys.modules["tensorflow_probability"], onnx_tf_compat.stand_ins.StandInModule)
         convert(model, tmp_path / "sm", model_name="bernoulli")
         assert (tmp_path / "sm" / "saved_model.pb").exists()
         x = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float32)

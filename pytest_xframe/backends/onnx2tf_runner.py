@@ -71,7 +71,10 @@ def load_saved_model(path: Path) -> Onnx2tfRunner:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
+    from ..convert import refuse_external_data
     from ..convert.onnx2tf import convert, converter_revision
+
+    refuse_external_data(artifact, converter="onnx2tf", backend="onnx2tf", model_name=ctx.model_name)
 
     dists = ("onnx2tf", "onnx", "onnx_graphsurgeon", "tensorflow", "tensorflow-cpu", "tf_keras", "numpy")
     return convert_and_load(

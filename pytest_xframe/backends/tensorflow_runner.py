@@ -80,8 +80,10 @@ def onnx_tf_key(artifact: OnnxArtifact) -> dict[str, str]:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
-    from ..convert.onnx_tf import convert
+    from ..convert import refuse_external_data
+    from ..convert.onnx_tf import BACKEND, convert
 
+    refuse_external_data(artifact, converter="onnx-tf", backend=BACKEND, model_name=ctx.model_name)
     return convert_and_load(
         ctx,
         "onnx-tf",

@@ -176,8 +176,10 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
         raise BackendUnavailable(
             "tflite backend not installed", model=ctx.model_name, backend=NAME, cause=str(exc), hint=BACKEND.install_hint
         ) from exc
+    from ..convert import refuse_external_data
     from ..convert.onnx_tf import convert
 
+    refuse_external_data(artifact, converter="onnx-tf (then the TFLite converter)", backend=BACKEND, model_name=ctx.model_name)
     saved_model_key = onnx_tf_key(artifact)  # the tensorflow backend's entry: both share one SavedModel
     key = {**saved_model_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision()}
 

@@ -32,3 +32,23 @@ def import_converter(importer: Callable[[], Any], *, name: str, backend: str, mo
             hint=f"reinstall it: {hint}",
             details=traceback.format_exc(),
         ) from exc
+
+
+def refuse_external_data(artifact: Any, *, converter: str, backend: str, model_name: str | None) -> None:
+    """Fail up front, naming the reason, for a model whose weights are ONNX external data (too
+    close to protobuf's 2 GiB limit for one message): the TensorFlow-family converters load and
+    serialize the whole model as one protobuf (ONNX, then a TF GraphDef), which cannot hold it,
+    and would crash deep inside protobuf instead."""
+    if not getattr(artifact, "external_data", ()):
+        return
+    size = sum(f.stat().st_size for f in artifact.files)
+    shown = f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**10:.0f} KiB"
+    raise ConversionError(
+        f"{converter} cannot convert a model over protobuf's 2 GiB limit ({shown}, weights in external data)",
+        model=model_name,
+        backend=backend,
+        cause=f"{converter} handles the ONNX model (and the TensorFlow graph it builds) as one protobuf message, "
+        "which protobuf caps at 2 GiB",
+        hint="check this model against onnxruntime, which runs it from its external data file; "
+        "or shrink it (fewer or smaller layers) for the TensorFlow-family backends",
+    )

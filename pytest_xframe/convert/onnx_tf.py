@@ -71,8 +71,7 @@ def converter_revision() -> str:
     from pytest_xframe.provenance import source_revision
 
     here = pathlib.Path(__file__).resolve().parent
-    compat = [p for p in (here / "onnx_tf_compat.py", here / "onnx_tf_compat") if p.exists()]  # a module or a package
-    return source_revision(here / "onnx_tf.py", *compat, here / "lowering.py")
+    return source_revision(here / "onnx_tf.py", here / "onnx_tf_compat", here / "lowering.py")
 
 
 def _opset_of(model: onnx.ModelProto, domain: str) -> int | None:
