@@ -83,7 +83,6 @@ def toy_project(toy_frameworks: None, pytester: pytest.Pytester) -> pytest.Pytes
     return pytester
 
 
-@pytest.mark.slow
 def test_a_conftest_backend_runs_end_to_end_and_replays(toy_project: pytest.Pytester) -> None:
     toy_project.makepyfile(test_toy=TESTS)
     result = toy_project.runpytest("-v", "--xframe-report=report.json", "--xframe-artifacts-dir=kept")

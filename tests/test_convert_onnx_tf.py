@@ -152,7 +152,6 @@ def _rng() -> np.random.Generator:
 # ---- op versions onnx-tf 1.10 lacks (ONNX graphs, onnxruntime as reference) ---------------------
 
 
-@pytest.mark.slow
 def test_unsqueeze13_squeeze13(workdir: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1, 3])
     nodes = [
