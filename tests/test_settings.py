@@ -8,7 +8,6 @@ import pytest
 from pytest_xframe import SpecError, TensorSpec
 
 
-
 def test_layers_apply_lowest_precedence_first() -> None:
     """``resolve`` is the one place precedence is decided: later layers win, option by option."""
     from pytest_xframe.settings import CheckOptions, resolve
