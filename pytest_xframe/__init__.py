@@ -3,13 +3,14 @@
 Public names only; importing this package imports no deep-learning framework.
 """
 
-from .errors import BackendUnavailable, ConversionError, ExportError, ParityError, SpecError, XframeError
+from .errors import BackendUnavailable, ConversionError, DriftError, ExportError, ParityError, SpecError, XframeError
 from .spec import Dim, TensorSpec
 
 __all__ = [
     "BackendUnavailable",
     "ConversionError",
     "Dim",
+    "DriftError",
     "ExportError",
     "ParityError",
     "SpecError",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import Backend, Prepared, TorchSource
+from .calibration import Calibration
 from .compare import OutputComparison, compare_all
 from .engine import Engine, model_fingerprint
 from .errors import (
@@ -176,20 +177,32 @@ def _prepare_target(
         except ExportError as exc:
             errors.append(for_backend(exc, backend.name, None))
             continue
+        calibration = _calibration(subject, options) if backend.calibrated else None
         try:
             prepared, fresh_prepare, import_seconds = engine.prepare(
-                backend, artifact, subject.name, TorchSource(subject.model, subject.slots, subject.positional)
+                backend, artifact, subject.name, TorchSource(subject.model, subject.slots, subject.positional),
+                calibration, options.int8_io and backend.calibrated,
             )
         except ConversionError as exc:
             errors.append(for_backend(exc, backend.name, artifact))
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
+        result.calibration = calibration.describe() if calibration is not None else None
         result.export_cache_hit = engine.from_cache(key)
         return Target(backend, artifact, prepared)
     first = errors[0]
     if len(errors) > 1:
         first.cause = (first.cause or "") + "".join(f"\n  also failed: {first_line(str(e))}" for e in errors[1:])
     raise first
+
+
+def _calibration(subject: Subject, options: CheckOptions) -> Calibration:
+    """The samples a calibrated (quantized) backend quantizes with: the user's, or drawn from the spec."""
+    from . import calibration
+
+    if options.calibration is not None:
+        return calibration.from_user(options.calibration, subject.slots, subject.name)
+    return calibration.from_spec(subject.slots, options.calibration_samples, options.calibration_seed)
 
 
 def _note_preparation(

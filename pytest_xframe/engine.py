@@ -17,6 +17,7 @@ import numpy as np
 
 from .backends import Backend, BuildContext, Prepared, Registry, TorchSource, registry
 from .cache import ArtifactCache
+from .calibration import Calibration
 from .convert import import_converter
 from .errors import XframeError
 from .export import OnnxArtifact
@@ -131,22 +132,32 @@ class Engine:
         """Whether this session's export for ``key`` was read from an earlier run's (``export_key``)."""
         return self._from_cache.get(key, False)
 
-    def prepare(self, spec: Backend, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None) -> tuple[Prepared, bool, float]:
+    def prepare(
+        self, spec: Backend, artifact: OnnxArtifact, model_name: str, source: TorchSource | None = None,
+        calibration: Calibration | None = None, int8_io: bool = False,
+    ) -> tuple[Prepared, bool, float]:
         """The backend's runner for this ONNX model, whether it was built now, and the seconds
-        its framework's import took (0 when it was imported before)."""
-        key = (spec.name, str(artifact.path))
+        its framework's import took (0 when it was imported before). A calibrated backend's runner
+        is kept per calibration samples and int8 I/O too."""
+        key = (spec.name, str(artifact.path), calibration.digest if calibration else None, int8_io)
         found = self._prepared.get(key)
         fresh = found is None
         import_seconds = 0.0
         if fresh:
-            found, import_seconds = self._build(spec, artifact, model_name, source)
+            found, import_seconds = self._build(spec, artifact, model_name, source, calibration, int8_io)
         self._keep_prepared(key, found, 0 if isinstance(found, XframeError) else sum(f.stat().st_size for f in artifact.files))
         if isinstance(found, XframeError):
             raise found
         return found, fresh, import_seconds
 
-    def _build(self, spec: Backend, artifact: OnnxArtifact, model_name: str, source: TorchSource | None) -> tuple[Prepared | XframeError, float]:
-        ctx = BuildContext(model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads)
+    def _build(
+        self, spec: Backend, artifact: OnnxArtifact, model_name: str, source: TorchSource | None,
+        calibration: Calibration | None = None, int8_io: bool = False,
+    ) -> tuple[Prepared | XframeError, float]:
+        ctx = BuildContext(
+            model_name=model_name, workdir=artifact.path.parent, cache=self.cache, torch=source, threads=self.threads,
+            calibration=calibration, int8_io=int8_io,
+        )
         import_seconds = 0.0
         try:
             # missing: a skip naming the extra; installed but broken: a ConversionError

@@ -131,6 +131,16 @@ class ParityError(XframeError, AssertionError):
         return self.report_text
 
 
+class DriftError(ParityError):
+    """A figure got worse than its baseline by more than the drift factor, though still within
+    tolerance: a converter or framework upgrade made the model less accurate."""
+
+    def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None, drifts: list | None = None) -> None:
+        #: per backend, the drifted figures: {"output", "figure", "baseline", "new", "by", "limit"}
+        self.drifts = drifts or []
+        super().__init__(report_text, model=model, backend=backend)
+
+
 class SpecTextError(SpecError):
     """Input text (``x=float32[batch:1..8,20]``) that does not parse: the message shows the text
     with a caret under the offending character."""

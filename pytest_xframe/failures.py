@@ -121,12 +121,20 @@ def finish_failure(
         result = report.backends[backend_name]
         _mark_failed(result, comparisons)
         result.diagnosis = diagnose(t, failure, comparisons, subject, options, workdir)
+        if result.calibration is not None:
+            result.diagnosis += "\n" + calibration_line(result.calibration)
         directory = artifacts.case_dir(root, report.test_id, backend_name)
         _save_case(directory, t, failure, comparisons, report, options, result.diagnosis)
         result.artifacts = str(directory)
         hints.extend(_hints(directory, t, failure, comparisons, result.diagnosis))
     failure.report_text += "\n" + "\n".join(hints)
     raise failure
+
+
+def calibration_line(described: Mapping[str, Any]) -> str:
+    """Where a quantized target's calibration samples came from, for the failure message."""
+    where = f"drawn from the input spec (calibration_seed={described['seed']})" if described["source"] == "spec" else "given by calibration="
+    return f"calibration: {described['samples']} sample(s) {where}"
 
 
 def _mark_failed(result: BackendResult, comparisons: list[OutputComparison]) -> None:
@@ -158,7 +166,9 @@ def _save_case(
             "onnx": report.backends[t.name].onnx,
             "input_names": list(t.artifact.input_names),
             "output_names": list(t.artifact.output_names),
-            "options": dict(vars(options)),
+            # user calibration samples are arrays: the case says where they came from instead
+            "options": {k: v for k, v in vars(options).items() if k != "calibration"},
+            "calibration": report.backends[t.name].calibration,
             "inputs": {k: describe_array(v) for k, v in failure.feeds.items()},
             "comparisons": [c.to_dict() for c in comparisons],
             "diagnosis": diagnosis,

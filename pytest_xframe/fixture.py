@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import BackendUnavailable
-from .settings import MARKER, validate
+from .settings import MARKER, CheckOptions, validate
 
 if TYPE_CHECKING:
+    from .errors import DriftError
     from .results import ParityReport
     from .session import XframeSession
 
@@ -30,8 +31,9 @@ class Xframe:
     def check(self, model: Any, inputs: Any, **options: Any) -> ParityReport:
         """Check ``model`` on ``inputs`` (a list or dict of TensorSpec / tensors / arrays).
 
-        Raises ``ParityError`` when a backend's outputs differ beyond tolerance, ``ExportError``
-        or ``ConversionError`` when the model cannot get there; returns the report otherwise.
+        Raises ``ParityError`` when a backend's outputs differ beyond tolerance, ``DriftError``
+        when they got worse than the baseline allows, ``ExportError`` or ``ConversionError`` when
+        the model cannot get there; returns the report otherwise.
         """
         __tracebackhide__ = True
         self.calls += 1
@@ -53,17 +55,65 @@ class Xframe:
             if not available:
                 pytest.skip("; ".join(reason for _, reason in skipped if reason))
             resolved = replace(resolved, backends=available)
+        check, resolved, extra = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved)
         try:
-            return run_check(
+            run_check(
                 self._session.engine(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
                 siblings=(self._test_key(), self.calls),
             )
+            if check is not None:
+                extra, drift = self._against_baseline(report, check)
+                if drift is not None:
+                    raise drift
+            return report
         except BackendUnavailable as exc:
             pytest.skip(str(exc).replace("\n", " "))
         finally:
             self.reports.append(report)
-            reporting.record(self._request, report, skipped)
+            reporting.record(self._request, report, skipped, extra)
+
+    def _baseline_plan(self, model: Any, resolved: CheckOptions) -> tuple[str | None, CheckOptions, dict[str, dict]]:
+        """With a baseline in use: the check's name in it, the seed it draws with (the entry's
+        unless you set one), and the record fields a check that fails while updating carries."""
+        run = self._session.baseline
+        if not run.active:
+            return None, resolved, {}
+        check = self._check_name(resolved.name or type(model).__name__)
+        seed = run.seed(self._request.node.nodeid, check, resolved.seed, self._test_key(), self._request.config.getoption("hypothesis_seed", None))
+        extra = {b: {"baseline": {"check": check, "status": "update"}} for b in resolved.backends} if run.settings.update else {}
+        return check, replace(resolved, seed=seed), extra
+
+    def _check_name(self, model_name: str) -> str:
+        """A check's name in the baseline: its model's, numbered from the second check of the
+        same model within one test."""
+        earlier = sum(r.model == model_name for r in self.reports)
+        return model_name if not earlier else f"{model_name}#{earlier + 1}"
+
+    def _against_baseline(self, report: ParityReport, check: str) -> tuple[dict[str, dict], DriftError | None]:
+        """Each backend's ``baseline`` record field, and a DriftError (the drifted backends marked
+        failed) when a figure got worse than its baseline by more than the drift factor."""
+        from .baseline import drift_headline, drift_text, examine
+        from .errors import DriftError
+        from .report import records_from
+
+        run = self._session.baseline
+        records = records_from(report, [])
+        if run.settings.update or run.baseline is None:
+            status = "update" if run.settings.update else "missing"
+            return {r["backend"]: {"baseline": {"check": check, "status": status}} for r in records}, None
+        for r in records:
+            r["baseline"] = examine(run.baseline, r, check, report.options.drift_factor)
+        extra = {r["backend"]: {"baseline": r["baseline"]} for r in records}
+        text = drift_text(report.model, records, run.settings.path, report.options.drift_factor)
+        if text is None:
+            return extra, None
+        drifted = [r for r in records if r["baseline"].get("drift")]
+        for r in drifted:
+            result = report.backends[r["backend"]]
+            result.verdict, result.message = "failed", drift_headline(r["baseline"]["drift"][0])
+        drifts = [{"backend": r["backend"], **d} for r in drifted for d in r["baseline"]["drift"]]
+        return extra, DriftError(text, model=report.model, backend=",".join(r["backend"] for r in drifted), drifts=drifts)
 
     def _test_key(self) -> tuple:
         """This test apart from the backend the marker gave it: its function and the positions of

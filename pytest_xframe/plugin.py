@@ -49,6 +49,16 @@ def _threads(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a thread count, got {value!r}") from None
 
 
+def _drift_factor(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 1, got {value!r}") from None
+    if not number > 1:
+        raise argparse.ArgumentTypeError(f"expected a number > 1, got {value!r}")
+    return number
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xframe", "cross-framework parity testing (pytest-xframe)")
     # checked in pytest_configure, once plugins and conftests have registered their backends
@@ -70,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-threads", type=_threads, default=None, metavar="auto|N",
                     help="CPU threads per framework (torch, TensorFlow, ONNX Runtime): 'auto' (default) gives each "
                     "pytest-xdist worker CPUs // workers and leaves a serial run alone; 0 leaves the frameworks' defaults.")
+    group.addoption("--xframe-baseline-update", action="store_true", default=False,
+                    help="write the error figures of this run's passing checks to the baseline file (keeps other entries, drops stale ones).")
+    group.addoption("--xframe-baseline", default=None, metavar="PATH",
+                    help="the baseline file (default: xframe-baseline.json at the rootdir; ini xframe_baseline).")
+    group.addoption("--xframe-drift-factor", type=_drift_factor, default=None, metavar="F",
+                    help="fail a check whose error figures got more than F times worse than its baseline (default 2).")
     group.addoption("--xframe-model", default=None, metavar="MODULE:FACTORY",
                     help="check this one model (built by calling FACTORY) instead of collecting tests; needs --xframe-inputs.")
     group.addoption("--xframe-inputs", default=None, metavar="TEXT",
@@ -82,6 +98,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
     parser.addini("xframe_export_key", "files/globs (relative to the rootdir) whose contents vouch for the models' code: "
                   "exports are then reused across runs (README: export_key).", type="args", default=[])
+    parser.addini("xframe_baseline", "the baseline file of error figures, relative to the ini file.", default="")
+    parser.addini("xframe_drift_factor", "how much worse than its baseline a figure may get (default 2).", default="")
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 
@@ -104,9 +122,13 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**options): run this test's xframe.check once per backend (ids [onnxruntime], "
         f"[tensorflow]); options: {', '.join(OPTION_NAMES)}.",
     )
+    from .errors import SpecError
     from .session import XframeSession
 
-    session = XframeSession(config)
+    try:
+        session = XframeSession(config)
+    except SpecError as exc:  # a bad ini value, pyproject table or baseline file: say so, no traceback
+        raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Collector(session), "xframe-collector")
     from .collect import cli_declaration
@@ -149,6 +171,26 @@ class _Collector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.session.records.extend(getattr(report, "xframe", None) or [])
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    item.config.stash[SESSION_KEY].baseline.collected.add(item.nodeid)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """pytest-xdist worker: the controller judges stale baseline entries on what was collected."""
+    collected = session.config.stash[SESSION_KEY].baseline.collected
+    collected.update(item.nodeid for item in session.items)  # items a plugin added without collecting them
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["xframe_collected"] = sorted(collected)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: what a worker collected."""
+    collected = getattr(node, "workeroutput", {}).get("xframe_collected", [])
+    node.config.stash[SESSION_KEY].baseline.collected.update(collected)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -232,6 +274,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         import_hypothesis("hypothesis")
     if not hasattr(session.config, "workerinput"):
+        session.config.stash[SESSION_KEY].finish_baseline()
         session.config.stash[SESSION_KEY].write_json(exitstatus)
 
 

@@ -38,6 +38,40 @@ OUTPUT_SCHEMA = {
         **{k: {"type": "integer"} for k in ("nan_ref", "nan_got", "inf_ref", "inf_got")},
     },
 }
+_CHANGE = {
+    "type": "object",
+    "required": ["output", "figure", "baseline", "new", "by", "limit"],
+    "properties": {"output": {"type": "string"}, "figure": {"type": "string"}, "baseline": {"type": "number"}, "new": {"type": "number"},
+                   "by": {"type": "string"}, "limit": {"type": "string"}},
+}
+#: a check against its baseline entries (present while a baseline file exists or is being written)
+BASELINE_RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["check", "status"],
+    "properties": {
+        "check": {"type": "string"},
+        "status": {"enum": ["checked", "drifted", "missing", "update"]},
+        "seed": {"type": ["integer", "null"]},
+        "examples": {"type": ["integer", "null"]},
+        "drift": {"type": "array", "items": _CHANGE},
+        "improved": {"type": "array", "items": _CHANGE},
+        "missing": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_ENTRY = {"type": "object", "required": ["test", "check", "backend", "output", "reason"], "properties": {k: {"type": "string"} for k in ("test", "check", "backend", "output", "reason")}}
+#: the run's baseline: the file, and stale entries (checking) or what the update wrote
+BASELINE_SCHEMA = {
+    "type": "object",
+    "required": ["path", "updated"],
+    "properties": {
+        "path": {"type": "string"},
+        "updated": {"type": "boolean"},
+        "stale": {"type": "array", "items": _ENTRY},
+        "written": {"type": "integer"},
+        "removed": {"type": "array", "items": _ENTRY},
+        "not_updated": {"type": "array", "items": {"type": "string"}},
+    },
+}
 RECORD_SCHEMA = {
     "type": "object",
     "required": ["test", "backend", "model", "verdict", "examples", "onnx", "max_abs", "max_rel", "tolerance_ratio", "seconds", "outputs"],
@@ -47,6 +81,7 @@ RECORD_SCHEMA = {
         "model": {"type": "string"},
         "verdict": {"enum": ["passed", "failed", "error", "skipped", "xfailed", "pending"]},
         "examples": {"type": "integer", "minimum": 0},
+        "seed": {"type": ["integer", "null"]},
         "onnx": {"type": "string"},
         "max_abs": _NUMBER,
         "max_rel": _NUMBER,
@@ -56,12 +91,23 @@ RECORD_SCHEMA = {
         "message": {"type": "string"},
         "artifacts": {"type": ["string", "null"]},
         "diagnosis": {"type": ["string", "null"]},
+        # a calibrated (quantized) backend's samples; null for the others
+        "calibration": {
+            "type": ["object", "null"],
+            "properties": {
+                "source": {"enum": ["spec", "user"]},
+                "samples": {"type": "integer"},
+                "seed": {"type": ["integer", "null"]},
+                "digest": {"type": "string"},
+            },
+        },
         "seconds": {
             "type": "object",
             "required": ["export", "import", "convert", "load", "run"],
             "properties": {k: {"type": "number"} for k in ("export", "import", "convert", "load", "run")},
         },
         "outputs": {"type": "array", "items": OUTPUT_SCHEMA},
+        "baseline": BASELINE_RECORD_SCHEMA,
     },
 }
 REPORT_SCHEMA = {
@@ -76,6 +122,7 @@ REPORT_SCHEMA = {
         "exit_status": {"type": "integer"},
         "environment": {"type": "object", "additionalProperties": {"type": "string"}},
         "checks": {"type": "array", "items": RECORD_SCHEMA},
+        "baseline": BASELINE_SCHEMA,
     },
 }
 
@@ -85,16 +132,19 @@ def _finite(value: float | None) -> float | None:
     return value if value is None or math.isfinite(value) else None
 
 
-def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+def records_from(report: ParityReport, skipped: list[tuple[str, str | None]], extra: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+    """One record per backend; ``extra`` adds fields per backend (the ``baseline`` field)."""
     records = []
     for name, r in report.backends.items():
         records.append(
             {
+                **(extra or {}).get(name, {}),
                 "test": report.test_id,
                 "backend": name,
                 "model": report.model,
                 "verdict": r.verdict,
                 "examples": r.examples,
+                "seed": report.options.seed,
                 "onnx": r.onnx,
                 "max_abs": _finite(r.max_abs) if r.worst else None,
                 "max_rel": _finite(r.max_rel) if r.worst else None,
@@ -104,6 +154,7 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) ->
                 "message": r.message,
                 "artifacts": r.artifacts,
                 "diagnosis": r.diagnosis,
+                "calibration": r.calibration,
                 "seconds": {"export": r.export_seconds, "import": r.import_seconds, "convert": r.convert_seconds, "load": r.load_seconds, "run": r.run_seconds},
                 "outputs": [
                     {k: (_finite(v) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()}
@@ -113,18 +164,18 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]]) ->
         )
     for name, reason in skipped:
         records.append(
-            {"test": report.test_id, "backend": name, "model": report.model, "verdict": "skipped", "examples": 0, "onnx": "",
+            {"test": report.test_id, "backend": name, "model": report.model, "verdict": "skipped", "examples": 0, "seed": report.options.seed, "onnx": "",
              "max_abs": None, "max_rel": None, "tolerance_ratio": None, "cache_hit": False, "message": reason or "", "artifacts": None,
              "seconds": {"export": 0.0, "import": 0.0, "convert": 0.0, "load": 0.0, "run": 0.0}, "outputs": []}
         )
     return records
 
 
-def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[tuple[str, str | None]]) -> None:
+def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[tuple[str, str | None]], extra: dict[str, dict] | None = None) -> None:
     """Attach records to the test item (for the summary) and key figures as JUnit properties."""
     from .stash import RECORDS_KEY
 
-    records = records_from(report, skipped)
+    records = records_from(report, skipped, extra)
     request.node.stash.setdefault(RECORDS_KEY, []).extend(records)
     for rec in records:
         prefix = f"xframe.{rec['backend']}"
@@ -205,9 +256,9 @@ def environment() -> dict[str, str]:
     return {dist: version for dist in dists if (version := dist_version(dist)) is not None}
 
 
-def write_json(path: Path, records: list[dict[str, Any]], exit_status: int) -> None:
+def write_json(path: Path, records: list[dict[str, Any]], exit_status: int, baseline: dict[str, Any] | None = None) -> None:
     """Write the versioned JSON report atomically (a CI gate never reads half a file)."""
-    document = {
+    document: dict[str, Any] = {
         "schema": REPORT_SCHEMA_ID,
         "version": REPORT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -215,6 +266,8 @@ def write_json(path: Path, records: list[dict[str, Any]], exit_status: int) -> N
         "environment": environment(),
         "checks": records,
     }
+    if baseline is not None:
+        document["baseline"] = baseline
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(document, indent=2))

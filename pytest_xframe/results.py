@@ -34,6 +34,8 @@ class BackendResult:
     artifacts: str | None = None
     #: for a failure: the step that broke and the first divergent ONNX node, as text
     diagnosis: str | None = None
+    #: a calibrated backend's samples: source, count, seed, digest (``Calibration.describe``)
+    calibration: dict[str, Any] | None = None
     #: the ONNX export came from an earlier run's, reused on the user's ``export_key``
     export_cache_hit: bool = False
 

@@ -35,6 +35,10 @@ class XframeSession:
         self._ini = self._ini_options()
         self._cli = self._cli_options()
         self.threads_setting = self._threads_setting()
+        from .baseline import BaselineRun, settings_from
+
+        self.baseline = BaselineRun(settings_from(config))
+        self.baseline.active  # noqa: B018 - read the file now: a broken one is a usage error, not a failure per test
 
     # -- backends and options ----------------------------------------------------------------
     def _registry(self) -> Registry:
@@ -70,7 +74,22 @@ class XframeSession:
                     ini[key] = int(raw)
                 except ValueError:
                     raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
+        ini.update(self._ini_drift_factor())
         return validate(ini, "the ini file", self.backend_names)
+
+    def _ini_drift_factor(self) -> dict[str, Any]:
+        """ini ``xframe_drift_factor`` over ``[tool.xframe.baseline] drift_factor``."""
+        from .baseline import baseline_table
+
+        raw = str(self.config.getini("xframe_drift_factor")).strip()
+        if not raw:
+            table = baseline_table(self.config)
+            return validate({"drift_factor": table["drift_factor"]}, "[tool.xframe.baseline]") if "drift_factor" in table else {}
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SpecError(f"ini option xframe_drift_factor must be a number > 1, got {raw!r}") from None
+        return validate({"drift_factor": value}, "ini option xframe_drift_factor")
 
     def _cli_options(self) -> dict[str, Any]:
         cli: dict[str, Any] = {}
@@ -85,6 +104,8 @@ class XframeSession:
             cli["max_examples"] = self.config.getoption("xframe_max_examples")
         if self.config.getoption("xframe_seed") is not None:
             cli["seed"] = self.config.getoption("xframe_seed")
+        if self.config.getoption("xframe_drift_factor") is not None:
+            cli["drift_factor"] = self.config.getoption("xframe_drift_factor")
         return cli
 
     def _threads_setting(self) -> str | int:
@@ -180,10 +201,24 @@ class XframeSession:
             from .report import write_summary
 
             write_summary(terminalreporter, self.records, self.config.get_verbosity())
+        if self.baseline.outcome is not None:
+            from .baseline import summary_lines
+
+            lines = summary_lines(self.baseline.outcome, self.records)
+            if lines:
+                terminalreporter.write_sep("=", "xframe baseline")
+            for line in lines:
+                terminalreporter.write_line(line, **({"red": True} if "DRIFT" in line else {}))
+
+    def finish_baseline(self) -> None:
+        """Controller only: stale entries and, with --xframe-baseline-update, the file."""
+        from .report import environment
+
+        self.baseline.finish(self.records, environment())
 
     def write_json(self, exitstatus: int) -> None:
         path = self.config.getoption("xframe_report")
         if path:
             from .report import write_json
 
-            write_json(Path(path), self.records, int(exitstatus))
+            write_json(Path(path), self.records, int(exitstatus), baseline=self.baseline.outcome)

@@ -42,9 +42,19 @@ class CheckOptions:
     equal_nan: bool = False
     #: display name of the model in messages and reports (default: its class name)
     name: str | None = None
+    #: quantized targets: the samples full-integer quantization calibrates on (``calibration.py``);
+    #: None draws ``calibration_samples`` of them from the input spec with ``calibration_seed``
+    calibration: tuple[Any, ...] | None = None
+    calibration_samples: int = 20
+    calibration_seed: int = 0
+    #: quantized targets: int8 inputs and outputs (tflite-int8-full); the runner quantizes feeds and
+    #: dequantizes outputs with each tensor's scale and zero point, so comparisons stay in float
+    int8_io: bool = False
     #: bigmodel: the user's word that forward's code is unchanged, so the ONNX export may be reused
     #: across runs: a version string, or paths/globs (relative to the rootdir) of files to hash
     export_key: str | tuple[str, ...] | None = None
+    #: baselines: how much worse than its baseline a figure may get before it is drift (baseline.py)
+    drift_factor: float = 2.0
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -87,6 +97,12 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
         raise SpecError(f"opset must be an int >= 7, got {out['opset']!r} in {where}")
     if out.get("export_key") is not None:
         out["export_key"] = _export_key(out["export_key"], where)
+    if "drift_factor" in out:
+        value = out["drift_factor"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
+            raise SpecError(f"drift_factor must be a number > 1, got {value!r} in {where}", hint="e.g. drift_factor=2: a figure may double")
+        out["drift_factor"] = float(value)
+    _validate_calibration(out, where)
     return out
 
 
@@ -100,6 +116,24 @@ def _export_key(value: Any, where: str) -> str | tuple[str, ...]:
         f"export_key must be a version string or a list of file paths/globs, got {value!r} in {where}",
         hint="e.g. export_key='my-model-1.4' or export_key=['src/mymodel/*.py']",
     )
+
+
+def _validate_calibration(out: dict[str, Any], where: str) -> None:
+    """Quantization options; samples are checked against the input spec later (``calibration.py``)."""
+    samples = out.get("calibration")
+    if samples is not None:
+        if isinstance(samples, (str, bytes, Mapping)) or not hasattr(samples, "__iter__"):
+            raise SpecError(
+                f"calibration must be an iterable of samples, got {type(samples).__name__} in {where}",
+                hint="e.g. calibration=[{'x': array}, ...] or a list of tuples in input order",
+            )
+        out["calibration"] = tuple(samples)  # a generator is read once, here
+    for name, low in (("calibration_samples", 1), ("calibration_seed", 0)):
+        value = out.get(name)
+        if name in out and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise SpecError(f"{name} must be an int >= {low}, got {value!r} in {where}")
+    if "int8_io" in out and not isinstance(out["int8_io"], bool):
+        raise SpecError(f"int8_io must be True or False, got {out['int8_io']!r} in {where}")
 
 
 def parse_backends(value: Any, where: str, known: Collection[str] | None = None) -> tuple[str, ...]:

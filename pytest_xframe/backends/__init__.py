@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import onnx
 
     from ..cache import ArtifactCache
+    from ..calibration import Calibration
     from ..export import OnnxArtifact
     from ..spec import InputSlot
 
@@ -53,6 +54,10 @@ BUILTIN: dict[str, str] = {
     "onnx2tf": "pytest_xframe.backends.onnx2tf_runner:BACKEND",
     "tflite": "pytest_xframe.backends.tflite_runner:BACKEND",
     "litert-torch": "pytest_xframe.backends.litert_torch_runner:BACKEND",
+    "tflite-fp16": "pytest_xframe.backends.tflite_fp16:BACKEND",
+    "tflite-int8": "pytest_xframe.backends.tflite_int8:BACKEND",
+    "tflite-int8-full": "pytest_xframe.backends.tflite_int8_full:BACKEND",
+    "onnxruntime-int8": "pytest_xframe.backends.onnxruntime_int8:BACKEND",
 }
 #: the backends checked when no option names any
 DEFAULT: tuple[str, ...] = ("onnxruntime", "tensorflow")
@@ -89,6 +94,10 @@ class BuildContext:
     torch: TorchSource | None = None
     #: CPU threads per framework pool, None for the framework's default (``pytest_xframe.threads``)
     threads: int | None = None
+    #: samples to calibrate on, for a backend with ``calibrated=True`` (else None)
+    calibration: Calibration | None = None
+    #: int8 inputs and outputs where the target offers them (``CheckOptions.int8_io``)
+    int8_io: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,9 @@ class Backend:
     run_intermediates: Callable[[onnx.ModelProto, Mapping[str, np.ndarray], Path, str], dict[str, np.ndarray]] | None = None
     #: optional: ``layer_report(prepared, artifact, feeds, workdir) -> str | None``, diagnosis text
     layer_report: Callable[[Prepared, OnnxArtifact, Mapping[str, np.ndarray], Path], str | None] | None = None
+    #: True when preparing needs calibration samples (``BuildContext.calibration``); they and
+    #: ``int8_io`` then key the prepared runner too
+    calibrated: bool = False
 
     @property
     def install_hint(self) -> str:

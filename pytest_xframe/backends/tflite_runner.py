@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,48 +155,65 @@ def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
     )
 
 
-def _to_flatbuffer(saved_model: Path, out: Path, model_name: str) -> None:
+#: fn(converter, tf) setting a TFLiteConverter's options before it converts
+Configure = Callable[[Any, Any], None]
+
+
+def _to_flatbuffer(saved_model: Path, out: Path, model_name: str, configure: Configure | None = None, backend: str = NAME) -> None:
     import tensorflow as tf
 
     try:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if configure is not None:  # a reduced-precision target sets its optimizations
+            configure(converter, tf)
         flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises ConverterError and others
-        raise _converter_error(exc, model_name) from exc
+        error = _converter_error(exc, model_name)
+        error.backend = backend
+        raise error from exc
     (out / FLATBUFFER_NAME).write_bytes(flatbuffer)
 
 
-def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+def prepare_flatbuffer(
+    artifact: OnnxArtifact, ctx: BuildContext, *, backend: str = NAME, install_hint: str | None = None,
+    target: dict[str, str] | None = None, configure: Configure | None = None, load: Callable[[Path, Any], Any] | None = None,
+) -> Prepared:
+    """The onnx-tf SavedModel (one cache entry, shared with the tensorflow backend and every TFLite
+    target) converted to a flatbuffer (its own entry, keyed by the SavedModel's key + ``target``)."""
     import onnx
 
     try:
         import ai_edge_litert.interpreter  # noqa: F401
     except ImportError as exc:
         raise BackendUnavailable(
-            "tflite backend not installed", model=ctx.model_name, backend=NAME, cause=str(exc), hint=BACKEND.install_hint
+            f"{backend} backend not installed", model=ctx.model_name, backend=backend, cause=str(exc),
+            hint=install_hint or BACKEND.install_hint,
         ) from exc
     from ..convert import refuse_external_data
     from ..convert.onnx_tf import convert
 
     refuse_external_data(artifact, converter="onnx-tf (then the TFLite converter)", backend=BACKEND, model_name=ctx.model_name)
     saved_model_key = onnx_tf_key(artifact)  # the tensorflow backend's entry: both share one SavedModel
-    key = {**saved_model_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision()}
+    key = {**saved_model_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision(), **(target or {})}
 
     def build(out: Path) -> None:
         saved = ctx.cache.get_or_build(
             "onnx-tf", saved_model_key, lambda d: convert(onnx.load(str(artifact.path)), d, model_name=ctx.model_name)
         )
         try:
-            _to_flatbuffer(saved.path, out, ctx.model_name)
+            _to_flatbuffer(saved.path, out, ctx.model_name, configure, backend)
         finally:
             if ctx.cache.root is None:  # an uncached SavedModel is a scratch dir only we know of
                 shutil.rmtree(saved.path, ignore_errors=True)
 
     model = onnx.load(str(artifact.path))
-    return convert_and_load(
-        ctx, "tflite", key, build, load=lambda path: load_flatbuffer(path / FLATBUFFER_NAME, model, ctx.model_name, ctx.threads)
-    )
+    loader = load or (lambda path, m: load_flatbuffer(path, m, ctx.model_name, ctx.threads))
+    return convert_and_load(ctx, "tflite", key, build, load=lambda path: loader(path / FLATBUFFER_NAME, model))
+
+
+def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+    return prepare_flatbuffer(artifact, ctx)
 
 
 def load_case(case_dir: Path, case: Mapping[str, Any]) -> TfliteRunner:

@@ -1,0 +1,136 @@
+"""ONNX Runtime's own int8 quantization (``onnxruntime.quantization``), run on the CPU provider.
+
+Which quantizer runs follows ONNX Runtime's advice ("dynamic quantization for RNNs and
+transformer-based models, static quantization for CNN models"): a graph with a ``Conv`` is
+quantized statically in the QDQ format (int8 activations and per-channel int8 weights),
+calibrated (MinMax) on the check's calibration samples; any other graph with ``quantize_dynamic``
+(int8 weights, activations quantized per call, no calibration). The quantized model is a cache
+entry keyed by the ONNX model, the mode, the calibration samples' digest and the versions.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError
+from ..export import OnnxArtifact
+from . import Backend, BuildContext, Prepared, conversion_key
+from .onnxruntime_runner import make_session
+
+NAME = "onnxruntime-int8"
+QUANTIZED_NAME = "model.int8.onnx"
+#: bump when the quantization settings below change
+REVISION = "1"
+
+
+def mode(model: Any) -> str:
+    """"static" (QDQ, calibrated) for a graph with a convolution, else "dynamic"."""
+    return "static" if any(node.op_type == "Conv" for node in model.graph.node) else "dynamic"
+
+
+class _Reader:
+    """The calibration samples as ``onnxruntime.quantization.CalibrationDataReader`` wants them."""
+
+    def __init__(self, samples: tuple[dict[str, np.ndarray], ...], inputs: set[str]) -> None:
+        self._samples: Iterator[dict[str, np.ndarray]] = iter([{k: v for k, v in s.items() if k in inputs} for s in samples])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._samples, None)
+
+
+def _quantize(source: Path, out: Path, model: Any, ctx: BuildContext) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    target = out / QUANTIZED_NAME
+    try:
+        if mode(model) == "static":
+            inputs = {i.name for i in model.graph.input}
+            samples = ctx.calibration.samples if ctx.calibration is not None else ()
+            quantize_static(
+                str(source), str(target), _Reader(samples, inputs), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+            )
+        else:
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    except Exception as exc:  # the quantizer raises ValueError, RuntimeError, onnx errors...
+        raise ConversionError(
+            f"onnxruntime.quantization ({mode(model)}) failed on the ONNX model",
+            model=ctx.model_name, backend=NAME, cause=f"{type(exc).__name__}: {str(exc).strip()[:300]}",
+            hint="try another exporter / opset, or the tflite-int8 targets",
+            details="".join(traceback.format_exception(exc)),
+        ) from exc
+
+
+def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
+    import onnx
+
+    model = onnx.load(str(artifact.path), load_external_data=False)
+    key = {
+        **conversion_key(artifact, "onnxruntime.quantization", REVISION, ("onnx", "onnxruntime", "numpy")),
+        "mode": mode(model),
+        "calibration": ctx.calibration.digest if ctx.calibration is not None and mode(model) == "static" else "none",
+    }
+    start = time.perf_counter()
+    result = ctx.cache.get_or_build("ort-int8", key, lambda out: _quantize(artifact.path, out, model, ctx))
+    converted = time.perf_counter()
+    runner = make_session(str(result.path / QUANTIZED_NAME), threads=ctx.threads)
+    return Prepared(
+        runner, convert_seconds=converted - start, load_seconds=time.perf_counter() - converted, cache_hit=result.hit,
+        converted_path=result.path, route=f"ONNX from {artifact.label}, int8 {mode(model)} (onnxruntime.quantization)",
+    )
+
+
+def _as_passed_on(quantized: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The quantized model's value for each fp32 value name, as the next node receives it: after
+    its QuantizeLinear/DequantizeLinear pair where the QDQ quantizer put one (it also folds a Relu
+    into that pair, leaving the name on the Conv's unclipped output)."""
+    out = {}
+    for name in reference:
+        found = quantized.get(f"{name}_DequantizeLinear_Output", quantized.get(name))
+        if found is not None:
+            out[name] = found
+    return out
+
+
+def layer_report(prepared: Prepared, artifact: OnnxArtifact, feeds: Mapping[str, np.ndarray], workdir: Path) -> str | None:
+    """SNR of the quantized model's intermediate values vs the fp32 model's, by value name."""
+    import onnx
+
+    from ..layer_error import format_layer_errors, layer_errors, onnx_intermediates
+
+    if prepared.converted_path is None:
+        return None
+    model = onnx.load(str(artifact.path))
+    order, reference = onnx_intermediates(model, feeds)
+    _, quantized = onnx_intermediates(onnx.load(str(prepared.converted_path / QUANTIZED_NAME)), feeds)
+    errors = layer_errors(model.graph, order, reference, _as_passed_on(quantized, reference))
+    compared = {e.value for e in errors}
+    return format_layer_errors(
+        f"layer-by-layer SNR, int8 {mode(model)} model vs the fp32 model (onnxruntime) on this input", errors, len(order),
+        [v for v in order if v not in compared], "the quantizer replaced the nodes that made them",
+    )
+
+
+def load_case(case_dir: Path, case: Mapping[str, Any]) -> Any:
+    """A saved failing case's runner: its quantized model in a fresh session."""
+    return make_session(str(case_dir / "converted" / QUANTIZED_NAME))
+
+
+BACKEND = Backend(
+    name=NAME,
+    prepare=prepare,
+    modules=("onnxruntime", "onnx"),
+    extra="onnxruntime-int8",
+    exports=(("dynamo", None), ("torchscript", 17)),
+    framework=("onnxruntime",),
+    precision="int8",
+    load_case=load_case,
+    layer_report=layer_report,
+    calibrated=True,
+)
