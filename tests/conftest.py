@@ -34,6 +34,22 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     return pytester
 
 
+def _load_the_dynamo_exporter() -> None:
+    """One tiny dynamo export, so torch.export, onnxscript and the ~470 modules they import lazily
+    are loaded before pytester snapshots ``sys.modules``: imported again in a second in-process
+    run, torch.export fails ("Failed to export the model with torch.export")."""
+    if importlib.util.find_spec("onnxscript") is None:
+        return
+    import io
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.Linear(2, 1), (torch.zeros(1, 2),), io.BytesIO(), dynamo=True, verbose=False)
+
+
 @pytest.fixture(scope="session")
 def frameworks() -> None:
     """Import torch, ONNX Runtime, TensorFlow and onnx-tf once for the whole run.
@@ -45,6 +61,7 @@ def frameworks() -> None:
     import onnxruntime  # noqa: F401
     import torch  # noqa: F401
     import torch._dynamo  # noqa: F401  (imported lazily by torch.manual_seed and the dynamo exporter: not twice)
+    _load_the_dynamo_exporter()
 
     pytest.importorskip("tensorflow", reason="these tests run the default backends; TensorFlow is not installed (extra 'tf')")
     if importlib.util.find_spec("onnx_tf") is None:  # importing it needs the compat layer first
