@@ -47,7 +47,7 @@ from test_mlp_classifier import Classifier  # noqa: E402
 
 # torchvision's BasicBlock, as the coverage suite builds it
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from coverage_models import BasicBlock  # noqa: E402
+from torch_models import BasicBlock  # noqa: E402
 
 
 class ResNet18(nn.Module):

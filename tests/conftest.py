@@ -8,51 +8,46 @@ frameworks are imported here once instead, lazily: only tests that run pytester 
 from __future__ import annotations
 
 import importlib.util
-import textwrap
+import os
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["pytester"]
 
-#: tiny models shared by the inner pytest sessions (written as their conftest)
-INNER_CONFTEST = textwrap.dedent(
-    '''
+#: the shared test models (``tests/torch_models.py``), written as the inner projects' conftest so
+#: their tests say ``from conftest import MLP``; read as text: importing torch here would slow every run
+MODELS_FILE = Path(__file__).with_name("torch_models.py")
+INNER_CONFTEST = MODELS_FILE.read_text()
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester, whose sessions start serial even when this suite runs under pytest-xdist.
+
+    An xdist worker's environment (``PYTEST_XDIST_WORKER``, ``PYTEST_XDIST_WORKER_COUNT``...)
+    would otherwise reach the inner sessions, in process and in subprocesses alike, and make
+    them size their thread pools as workers of the outer run.
+    """
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
+    return pytester
+
+
+def _load_the_dynamo_exporter() -> None:
+    """One tiny dynamo export, so torch.export, onnxscript and the ~470 modules they import lazily
+    are loaded before pytester snapshots ``sys.modules``: imported again in a second in-process
+    run, torch.export fails ("Failed to export the model with torch.export")."""
+    if importlib.util.find_spec("onnxscript") is None:
+        return
+    import io
+    import warnings
+
     import torch
-    from torch import nn
 
-
-    class MLP(nn.Module):
-        def __init__(self, d_in=6, d_out=3):
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = nn.Sequential(nn.Linear(d_in, 8), nn.ReLU(), nn.Linear(8, d_out))
-
-        def forward(self, x):
-            return self.net(x)
-
-
-    class Branchy(nn.Module):
-        """A data-dependent branch: the torchscript exporter freezes the one the example took."""
-
-        def forward(self, x):
-            if x.sum() > 0:
-                return x * 2.0
-            return x - 1.0
-
-
-    class TwoIn(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.a = nn.Linear(4, 5)
-            self.b = nn.Linear(3, 5)
-
-        def forward(self, left, right):
-            joint = self.a(left) + self.b(right)
-            return {"sum": joint, "pair": (joint.relu(), joint.sigmoid())}
-    '''
-)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.Linear(2, 1), (torch.zeros(1, 2),), io.BytesIO(), dynamo=True, verbose=False)
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +61,7 @@ def frameworks() -> None:
     import onnxruntime  # noqa: F401
     import torch  # noqa: F401
     import torch._dynamo  # noqa: F401  (imported lazily by torch.manual_seed and the dynamo exporter: not twice)
+    _load_the_dynamo_exporter()
 
     pytest.importorskip("tensorflow", reason="these tests run the default backends; TensorFlow is not installed (extra 'tf')")
     if importlib.util.find_spec("onnx_tf") is None:  # importing it needs the compat layer first
@@ -75,6 +71,12 @@ def frameworks() -> None:
 
     install()
     import onnx_tf.backend  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def torch_mod():
+    """torch, for tests that call ``xframe.check`` directly; skipped where torch is not installed."""
+    return pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="session")

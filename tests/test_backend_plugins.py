@@ -12,32 +12,11 @@ from pathlib import Path
 
 import pytest
 
-#: a backend that runs the ONNX export in onnx's own reference evaluator (numpy)
-TOY_CONFTEST = textwrap.dedent(
+#: the shared test models, then a backend that runs the ONNX export in onnx's own reference evaluator (numpy)
+TOY_CONFTEST = Path(__file__).with_name("torch_models.py").read_text() + textwrap.dedent(
     '''
-    import torch
-    from torch import nn
 
     from pytest_xframe.backends import Backend, Prepared
-
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-
-        def forward(self, x):
-            return self.net(x)
-
-
-    class Branchy(nn.Module):
-        """The torchscript exporter freezes the branch the example took."""
-
-        def forward(self, x):
-            if x.sum() > 0:
-                return x * 2.0
-            return x - 1.0
 
 
     class ReferenceRunner:
@@ -196,3 +175,16 @@ def test_replay_of_a_backend_without_load_case_says_to_rerun(tmp_path: Path) -> 
     assert replay.stderr.strip().splitlines() == [
         f"replay: backend 'litert-torch' cannot load a saved case (it has no load_case); rerun its test instead of replaying {tmp_path}"
     ]
+
+
+def test_backends_are_known_by_name_before_their_modules_are_imported(pytester: pytest.Pytester) -> None:
+    """The registry names the built-ins (options are checked against it at start-up) and imports
+    a backend's module only when the backend is used."""
+    code = (
+        "import sys; from pytest_xframe import backends; names = backends.registry().names(); "
+        "print(names == tuple(backends.BUILTIN), any(m.startswith('pytest_xframe.backends.') for m in sys.modules), "
+        "backends.get('tflite').name, 'pytest_xframe.backends.tflite_runner' in sys.modules)"
+    )
+    result = pytester.run(sys.executable, "-c", code)
+    assert result.ret == 0
+    assert result.stdout.lines[-1] == "True False tflite True"

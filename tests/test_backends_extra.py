@@ -17,6 +17,8 @@ from pytest_xframe import Dim, TensorSpec
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from torch_models import MLP, TokenModel, TwoIn  # noqa: E402
+
 BATCH = Dim("batch", 1, 3)
 
 
@@ -40,16 +42,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-class MLP(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
-
-    def forward(self, x):
-        return self.net(x)
-
-
 class SmallCNN(nn.Module):
     """Conv + BatchNorm + pooling on a 3-channel image; the output keeps a channels axis."""
 
@@ -67,27 +59,8 @@ class SmallCNN(nn.Module):
         return self.conv2(torch.relu(self.bn(self.conv(x))))
 
 
-class TokenModel(nn.Module):
-    """int64 token ids through an Embedding."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.emb = nn.Embedding(50, 8)
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, ids):
-        return self.fc(self.emb(ids)).mean(dim=1)
-
-
-class DictOut(nn.Module):
+class DictOut(TwoIn):
     """Two inputs, a dict of outputs whose names do not sort in ONNX order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.a = nn.Linear(4, 5)
-        self.b = nn.Linear(3, 5)
 
     def forward(self, left, right):
         joint = self.a(left) + self.b(right)
@@ -217,6 +190,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_onnx2tf_leaves_process_state_alone(tmp_path) -> None:
     """In a fresh process: importing onnx2tf and converting change no process-wide state."""
     _needs("onnx2tf")
@@ -317,7 +291,8 @@ def test_framework_import_pauses_the_collector_restores_it_and_freezes_the_modul
     made_since[0].append(made_since)
     frozen = gc.get_freeze_count()
     assert probe.import_framework() < 0.01
-    assert gc.get_freeze_count() == frozen and any(o is made_since for o in gc.get_objects())
+    # (<=: a frozen object that an earlier test left behind may be freed meanwhile)
+    assert gc.get_freeze_count() <= frozen and any(o is made_since for o in gc.get_objects())
     gc.disable()  # a suite that runs with the collector off keeps it off
     try:
         replace(probe, framework=("xframe_probe_framework2",)).import_framework()

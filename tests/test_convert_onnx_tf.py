@@ -24,6 +24,7 @@ if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("o
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch import nn  # noqa: E402
+from torch_models import MLP, BiLSTM, GRUNet, NormGeluSoftmax, TokenModel  # noqa: E402
 
 from pytest_xframe.convert.lowering import (  # noqa: E402
     LAST_SUPPORTED_OPSET,
@@ -316,37 +317,7 @@ def test_rnn_variants_match_onnxruntime(variant: str, layout: int, workdir: Path
         np.testing.assert_allclose(got, want, atol=ATOL)
 
 
-# ---- torch models -------------------------------------------------------------------------------
-
-
-class LayerNormGeluSoftmax(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(16)
-        self.fc = nn.Linear(16, 8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.fc(nn.functional.gelu(self.norm(x))), dim=-1)
-
-
-class BiLSTM(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        y, (h, c) = self.rnn(x)
-        return y, h, c
-
-
-class GRUNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rnn = nn.GRU(8, 16, batch_first=True)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        y, h = self.rnn(x)
-        return y, h
+# ---- torch models (the shared ones are in torch_models.py) -------------------------------------------------------------------------------
 
 
 class ElmanRNN(nn.Module):
@@ -357,20 +328,6 @@ class ElmanRNN(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y, h = self.rnn(x)
         return y, h
-
-
-class EmbeddingNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(20, 8)
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.emb(ids)).mean(dim=1)
-
-
-def _mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 
 
 def _cnn() -> nn.Module:
@@ -397,8 +354,8 @@ def _with_random_bn(module: nn.Module) -> nn.Module:
 # name -> (module factory, inputs factory, export kwargs, (op, version) that must be in the model)
 CASES: dict[str, tuple[Callable[[], nn.Module], Callable[[], tuple[torch.Tensor, ...]], dict[str, Any],
                        tuple[str, int] | None]] = {
-    "mlp-ts17": (_mlp, lambda: (torch.randn(3, 8),), TS17, None),
-    "mlp-dynamo": (_mlp, lambda: (torch.randn(3, 8),), DYNAMO, None),
+    "mlp-ts17": (lambda: MLP(8, 4), lambda: (torch.randn(3, 8),), TS17, None),
+    "mlp-dynamo": (lambda: MLP(8, 4), lambda: (torch.randn(3, 8),), DYNAMO, None),
     "cnn_bn-ts17": (lambda: _with_random_bn(_cnn()), lambda: (torch.randn(2, 3, 8, 8),), TS17, None),
     "cnn_bn-dynamo": (lambda: _with_random_bn(_cnn()), lambda: (torch.randn(2, 3, 8, 8),), DYNAMO,
                       ("ReduceMean", 18)),
@@ -408,14 +365,14 @@ CASES: dict[str, tuple[Callable[[], nn.Module], Callable[[], tuple[torch.Tensor,
     "gru-ts17": (GRUNet, lambda: (torch.randn(2, 5, 8),), TS17, ("GRU", 14)),
     "gru-dynamo": (GRUNet, lambda: (torch.randn(2, 5, 8),), DYNAMO, ("GRU", 14)),
     "rnn2-ts17": (ElmanRNN, lambda: (torch.randn(2, 5, 8),), TS17, ("RNN", 14)),
-    "embedding-ts17": (EmbeddingNet, lambda: (torch.randint(0, 20, (2, 5)),), TS17, ("Gather", 13)),
-    "embedding-dynamo": (EmbeddingNet, lambda: (torch.randint(0, 20, (2, 5)),), DYNAMO, ("Gather", 13)),
+    "embedding-ts17": (TokenModel, lambda: (torch.randint(0, 20, (2, 5)),), TS17, ("Gather", 13)),
+    "embedding-dynamo": (TokenModel, lambda: (torch.randint(0, 20, (2, 5)),), DYNAMO, ("Gather", 13)),
     "transformer-dynamo": (_transformer, lambda: (torch.randn(2, 5, 16),), DYNAMO, None),
     "transformer-dynamo18": (_transformer, lambda: (torch.randn(2, 5, 16),), DYNAMO18, None),
-    "ln_gelu_softmax-ts13": (LayerNormGeluSoftmax, lambda: (torch.randn(2, 5, 16),), TS13, None),
-    "ln_gelu_softmax-ts17": (LayerNormGeluSoftmax, lambda: (torch.randn(2, 5, 16),), TS17,
+    "ln_gelu_softmax-ts13": (NormGeluSoftmax, lambda: (torch.randn(2, 5, 16),), TS13, None),
+    "ln_gelu_softmax-ts17": (NormGeluSoftmax, lambda: (torch.randn(2, 5, 16),), TS17,
                              ("LayerNormalization", 17)),
-    "ln_gelu_softmax-dynamo": (LayerNormGeluSoftmax, lambda: (torch.randn(2, 5, 16),), DYNAMO, ("Gelu", 20)),
+    "ln_gelu_softmax-dynamo": (NormGeluSoftmax, lambda: (torch.randn(2, 5, 16),), DYNAMO, ("Gelu", 20)),
 }
 
 
@@ -470,6 +427,7 @@ def _transpiled(marker: str) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_conversion_traces_without_autograph(pytester: pytest.Pytester) -> None:
     """AutoGraph would transpile every handler a model uses (0.9-1.8 s of a small model's first
     conversion, once per process): plain handlers convert without it. A fresh process, as

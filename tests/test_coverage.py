@@ -1,4 +1,4 @@
-"""Coverage matrix: every model of ``coverage_models`` x backend x exporter, through ``xframe``.
+"""Coverage matrix: every model of ``torch_models.CASES`` x backend x exporter, through ``xframe``.
 
 One test per (model, backend, exporter), ids ``[<model>-<backend>-<exporter>]``, so ``-k onnx2tf``
 or ``-k "bert_like and tensorflow"`` selects a slice. A backend that converts the torch module
@@ -29,7 +29,10 @@ import torch
 
 from pytest_xframe import ConversionError, ExportError, ParityError, XframeError, backends
 
-from coverage_models import CASES
+from torch_models import CASES
+
+#: about 3 minutes on 2 cores: ``-m "not slow"`` leaves the matrix out of a quick run
+pytestmark = pytest.mark.slow
 
 BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
 EXPORTERS = ("dynamo", "torchscript")

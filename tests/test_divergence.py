@@ -21,6 +21,8 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from torch_models import Gated, Upsampler  # noqa: E402
+
 from pytest_xframe.divergence import (  # noqa: E402
     DivergenceReport,
     NodeDivergence,
@@ -44,18 +46,6 @@ def _export(model, args, opset=13, dynamo=False):
 
 
 # ------------------------------------------------------------------------------- conversion
-
-
-class UpsampleNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = torch.nn.Conv2d(2, 4, 3, padding=1)
-        self.head = torch.nn.Conv2d(4, 3, 1)
-
-    def forward(self, x):
-        x = torch.relu(self.stem(x))
-        x = torch.nn.functional.interpolate(x, scale_factor=1.7, mode="bilinear", align_corners=False)
-        return self.head(torch.tanh(x))
 
 
 def _chain(lo: float, hi: float) -> onnx.ModelProto:
@@ -97,13 +87,13 @@ def _via_tensorflow(workdir, model_name):
 
 def test_conversion_divergence_names_the_resize_of_an_exported_cnn(tf_available, tmp_path):
     torch.manual_seed(0)
-    model = UpsampleNet().eval()
+    model = Upsampler().eval()
     x = torch.randn(1, 2, 5, 5)
     proto = _export(model, (x,))
     resize = [n for n in proto.graph.node if n.op_type == "Resize"]
     assert len(resize) == 1
 
-    report = locate_conversion_divergence(proto, {"x": x.numpy()}, ATOL, RTOL, _via_tensorflow(tmp_path, "UpsampleNet"), BETWEEN)
+    report = locate_conversion_divergence(proto, {"x": x.numpy()}, ATOL, RTOL, _via_tensorflow(tmp_path, "Upsampler"), BETWEEN)
 
     assert isinstance(report, DivergenceReport)
     assert report.between == ("onnxruntime", "tensorflow")
@@ -147,31 +137,9 @@ def test_conversion_without_divergence_reports_no_node(tf_available, tmp_path):
 # ------------------------------------------------------------------------------- export
 
 
-class Gate(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = torch.nn.Linear(8, 8)
-
-    def forward(self, h):
-        if h.sum() > 0:  # data-dependent: the torchscript exporter keeps the branch it traced
-            return torch.relu(self.lin(h))
-        return h * 2.0 - 1.0
-
-
-class Branchy(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.inp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh())
-        self.gate = Gate()
-        self.out = torch.nn.Linear(8, 3)
-
-    def forward(self, x):
-        return self.out(self.gate(self.inp(x) + 0.1))
-
-
 def _branchy():
     torch.manual_seed(0)
-    model = Branchy().eval()
+    model = Gated().eval()
     pos = torch.full((2, 4), 2.0)
     neg = torch.full((2, 4), -2.0)
     with torch.no_grad():  # make sure the two inputs take different branches

@@ -38,99 +38,6 @@ def test_marker_parametrizes_per_backend(xf_pytester: pytest.Pytester) -> None:
     only_tf.assert_outcomes(passed=1, deselected=1)
 
 
-def test_marker_on_class_and_module_merges_options(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(
-        """
-        import pytest
-        from conftest import MLP
-        from pytest_xframe import TensorSpec
-
-        pytestmark = pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=7, exporter="torchscript")
-
-        @pytest.mark.xframe_parity(max_examples=3)
-        class TestModels:
-            def test_mlp(self, xframe):
-                report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
-                assert report["onnxruntime"].examples == 3
-        """
-    )
-    result = xf_pytester.runpytest("-v")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*test_mlp[[]onnxruntime[]] PASSED*"])
-
-
-def test_option_precedence_marker_then_check_then_command_line(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(
-        """
-        import pytest
-        from conftest import MLP
-        from pytest_xframe import TensorSpec
-
-        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=3, exporter="torchscript")
-        def test_marker_only(xframe):
-            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
-            print("EXAMPLES marker_only", report["onnxruntime"].examples)
-
-        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=3, exporter="torchscript")
-        def test_check_overrides_marker(xframe):
-            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))], max_examples=5)
-            print("EXAMPLES check", report["onnxruntime"].examples)
-        """
-    )
-    result = xf_pytester.runpytest("-s")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*EXAMPLES marker_only 3*", "*EXAMPLES check 5*"])
-    result = xf_pytester.runpytest("-s", "--xframe-max-examples=2")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*EXAMPLES marker_only 2*", "*EXAMPLES check 2*"])
-
-
-def test_ini_sets_defaults_below_the_marker(xf_pytester: pytest.Pytester, shared_cache) -> None:
-    xf_pytester.makeini(
-        f"[pytest]\naddopts = --xframe-cache-dir={shared_cache}\nxframe_backends = onnxruntime\nxframe_max_examples = 4\n"
-    )
-    xf_pytester.makepyfile(
-        """
-        import pytest
-        from conftest import MLP
-        from pytest_xframe import TensorSpec
-
-        @pytest.mark.xframe_parity(exporter="torchscript")
-        def test_ini(xframe):
-            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
-            assert report["onnxruntime"].examples == 4
-
-        @pytest.mark.xframe_parity(exporter="torchscript", max_examples=2)
-        def test_marker_wins(xframe):
-            report = xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
-            assert report["onnxruntime"].examples == 2
-        """
-    )
-    result = xf_pytester.runpytest("-v")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*test_ini[[]onnxruntime[]] PASSED*"])
-
-
-def test_command_line_backends_override_marker(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(
-        """
-        import pytest
-        from conftest import MLP
-        from pytest_xframe import TensorSpec
-
-        @pytest.mark.xframe_parity(max_examples=2, exporter="torchscript")
-        def test_mlp(xframe):
-            xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
-        """
-    )
-    result = xf_pytester.runpytest("-v", "--xframe-backends=onnxruntime")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*test_mlp[[]onnxruntime[]] PASSED*"])
-    bad = xf_pytester.runpytest("--xframe-backends=onnxruntime,caffe")
-    assert bad.ret != 0
-    bad.stderr.fnmatch_lines(["*unknown backend(s) 'caffe' in --xframe-backends*", "*valid backends: onnxruntime, tensorflow*"])
-
-
 def test_diverging_model_fails_with_the_report(xf_pytester: pytest.Pytester) -> None:
     """The torchscript exporter freezes the branch the example took; other inputs take the other."""
     xf_pytester.makepyfile(
@@ -255,40 +162,7 @@ def test_marked_test_that_never_checks_fails(xf_pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["*marked xframe_parity but never called xframe.check*"])
 
 
-def test_json_report_validates_against_its_schema(xf_pytester: pytest.Pytester) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    from pytest_xframe.report import REPORT_SCHEMA
-
-    xf_pytester.makepyfile(
-        """
-        import pytest
-        from conftest import MLP, Branchy
-        from pytest_xframe import TensorSpec
-
-        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=3, exporter="torchscript")
-        def test_ok(xframe):
-            xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
-
-        @pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=30, exporter="torchscript", seed=0)
-        def test_bad(xframe):
-            xframe.check(Branchy().eval(), inputs=[TensorSpec((3,))])
-        """
-    )
-    result = xf_pytester.runpytest("--xframe-report=out/report.json", "--junitxml=junit.xml")
-    result.assert_outcomes(passed=1, failed=1)
-    document = json.loads((xf_pytester.path / "out" / "report.json").read_text())
-    jsonschema.validate(document, REPORT_SCHEMA)
-    assert document["exit_status"] == 1
-    verdicts = {c["test"]: c["verdict"] for c in document["checks"]}
-    assert verdicts == {"test_json_report_validates_against_its_schema.py::test_ok[onnxruntime]": "passed",
-                        "test_json_report_validates_against_its_schema.py::test_bad[onnxruntime]": "failed"}
-    bad = next(c for c in document["checks"] if c["verdict"] == "failed")
-    assert bad["max_abs"] > 0 and bad["outputs"][0]["mismatches"] >= 1 and bad["artifacts"]
-    junit = (xf_pytester.path / "junit.xml").read_text()
-    assert 'name="xframe.onnxruntime.verdict" value="failed"' in junit
-    assert 'name="xframe.onnxruntime.max_abs"' in junit
-
-
+@pytest.mark.slow
 def test_xdist_workers_share_the_marker_and_the_report(xf_pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     xf_pytester.makepyfile(

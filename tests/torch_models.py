@@ -1,18 +1,26 @@
-"""Small models for the coverage suite (``tests/test_coverage.py``), each with its input spec.
+"""The torch models of pytest-xframe's own tests, defined once.
 
-Every model is plain torch (torchvision does not import beside torch 2.13 cpu), randomly initialised
-from a fixed seed, hidden sizes <= 32, returned in ``eval()`` mode. ``CASES[name]`` is a
-:class:`Case`: ``build()`` makes the model (the same weights in every process, so the plugin's
-session cache shares one export between backends) and ``inputs`` is the ``inputs=`` of
-``xframe.check``.
+Used two ways: imported by the outer tests (``from torch_models import MLP``), and written as the
+``conftest.py`` of every pytester project (``xf_pytester``, the toy-backend project), so the inner
+tests say ``from conftest import MLP``. It therefore imports only torch and ``pytest_xframe``, and
+builds nothing at import time. Every model seeds its own weights (or ``Case.build`` does), so the
+same class has the same weights, and the same export cache entry, in every process.
 
-Batch-norm layers get non-trivial running statistics (random means, variances away from 1, random
-affine parameters), as a trained model has: a BN at its initial statistics is the identity and
-would hide a converter that drops it.
+Two groups:
 
-Dynamic dimensions: every model takes a dynamic batch (``Dim("batch", 1, 3)``); the sequence
-models (transformer, BERT-like, LSTM, GRU, embedding, dynamic-shape) also a dynamic
-``Dim("seq", 2, 6)``.
+* small models for the plugin's behaviour (``MLP``, ``Branchy``, ``TwoIn``, ``TokenModel``,
+  ``Gated``, ``Upsampler``), each used by several test files;
+* the coverage architectures and their table ``CASES`` (``tests/test_coverage.py``): plain torch
+  (torchvision does not import beside torch 2.13 cpu), hidden sizes <= 32. ``CASES[name]`` is a
+  :class:`Case`: ``build()`` makes the model (the same weights in every process, so the plugin's
+  session cache shares one export between backends) and ``inputs`` is the ``inputs=`` of
+  ``xframe.check``. Batch-norm layers get non-trivial running statistics, as a trained model has:
+  a BN at its initial statistics is the identity and would hide a converter that drops it. Every
+  coverage model takes a dynamic batch (``Dim("batch", 1, 3)``); the sequence models (transformer,
+  BERT-like, LSTM, GRU, embedding, dynamic-shape) also a dynamic ``Dim("seq", 2, 6)``.
+
+Models that only make sense in one test (a deliberately unexportable op, a global flag that
+``forward`` reads, a model that counts its calls) stay in that test.
 """
 
 from __future__ import annotations
@@ -33,6 +41,97 @@ SEQ = Dim("seq", 2, 6)
 VOCAB = 40
 
 
+
+# ------------------------------------------------------------------ small shared models
+
+
+class MLP(nn.Module):
+    def __init__(self, d_in: int = 6, d_out: int = 3, hidden: int = 8) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Branchy(nn.Module):
+    """A data-dependent branch: the torchscript exporter freezes the one the example took."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return x * 2.0
+        return x - 1.0
+
+
+class TwoIn(nn.Module):
+    """Two inputs; a dict output with a nested tuple (flattened to ``sum``, ``pair.0``, ``pair.1``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(4, 5)
+        self.b = nn.Linear(3, 5)
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict:
+        joint = self.a(left) + self.b(right)
+        return {"sum": joint, "pair": (joint.relu(), joint.sigmoid())}
+
+
+class TokenModel(nn.Module):
+    """int64 token ids through an Embedding, a linear head, mean over the sequence."""
+
+    def __init__(self, vocab: int = 50) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(vocab, 8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(ids)).mean(dim=1)
+
+
+class Gate(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if h.sum() > 0:  # data-dependent: the torchscript exporter keeps the branch it traced
+            return torch.relu(self.lin(h))
+        return h * 2.0 - 1.0
+
+
+class Gated(nn.Module):
+    """The frozen branch sits inside a submodule (``gate``): divergence search names its nodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inp = nn.Sequential(nn.Linear(4, 8), nn.Tanh())
+        self.gate = Gate()
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.gate(self.inp(x) + 0.1))
+
+
+class Upsampler(nn.Module):
+    """Bilinear resize by a non-integer factor (1.7): onnx-tf maps coordinates with the size
+    ratio, ONNX Runtime with the scale, so the conversion step diverges at the Resize node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        y = F.interpolate(y, scale_factor=1.7, mode="bilinear", align_corners=False)
+        return self.head(torch.tanh(y))
+
+
 def _with_bn_statistics(model: nn.Module) -> nn.Module:
     """Random running mean / variance and affine parameters for every batch-norm layer."""
     gen = torch.Generator().manual_seed(SEED + 1)
@@ -47,10 +146,13 @@ def _with_bn_statistics(model: nn.Module) -> nn.Module:
     return model
 
 
-# --------------------------------------------------------------------------------------- MLP
+# ----------------------------------------------------------------- coverage architectures
 
 
-class MLP(nn.Module):
+# ------------------------------------------------------------------------------------ deep MLP
+
+
+class DeepMLP(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 4))
@@ -342,7 +444,7 @@ def _image(channels: int, side: int) -> list[TensorSpec]:
 
 
 CASES: dict[str, Case] = {
-    "mlp": Case(MLP, [TensorSpec((BATCH, 16))]),
+    "mlp": Case(DeepMLP, [TensorSpec((BATCH, 16))]),
     "cnn_bn": Case(CnnBatchNorm, _image(3, 16), batchnorm=True),
     "resnet_blocks": Case(ResNetBlocks, _image(3, 16), batchnorm=True),
     "mobilenet_se": Case(MobileNetLike, _image(3, 16), batchnorm=True),
