@@ -171,7 +171,10 @@ def main() -> None:
             with step(label) as info:
                 report = run_check(engine, model, inputs, options, report=ParityReport(test_id=label, options=options), artifacts_root=work / "artifacts")
                 r = report.backends["onnxruntime"]
-                info["note"] = f"{r.verdict}, export {r.export_seconds:.1f} s (from cache: {r.export_cache_hit}), ORT load {r.load_seconds:.1f} s, {r.examples} examples"
+                info["note"] = (
+                    f"{r.verdict}, export {r.export_seconds:.1f} s (from cache: {r.export_cache_hit}), "
+                    f"ORT load {r.load_seconds:.1f} s, {r.examples} examples"
+                )
             del engine, report
     finally:
         sampler.stop()

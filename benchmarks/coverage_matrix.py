@@ -203,7 +203,7 @@ def render(cells: dict, reasons: dict[str, str], models: list[str], onnx_used: d
     if junit:
         per_backend: dict[str, float] = defaultdict(float)
         per_column: dict[tuple[str, str], float] = defaultdict(float)
-        for (model, backend, exporter), test in junit.items():
+        for (_model, backend, exporter), test in junit.items():
             per_backend[backend] += test["seconds"]
             per_column[(backend, exporter)] += test["seconds"]
         lines.append("")

@@ -126,7 +126,8 @@ def main() -> None:
 
     startup = import_probe.T_IMPORTED - float(os.environ.get("BENCH_T0", import_probe.T_IMPORTED))
     result = {"model": args.model, "examples": args.examples, "startup": startup, "imports": import_probe.imports,
-              "gc": [sum(d for _, _, d in import_probe.gc_spans), sum(g == 2 for g, _, _ in import_probe.gc_spans)], "phases": phases, "run": run, "max_abs": worst, "batches": batches}
+              "gc": [sum(d for _, _, d in import_probe.gc_spans), sum(g == 2 for g, _, _ in import_probe.gc_spans)],
+              "phases": phases, "run": run, "max_abs": worst, "batches": batches}
     print(json.dumps(result))
     if args.json:
         with open(args.json, "w") as f:

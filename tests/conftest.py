@@ -59,7 +59,7 @@ def frameworks() -> None:
     """
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
-    import torch  # noqa: F401
+    import torch
     import torch._dynamo  # noqa: F401  (imported lazily by torch.manual_seed and the dynamo exporter: not twice)
     _load_the_dynamo_exporter()
 

@@ -254,8 +254,8 @@ def test_framework_that_fails_to_import_is_a_conversion_error(tmp_path, monkeypa
 
     from pytest_xframe import ConversionError, backends
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.export import OnnxArtifact
     from pytest_xframe.engine import Engine
+    from pytest_xframe.export import OnnxArtifact
 
     (tmp_path / "xframe_broken_framework.py").write_text("raise RuntimeError('built against another numpy')\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -24,7 +24,6 @@ if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("o
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch import nn  # noqa: E402
-from torch_models import MLP, BiLSTM, GRUNet, NormGeluSoftmax, TokenModel  # noqa: E402
 
 from pytest_xframe.convert.lowering import (  # noqa: E402
     LAST_SUPPORTED_OPSET,
@@ -36,6 +35,7 @@ from pytest_xframe.convert.lowering import (  # noqa: E402
 )
 from pytest_xframe.convert.onnx_tf import convert, signature_feeds  # noqa: E402
 from pytest_xframe.errors import ConversionError  # noqa: E402
+from torch_models import MLP, BiLSTM, GRUNet, NormGeluSoftmax, TokenModel  # noqa: E402
 
 ATOL = 1e-5
 TS13 = {"dynamo": False, "opset_version": 13}

@@ -28,7 +28,6 @@ import pytest
 import torch
 
 from pytest_xframe import ConversionError, ExportError, ParityError, XframeError, backends
-
 from torch_models import CASES
 
 #: about 3 minutes on 2 cores: ``-m "not slow"`` leaves the matrix out of a quick run

@@ -21,8 +21,6 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from torch_models import Gated, Upsampler  # noqa: E402
-
 from pytest_xframe.divergence import (  # noqa: E402
     DivergenceReport,
     NodeDivergence,
@@ -30,6 +28,7 @@ from pytest_xframe.divergence import (  # noqa: E402
     locate_conversion_divergence,
     locate_export_divergence,
 )
+from torch_models import Gated, Upsampler  # noqa: E402
 
 helper, TensorProto = onnx.helper, onnx.TensorProto
 ATOL, RTOL = 1e-4, 1e-4

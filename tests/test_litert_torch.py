@@ -142,8 +142,8 @@ def test_conversions_are_cached_per_input_shape(tmp_path: Path) -> None:
     from pytest_xframe.backends import BuildContext, TorchSource, get
     from pytest_xframe.backends.litert_torch_runner import PerShapeRunner
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.export import export
     from pytest_xframe.engine import Engine
+    from pytest_xframe.export import export
     from pytest_xframe.spec import InputSlot
 
     model = Tokens().eval()

@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 import reliability_cases
 from reliability_cases import BY_ID, CASES
 
