@@ -23,13 +23,16 @@ def test_layers_apply_lowest_precedence_first() -> None:
 def test_validate_names_the_option_and_where_it_was_given() -> None:
     from pytest_xframe.settings import parse_backends, validate
 
-    with pytest.raises(SpecError, match=r"atol must be a number >= 0, got -1 in @pytest.mark.xframe_parity"):
+    with pytest.raises(SpecError, match=r"atol must be a finite number >= 0, got -1 in @pytest.mark.xframe_parity"):
         validate({"atol": -1}, "@pytest.mark.xframe_parity", known=("onnxruntime",))
     with pytest.raises(SpecError, match=r"max_examples must be an int >= 1, got True in xframe.check\(\)"):
         validate({"max_examples": True}, "xframe.check()", known=("onnxruntime",))
     with pytest.raises(SpecError, match=r"unknown exporter 'tracing'"):
         validate({"exporter": "tracing"}, "--xframe-exporter", known=("onnxruntime",))
-    assert validate({"atol": 1, "backends": "onnxruntime,"}, "ini", known=("onnxruntime",)) == {"atol": 1.0, "backends": ("onnxruntime",)}
+    checked = validate({"atol": 1, "backends": "onnxruntime,"}, "ini", known=("onnxruntime",))
+    assert (checked["atol"], checked["backends"]) == (1.0, ("onnxruntime",))
+    (layer,) = checked["policy"]  # a place's atol/rtol lead its policy layer (policy.py)
+    assert [(rule.backend, rule.output, rule.values) for rule in layer] == [(None, None, (("atol", 1.0),))]
     assert parse_backends(["tflite", "onnxruntime", "tflite"], "ini", known=("onnxruntime", "tflite")) == ("tflite", "onnxruntime")
 
 
