@@ -67,12 +67,7 @@ def run_check(
     import_hypothesis()
     name = options.name or type(model).__name__
     report.model = name
-    validation.validate_model(model, name)
-    slots = bind_inputs(model, inputs, name)
-    shared_dims(slots)
-    validation.check_input_size(slots, options.max_input_bytes, name)
-    for b in options.backends:
-        validation.supported_plan(_export_plan(engine.backends.get(b), options), b, name)
+    slots = _admit(engine, model, inputs, options, name)
     state = guard.ModelState.of(model)
     engine.limit_threads("torch")
     try:
@@ -113,6 +108,18 @@ def run_check(
     finally:
         # forward and the exporters may change buffers, attributes and modes: put everything back
         guard.restore_and_warn(state, name)
+
+
+def _admit(engine: Engine, model: Any, inputs: Any, options: CheckOptions, name: str) -> tuple[InputSlot, ...]:
+    """Everything refused before anything runs: the model, the inputs against ``forward``, the
+    largest input's size, each backend's export plan."""
+    validation.validate_model(model, name)
+    slots = bind_inputs(model, inputs, name)
+    shared_dims(slots)
+    validation.check_input_size(slots, options.max_input_bytes, name)
+    for b in options.backends:
+        validation.supported_plan(_export_plan(engine.backends.get(b), options), b, name)
+    return slots
 
 
 def _warn_vacuous(vacuity: VacuityTracker, report: ParityReport) -> None:

@@ -157,44 +157,26 @@ def export(
     positional: bool,
 ) -> OnnxArtifact:
     """Export ``model`` to ``out_dir/model.onnx``; raise ``ExportError`` with a short cause."""
-    import onnx
     import torch
 
-    if exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
-        raise ExportError(
-            "the dynamo exporter needs onnxscript, which is not installed",
-            model=model_name,
-            hint="pip install 'pytest-xframe[dynamo]', or pass exporter='torchscript'",
-        )
+    _require_exporter(exporter, model_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
     names = [s.name for s in slots]
     feeds = torch_feeds(model, example_feeds(slots), names)
-    args: tuple[Any, ...] = tuple(feeds[n] for n in names) if positional else ()
-    kwargs = {} if positional else {n: feeds[n] for n in names}
-    external = weight_bytes(model) > EXTERNAL_DATA_BYTES
+    call = {
+        "args": tuple(feeds[n] for n in names) if positional else (),
+        "kwargs": None if positional else {n: feeds[n] for n in names},
+        "input_names": names,
+        "output_names": list(output_names),
+        "dynamic_axes": dynamic_axes(slots) or None,
+        "opset_version": opset,
+        "dynamo": exporter == "dynamo",
+        "external_data": weight_bytes(model) > EXTERNAL_DATA_BYTES,
+    }
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                args,
-                str(path),
-                kwargs=kwargs or None,
-                input_names=names,
-                output_names=list(output_names),
-                dynamic_axes=dynamic_axes(slots) or None,
-                opset_version=opset,
-                dynamo=exporter == "dynamo",
-                external_data=external,
-                verbose=False,
-            )
-        # the names and opset are all we read: the weights stay on disk
-        proto = onnx.load(str(path), load_external_data=False)
-        if external and not external_files(proto):
-            _to_external_data(path)
-            proto = onnx.load(str(path), load_external_data=False)
+        proto = _run_exporter(torch, model, path, call)
     except Exception as exc:  # the exporters raise many unrelated types
         raise ExportError(
             f"torch.onnx.export failed with the {exporter} exporter" + (f" at opset {opset}" if opset else ""),
@@ -205,13 +187,7 @@ def export(
         ) from exc
     seconds = time.perf_counter() - start
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)
-    if opset is not None and opset_used != opset:  # dynamo keeps its own opset when conversion fails
-        raise ExportError(
-            f"the {exporter} exporter produced opset {opset_used}, not the requested opset {opset}",
-            model=model_name,
-            cause="torch.onnx could not convert the model to the requested opset and kept its own",
-            hint=f"pass opset={opset_used}, or another exporter (exporter='torchscript' / 'dynamo')",
-        )
+    _require_opset(exporter, opset, opset_used, model_name)
     return OnnxArtifact(
         path=path,
         exporter=exporter,
@@ -221,6 +197,41 @@ def export(
         seconds=seconds,
         external_data=external_files(proto),
     )
+
+
+def _require_exporter(exporter: str, model_name: str) -> None:
+    if exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
+        raise ExportError(
+            "the dynamo exporter needs onnxscript, which is not installed",
+            model=model_name,
+            hint="pip install 'pytest-xframe[dynamo]', or pass exporter='torchscript'",
+        )
+
+
+def _run_exporter(torch: Any, model: Any, path: Path, call: dict[str, Any]) -> Any:
+    """torch.onnx.export, quietly; the ONNX graph without its weights (names and opset are all we
+    read, so the weights stay on disk), with large weights moved to external data."""
+    import onnx
+
+    args = call.pop("args")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, args, str(path), verbose=False, **call)
+    proto = onnx.load(str(path), load_external_data=False)
+    if call["external_data"] and not external_files(proto):
+        _to_external_data(path)
+        proto = onnx.load(str(path), load_external_data=False)
+    return proto
+
+
+def _require_opset(exporter: str, opset: int | None, opset_used: int, model_name: str) -> None:
+    if opset is not None and opset_used != opset:  # dynamo keeps its own opset when conversion fails
+        raise ExportError(
+            f"the {exporter} exporter produced opset {opset_used}, not the requested opset {opset}",
+            model=model_name,
+            cause="torch.onnx could not convert the model to the requested opset and kept its own",
+            hint=f"pass opset={opset_used}, or another exporter (exporter='torchscript' / 'dynamo')",
+        )
 
 
 def _export_hint(exporter: str) -> str:
