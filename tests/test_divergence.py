@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from onnx_models import chain  # noqa: E402
 from pytest_xframe.divergence import (  # noqa: E402
     DivergenceReport,
     NodeDivergence,
@@ -48,22 +49,7 @@ def _export(model, args, opset=13, dynamo=False):
 
 
 def _chain(lo: float, hi: float) -> onnx.ModelProto:
-    """x -> scale (Mul) -> shift (Add) -> clamp (Clip lo, hi) -> squash (Tanh) -> out (Mul)."""
-    f = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
-    c = lambda name, value: helper.make_tensor(name, TensorProto.FLOAT, [], [value])  # noqa: E731
-    nodes = [
-        helper.make_node("Mul", ["x", "k"], ["scaled"], name="scale"),
-        helper.make_node("Add", ["scaled", "b"], ["shifted"], name="shift"),
-        helper.make_node("Clip", ["shifted", "lo", "hi"], ["clamped"], name="clamp"),
-        helper.make_node("Tanh", ["clamped"], ["squashed"], name="squash"),
-        helper.make_node("Mul", ["squashed", "k"], ["y"], name="out"),
-    ]
-    graph = helper.make_graph(nodes, "chain", [f("x", [2, 6])], [f("y", [2, 6])],
-                              initializer=[c("k", 1.5), c("b", 0.25), c("lo", lo), c("hi", hi)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return chain(lo, hi, width=6)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from onnx_models import chain  # noqa: E402
 from pytest_xframe.divergence.conversion_locator import (  # noqa: E402
     compare_intermediates,
     first_conversion_divergence,
@@ -40,21 +41,7 @@ helper, TensorProto = onnx.helper, onnx.TensorProto
 ATOL, RTOL = 1e-4, 1e-4
 
 
-def _chain(lo: float = -0.5, hi: float = 0.5) -> onnx.ModelProto:
-    """x -> scale (Mul k) -> shift (Add b) -> clamp (Clip lo hi) -> squash (Tanh) -> out (Mul k)."""
-    f = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
-    c = lambda name, value: helper.make_tensor(name, TensorProto.FLOAT, [], [value])  # noqa: E731
-    nodes = [
-        helper.make_node("Mul", ["x", "k"], ["scaled"], name="scale"),
-        helper.make_node("Add", ["scaled", "b"], ["shifted"], name="shift"),
-        helper.make_node("Clip", ["shifted", "lo", "hi"], ["clamped"], name="clamp"),
-        helper.make_node("Tanh", ["clamped"], ["squashed"], name="squash"),
-        helper.make_node("Mul", ["squashed", "k"], ["y"], name="out"),
-    ]
-    graph = helper.make_graph(nodes, "chain", [f("x", [2, 3])], [f("y", [2, 3])],
-                              initializer=[c("k", 1.5), c("b", 0.25), c("lo", lo), c("hi", hi)])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-
+_chain = chain
 
 X = np.array([[-1.0, 0.0, 0.1], [0.2, 0.5, 2.0]], np.float32)
 
