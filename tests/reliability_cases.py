@@ -7,6 +7,7 @@ itself (``Dim("n", 5, 1)``) fails where a user's test would.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -288,6 +289,12 @@ CASES = [
     Case("forward-writes-a-buffer", lambda: Counter().eval(), spec(3), "passed"),
     Case("forward-writes-a-parameter", lambda: ParamWriter().eval(), spec(3), "passed"),
 ]
+
+#: cases only the dynamo exporter can run (keyword-only forward parameters; dynamo's own opset):
+#: a stack without onnxscript (tox's py311-tf215) leaves them out
+DYNAMO_ONLY = {"keyword-only-parameter", "dynamo-cannot-reach-opset"}
+if importlib.util.find_spec("onnxscript") is None:
+    CASES = [c for c in CASES if c.id not in DYNAMO_ONLY]
 
 BY_ID = {c.id: c for c in CASES}
 
