@@ -293,8 +293,9 @@ CASES = [
 #: cases only the dynamo exporter can run (keyword-only forward parameters; dynamo's own opset):
 #: a stack without onnxscript (tox's py311-tf215) leaves them out
 DYNAMO_ONLY = {"keyword-only-parameter", "dynamo-cannot-reach-opset"}
+ALL_CASES = CASES
 if importlib.util.find_spec("onnxscript") is None:
-    CASES = [c for c in CASES if c.id not in DYNAMO_ONLY]
+    CASES = [c for c in ALL_CASES if c.id not in DYNAMO_ONLY]
 
 BY_ID = {c.id: c for c in CASES}
 

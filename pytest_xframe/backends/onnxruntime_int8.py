@@ -44,20 +44,36 @@ class _Reader:
         return next(self._samples, None)
 
 
+def _quantization(model_name: str) -> Any:
+    """``onnxruntime.quantization``, or a ConversionError naming the mismatch: recent onnxruntime
+    releases read onnx names (``TensorProto.INT4``) that an older onnx lacks, at import time."""
+    try:
+        from onnxruntime import quantization
+    except (ImportError, AttributeError) as exc:
+        import onnx
+
+        raise ConversionError(
+            "onnxruntime.quantization does not import beside this onnx",
+            model=model_name, backend=NAME, cause=f"{type(exc).__name__}: {exc} (onnx {onnx.__version__})",
+            hint="pip install -U onnx (onnxruntime's quantization needs the onnx it was built against)",
+        ) from None
+    return quantization
+
+
 def _quantize(source: Path, out: Path, model: Any, ctx: BuildContext) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    q = _quantization(ctx.model_name)
 
     target = out / QUANTIZED_NAME
     try:
         if mode(model) == "static":
             inputs = {i.name for i in model.graph.input}
             samples = ctx.calibration.samples if ctx.calibration is not None else ()
-            quantize_static(
-                str(source), str(target), _Reader(samples, inputs), quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+            q.quantize_static(
+                str(source), str(target), _Reader(samples, inputs), quant_format=q.QuantFormat.QDQ,
+                activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, per_channel=True,
             )
         else:
-            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+            q.quantize_dynamic(str(source), str(target), weight_type=q.QuantType.QInt8)
     except Exception as exc:  # the quantizer raises ValueError, RuntimeError, onnx errors...
         raise ConversionError(
             f"onnxruntime.quantization ({mode(model)}) failed on the ONNX model",
