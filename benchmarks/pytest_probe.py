@@ -4,7 +4,7 @@ startup (process start to this plugin's import: interpreter, pytest, plugins), c
 the test module: torch, the model code), each test's setup / call / teardown, session finish
 (terminal summary, JSON report). Imports are timed by :mod:`import_probe`; the results go to
 ``BENCH_PROBE_OUT`` at unconfigure. It also notes the batch size of every input the plugin runs
-through torch (by wrapping ``pytest_xframe.check.torch_outputs``, which it then calls
+through torch (by wrapping ``pytest_xframe.outputs.call_forward``, which it then calls
 unchanged), so the table can show that both routes ran inputs of similar size.
 """
 
@@ -37,16 +37,17 @@ def pytest_runtest_setup(item):
         mark(f"setup end {item.name}")
 
 
-#: batch size of every input the plugin ran torch on, per test (the first is the export-shaped
-#: reference run of run_check, not a hypothesis example)
+#: batch size of every input the plugin ran torch on, per test (the first two are the export-shaped
+#: determinism check of run_check, not hypothesis examples)
 batches: dict[str, list[int]] = {}
 
 
 def _record_batches(name: str) -> None:
-    """Wrap pytest_xframe.check.torch_outputs to note each input's batch size (nothing else)."""
-    import pytest_xframe.check as pipeline  # imported by check() a moment later anyway
+    """Wrap pytest_xframe.outputs.call_forward (every torch run of a check) to note each input's
+    batch size (nothing else)."""
+    import pytest_xframe.outputs as pipeline  # imported by check() a moment later anyway
 
-    inner = getattr(pipeline.torch_outputs, "__wrapped__", pipeline.torch_outputs)
+    inner = getattr(pipeline.call_forward, "__wrapped__", pipeline.call_forward)
     seen = batches.setdefault(name, [])
 
     def recorded(*args, **kwargs):
@@ -58,7 +59,7 @@ def _record_batches(name: str) -> None:
         return inner(*args, **kwargs)
 
     recorded.__wrapped__ = inner
-    pipeline.torch_outputs = recorded
+    pipeline.call_forward = recorded
 
 
 @pytest.hookimpl(wrapper=True)
