@@ -11,7 +11,7 @@ layer inherits its error.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,3 +103,19 @@ def onnx_intermediates(model: Any, feeds: Mapping[str, np.ndarray]) -> tuple[lis
     inputs = {i.name for i in model.graph.input}
     values = run_ort_unoptimized(augmented.model, {k: v for k, v in feeds.items() if k in inputs})
     return list(augmented.names), values
+
+
+def against_fp32(
+    onnx_path: Any, feeds: Mapping[str, np.ndarray], candidate: Callable[[Any, list[str], dict[str, np.ndarray]], Mapping[str, np.ndarray]],
+    title: Callable[[Any], str], why_unmapped: str,
+) -> str:
+    """A reduced-precision target's report: its values (``candidate(model, order, reference)``,
+    keyed by ONNX value name) against the fp32 ONNX model's in ONNX Runtime, layer by layer."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    order, reference = onnx_intermediates(model, feeds)
+    matched = candidate(model, order, reference)
+    errors = layer_errors(model.graph, order, reference, matched)
+    unmapped = [v for v in order if v not in matched]
+    return format_layer_errors(title(model), errors, len(order), unmapped, why_unmapped)

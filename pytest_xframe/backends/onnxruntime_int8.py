@@ -118,18 +118,19 @@ def layer_report(prepared: Prepared, artifact: OnnxArtifact, feeds: Mapping[str,
     """SNR of the quantized model's intermediate values vs the fp32 model's, by value name."""
     import onnx
 
-    from ..layer_error import format_layer_errors, layer_errors, onnx_intermediates
+    from ..layer_error import against_fp32, onnx_intermediates
 
     if prepared.converted_path is None:
         return None
-    model = onnx.load(str(artifact.path))
-    order, reference = onnx_intermediates(model, feeds)
-    _, quantized = onnx_intermediates(onnx.load(str(prepared.converted_path / QUANTIZED_NAME)), feeds)
-    errors = layer_errors(model.graph, order, reference, _as_passed_on(quantized, reference))
-    compared = {e.value for e in errors}
-    return format_layer_errors(
-        f"layer-by-layer SNR, int8 {mode(model)} model vs the fp32 model (onnxruntime) on this input", errors, len(order),
-        [v for v in order if v not in compared], "the quantizer replaced the nodes that made them",
+
+    def quantized_values(model: Any, order: list[str], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        _, quantized = onnx_intermediates(onnx.load(str(prepared.converted_path / QUANTIZED_NAME)), feeds)
+        return _as_passed_on(quantized, reference)
+
+    return against_fp32(
+        artifact.path, feeds, quantized_values,
+        lambda model: f"layer-by-layer SNR, int8 {mode(model)} model vs the fp32 model (onnxruntime) on this input",
+        "the quantizer replaced the nodes that made them",
     )
 
 

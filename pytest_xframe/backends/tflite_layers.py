@@ -118,20 +118,17 @@ def match_tensors(graph: Any, reference: Mapping[str, np.ndarray], tensors: Mapp
 
 def layer_report(prepared: Any, artifact: Any, feeds: Mapping[str, np.ndarray], workdir: Path) -> str | None:
     """SNR per matched ONNX intermediate value, this TFLite target vs ONNX Runtime in fp32."""
-    import onnx
-
-    from ..layer_error import format_layer_errors, layer_errors, onnx_intermediates
+    from ..layer_error import against_fp32
     from .tflite_runner import FLATBUFFER_NAME
 
     if prepared.converted_path is None:
         return None
-    model = onnx.load(str(artifact.path))
-    order, reference = onnx_intermediates(model, feeds)
-    tensors = tflite_tensors(prepared.converted_path / FLATBUFFER_NAME, prepared.runner, feeds)
-    matched = match_tensors(model.graph, {v: reference[v] for v in order}, tensors)
-    errors = layer_errors(model.graph, order, reference, matched)
-    unmapped = [v for v in order if v not in matched]
-    return format_layer_errors(
-        "layer-by-layer SNR vs onnxruntime (fp32) on this input", errors, len(order), unmapped,
+
+    def tflite_values(model: Any, order: list[str], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tensors = tflite_tensors(prepared.converted_path / FLATBUFFER_NAME, prepared.runner, feeds)
+        return match_tensors(model.graph, {v: reference[v] for v in order}, tensors)
+
+    return against_fp32(
+        artifact.path, feeds, tflite_values, lambda model: "layer-by-layer SNR vs onnxruntime (fp32) on this input",
         "no TFLite tensor carries their node's name with as many elements (fused away, or an unnamed op)",
     )
