@@ -211,10 +211,12 @@ class Engine:
         _remember(self._output_names, key, make() if found is None else found, OUTPUT_NAMES_MEMO)
         return self._output_names[key]
 
-    def reference(self, key: tuple, feeds: Mapping[str, np.ndarray], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def reference(
+        self, key: tuple, feeds: Mapping[str, np.ndarray], compute: Callable[[], dict[str, np.ndarray]], digest: bytes | None = None
+    ) -> dict[str, np.ndarray]:
         """torch's outputs for ``feeds`` of the model ``key`` names: kept from an earlier run, or
-        ``compute``d now and kept."""
-        entry = (key, feeds_digest(feeds))
+        ``compute``d now and kept. ``digest``: ``feeds_digest(feeds)``, when the caller has it."""
+        entry = (key, feeds_digest(feeds) if digest is None else digest)
         found = self._references.get(entry)
         if found is not None:
             self._references.move_to_end(entry)

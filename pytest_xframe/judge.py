@@ -248,13 +248,15 @@ class VacuityTracker:
         self.inputs.add(feeds_digest)
         for name, value in reference.items():
             a = np.asarray(value)
-            as_float = np.abs(a).astype(np.float64) if a.dtype.kind == "c" else a.astype(np.float64) if a.dtype.kind in "biuf" else None
             if name not in self.first:
                 self.first[name] = np.array(a, copy=True)
                 self.constant[name] = self.zeros[name] = self.nans[name] = True
             elif self.constant[name]:
                 first = self.first[name]
                 self.constant[name] = first.shape == a.shape and bool(np.array_equal(first, a, equal_nan=a.dtype.kind in "fc"))
+            if not (self.zeros[name] or self.nans[name]):
+                continue  # both settled on the first informative example: no conversion per example after that
+            as_float = np.abs(a).astype(np.float64) if a.dtype.kind == "c" else a.astype(np.float64) if a.dtype.kind in "biuf" else None
             if as_float is not None:
                 self.zeros[name] &= a.size > 0 and not np.any(as_float)
                 self.nans[name] &= a.size > 0 and bool(np.all(np.isnan(as_float)))
