@@ -25,6 +25,7 @@ from typing import Any
 from .cache import ArtifactCache
 from .errors import SpecError
 from .export import OnnxArtifact
+from .guard import safe_repr
 from .provenance import file_sha256, source_revision, versions
 
 #: cache kinds: this run's exports (xdist), and exports reused across runs on a vouched key
@@ -82,7 +83,7 @@ def keyed_entry(vouched: str, weights: str, model: Any, export_options: dict[str
     return {
         "export_key": vouched,
         "weights": weights,
-        "structure": hashlib.sha256(repr(model).encode()).hexdigest(),
+        "structure": hashlib.sha256(safe_repr(model).encode()).hexdigest(),
         "classes": ",".join(sorted({f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()})),
         "external_data_bytes": str(export.EXTERNAL_DATA_BYTES),
         "xframe_export": source_revision(export.__file__),

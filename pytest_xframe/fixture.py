@@ -54,11 +54,12 @@ class Xframe:
             resolved = replace(resolved, backends=(self.backend,))
         skipped = []
         if self.backend is None:
-            missing = {b: self._session.backends.get(b).missing() for b in resolved.backends}
-            skipped = [(b, reason) for b, reason in missing.items() if reason]
+            known = {b: self._session.backends.get(b) for b in resolved.backends}
+            missing = {b: backend.missing() for b, backend in known.items()}
+            skipped = [(b, reason, known[b].precision) for b, reason in missing.items() if reason]
             available = tuple(b for b, reason in missing.items() if not reason)
             if not available:
-                pytest.skip("; ".join(reason for _, reason in skipped if reason))
+                pytest.skip("; ".join(reason for _, reason, _ in skipped if reason))
             resolved = replace(resolved, backends=available)
         check, resolved, extra = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved)

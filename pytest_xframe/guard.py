@@ -60,13 +60,19 @@ class ModelState:
 
         state = cls()
         copy_parameters = sum(p.numel() * p.element_size() for p in model.parameters()) <= PARAMETER_SNAPSHOT_BYTES
+        #: one copy per tensor: a shared submodule or tied weights appear under several modules
+        copies: dict[int, Any] = {}
         with torch.no_grad():
             for prefix, module in model.named_modules(remove_duplicate=False):
                 state.names[id(module)] = prefix
                 state.modes.append((module, module.training))
                 for kind in ("_parameters", "_buffers"):
                     for name, t in module.__dict__.get(kind, {}).items():
-                        saved = None if t is None or (kind == "_parameters" and not copy_parameters) else t.detach().clone()
+                        saved = None
+                        if t is not None and (kind != "_parameters" or copy_parameters):
+                            if id(t) not in copies:
+                                copies[id(t)] = t.detach().clone()
+                            saved = copies[id(t)]
                         state.tensors.append((module, kind, name, t, _version(t), saved))
                 state.attrs.extend((module, k, v) for k, v in vars(module).items() if k != "training" and isinstance(v, _PLAIN))
         return state

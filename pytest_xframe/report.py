@@ -155,7 +155,7 @@ def _finite(value: float | None) -> float | None:
     return value if value is None or math.isfinite(value) else None
 
 
-def records_from(report: ParityReport, skipped: list[tuple[str, str | None]], extra: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+def records_from(report: ParityReport, skipped: list[tuple[str, str | None, str]], extra: dict[str, dict] | None = None) -> list[dict[str, Any]]:
     """One record per backend; ``extra`` adds fields per backend (the ``baseline`` field)."""
     records = []
     for name, r in report.backends.items():
@@ -183,10 +183,10 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None]], ex
                 "outputs": [_output_record(c, r.metrics.get(c.name)) for c in r.worst.values()],
             }
         )
-    for name, reason in skipped:
+    for name, reason, precision in skipped:
         records.append(
             {"test": report.test_id, "backend": name, "model": report.model, "verdict": "skipped", "examples": 0, "onnx": "",
-             "seed": report.options.seed, "precision": _precision(name),
+             "seed": report.options.seed, "precision": precision,
              "max_abs": None, "max_rel": None, "tolerance_ratio": None, "cache_hit": False, "message": reason or "", "artifacts": None,
              "seconds": {"export": 0.0, "import": 0.0, "convert": 0.0, "load": 0.0, "run": 0.0}, "outputs": []}
         )
@@ -201,16 +201,9 @@ def _output_record(c: Any, aggregate: Any) -> dict[str, Any]:
     return out
 
 
-def _precision(backend: str) -> str:
-    from . import backends
-
-    try:
-        return backends.get(backend).precision
-    except (KeyError, ImportError, TypeError):  # a backend only a conftest registers: not known here
-        return "fp32"
 
 
-def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[tuple[str, str | None]], extra: dict[str, dict] | None = None) -> None:
+def record(request: pytest.FixtureRequest, report: ParityReport, skipped: list[tuple[str, str | None, str]], extra: dict[str, dict] | None = None) -> None:
     """Attach records to the test item (for the summary) and key figures as JUnit properties."""
     from .stash import RECORDS_KEY
 
