@@ -114,6 +114,14 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.dot(a, b) / (na * nb))
 
 
+def missing_output(name: str, ref: np.ndarray, atol: float, rtol: float) -> OutputComparison:
+    """The comparison of a reference output the backend did not return."""
+    ref = np.asarray(ref)
+    return OutputComparison(
+        name=name, ok=False, atol=atol, rtol=rtol, shape=tuple(ref.shape), dtype=str(ref.dtype), problem="missing from the backend's outputs"
+    )
+
+
 def compare_all(
     ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], tolerance, equal_nan: bool = False
 ) -> list[OutputComparison]:
@@ -122,12 +130,7 @@ def compare_all(
     for name, r in ref.items():
         atol, rtol = tolerance(str(np.asarray(r).dtype))
         if name not in got:
-            results.append(
-                OutputComparison(
-                    name=name, ok=False, atol=atol, rtol=rtol, shape=tuple(np.shape(r)), dtype=str(np.asarray(r).dtype),
-                    problem="missing from the backend's outputs",
-                )
-            )
+            results.append(missing_output(name, r, atol, rtol))
         else:
             results.append(compare_output(name, r, got[name], atol, rtol, equal_nan))
     return results

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import metrics
-from .compare import OutputComparison, compare_output, format_comparison
+from .compare import OutputComparison, compare_output, format_comparison, missing_output
 from .errors import VacuousCheckWarning
 from .policy import Thresholds, resolve
 from .settings import DEFAULT_TOLERANCES, CheckOptions
@@ -105,10 +105,7 @@ def judge_example(
         r = np.asarray(r)
         th = thresholds(name, str(r.dtype))
         if name not in got:
-            c = OutputComparison(
-                name=name, ok=False, atol=th.atol, rtol=th.rtol, shape=tuple(r.shape), dtype=str(r.dtype), problem="missing from the backend's outputs"
-            )
-            out.append(Judged(c, None, th))
+            out.append(Judged(missing_output(name, r, th.atol, th.rtol), None, th))
             continue
         c = compare_output(name, r, np.asarray(got[name]), th.atol, th.rtol, equal_nan)
         if c.problem:

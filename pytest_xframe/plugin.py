@@ -24,10 +24,7 @@ SESSION_KEY = pytest.StashKey["XframeSession"]()
 
 
 def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    number = _int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {number}")
     return number

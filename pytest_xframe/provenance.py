@@ -3,7 +3,9 @@ installed versions of the stack. Nothing here imports a framework."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -16,6 +18,19 @@ def file_sha256(path: Path | str) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def export_sha256(path: Path | str) -> str:
+    """``file_sha256`` of an export file, remembered for the process while its size, mtime and inode
+    stay: every backend converting one export keys its cache entry by the same bytes (a 2 GiB model
+    was read once per backend)."""
+    st = os.stat(path)
+    return _remembered_sha256(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return file_sha256(path)
 
 
 def source_revision(*paths: Path | str) -> str:

@@ -90,7 +90,6 @@ class ParityReport:
 
 
 @dataclass
-@dataclass
 class Target:
     """A backend ready to run: the backend, its runner and the ONNX model it came from."""
 

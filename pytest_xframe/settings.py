@@ -204,7 +204,7 @@ def _validate_calibration(out: dict[str, Any], where: str) -> None:
         out["calibration"] = tuple(samples)  # a generator is read once, here
     for name, low in (("calibration_samples", 1), ("calibration_seed", 0)):
         value = out.get(name)
-        if name in out and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        if name in out and not (_is_int(value) and value >= low):
             raise SpecError(f"{name} must be an int >= {low}, got {value!r} in {where}")
     if "int8_io" in out and not isinstance(out["int8_io"], bool):
         raise SpecError(f"int8_io must be True or False, got {out['int8_io']!r} in {where}")

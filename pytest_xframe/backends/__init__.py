@@ -235,9 +235,9 @@ def get(name: str) -> Backend:
 
 def conversion_key(artifact: OnnxArtifact, converter: str, revision: str, dists: tuple[str, ...]) -> dict[str, str]:
     """What decides a conversion: the ONNX bytes, the converter and its revision, the stack's versions."""
-    from ..provenance import file_sha256, versions
+    from ..provenance import export_sha256, versions
 
-    return {"onnx_sha256": ":".join(file_sha256(path) for path in artifact.files), "converter": converter, "revision": revision, **versions(*dists)}
+    return {"onnx_sha256": ":".join(export_sha256(path) for path in artifact.files), "converter": converter, "revision": revision, **versions(*dists)}
 
 
 def convert_and_load(

@@ -7,12 +7,14 @@ CPU, so the error is the weights' rounding (about 1e-3 relative), not float16 ar
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..export import OnnxArtifact
-from . import Backend, BuildContext, Prepared
+from . import BuildContext, Prepared
 from .tflite_layers import layer_report
-from .tflite_runner import load_case, prepare_flatbuffer
+from .tflite_runner import BACKEND as TFLITE
+from .tflite_runner import prepare_flatbuffer
 
 NAME = "tflite-fp16"
 
@@ -28,14 +30,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     )
 
 
-BACKEND = Backend(
-    name=NAME,
-    prepare=prepare,
-    modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
-    extra="tflite-fp16",
-    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
-    framework=("tensorflow",),
-    precision="fp16",
-    load_case=load_case,
-    layer_report=layer_report,
+#: the fp32 tflite route's packages, exports and framework: only the conversion differs
+BACKEND = replace(
+    TFLITE, name=NAME, prepare=prepare, extra="tflite-fp16", precision="fp16", layer_report=layer_report,
 )

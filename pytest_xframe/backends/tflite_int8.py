@@ -6,12 +6,14 @@ kernels that support it quantize them on the fly per call. Inputs and outputs ar
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..export import OnnxArtifact
-from . import Backend, BuildContext, Prepared
+from . import BuildContext, Prepared
 from .tflite_layers import layer_report
-from .tflite_runner import load_case, prepare_flatbuffer
+from .tflite_runner import BACKEND as TFLITE
+from .tflite_runner import prepare_flatbuffer
 
 NAME = "tflite-int8"
 
@@ -26,14 +28,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     )
 
 
-BACKEND = Backend(
-    name=NAME,
-    prepare=prepare,
-    modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
-    extra="tflite-int8",
-    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
-    framework=("tensorflow",),
-    precision="int8",
-    load_case=load_case,
-    layer_report=layer_report,
+#: the fp32 tflite route's packages, exports and framework: only the conversion differs
+BACKEND = replace(
+    TFLITE, name=NAME, prepare=prepare, extra="tflite-int8", precision="int8", layer_report=layer_report,
 )

@@ -14,7 +14,7 @@ dequantizes each output, so the comparison with torch stays in float.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ import numpy as np
 
 from ..errors import SpecError
 from ..export import OnnxArtifact
-from . import Backend, BuildContext, Prepared
+from . import BuildContext, Prepared
 from .tflite_layers import layer_report
+from .tflite_runner import BACKEND as TFLITE
 from .tflite_runner import FLATBUFFER_NAME, TfliteRunner, load_flatbuffer, prepare_flatbuffer
 
 NAME = "tflite-int8-full"
@@ -142,15 +143,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     )
 
 
-BACKEND = Backend(
-    name=NAME,
-    prepare=prepare,
-    modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
-    extra="tflite-int8-full",
-    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
-    framework=("tensorflow",),
-    precision="int8",
-    load_case=load_case,
-    layer_report=layer_report,
-    calibrated=True,
+#: the fp32 tflite route's packages, exports and framework: only the conversion differs
+BACKEND = replace(
+    TFLITE, name=NAME, prepare=prepare, extra="tflite-int8-full", precision="int8", layer_report=layer_report, load_case=load_case, calibrated=True,
 )
