@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     replay_parser = sub.add_parser("replay", help="re-run a saved failing case and print the comparison")
     replay_parser.add_argument("case_dir", type=Path, help="the artifacts directory a failure message named")
     args = parser.parse_args(argv)
-    from .replay import replay
+    from .diagnose.replay import replay
 
     return replay(args.case_dir)
 

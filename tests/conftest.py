@@ -67,7 +67,7 @@ def frameworks() -> None:
     if importlib.util.find_spec("onnx_tf") is None:  # importing it needs the compat layer first
         pytest.skip("these tests run the default backends; onnx-tf is not installed (extra 'tf')")
 
-    from pytest_xframe.convert.onnx_tf_compat import install
+    from pytest_xframe.backends.tensorflow.onnx_tf_compat import install
 
     install()
     import onnx_tf.backend  # noqa: F401

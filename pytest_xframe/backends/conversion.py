@@ -6,12 +6,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from pytest_xframe.errors import (
-    BackendUnavailable,
-    ConversionError,
-    TooLargeError,
-    first_line,
-)
+from ..errors import BackendUnavailable, ConversionError, TooLargeError, first_line
 
 
 def import_converter(importer: Callable[[], Any], *, name: str, backend: str, model_name: str | None, hint: str) -> Any:

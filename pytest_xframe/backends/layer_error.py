@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import snr_db
+from ..judge.metrics import snr_db
 
 #: SNR taken for an exact value (graph inputs, weights) when computing drops: about float32's own
 #: rounding noise, so a drop from an exact input reads as a number, not as infinity
@@ -97,7 +97,7 @@ def format_layer_errors(title: str, errors: list[LayerError], total: int, unmapp
 
 def onnx_intermediates(model: Any, feeds: Mapping[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
     """Every typed intermediate of ``model`` by ONNX Runtime, unoptimized: (topological names, values)."""
-    from .divergence.graph import augment, run_ort_unoptimized
+    from ..export.onnx_graph import augment, run_ort_unoptimized
 
     augmented = augment(model)
     inputs = {i.name for i in model.graph.input}

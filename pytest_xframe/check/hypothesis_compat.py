@@ -1,6 +1,6 @@
 """Every use of a private hypothesis API, in one place.
 
-Checked against hypothesis 6.170.17 (``CHECKED_WITH``). ``tests/test_hypothesis_compat.py`` fails
+Checked against hypothesis 6.170.17 (``CHECKED_WITH``). ``tests/unit/check/test_hypothesis_compat.py`` fails
 loudly when an installed hypothesis no longer reads one of these attributes the way we rely on.
 hypothesis itself is imported inside the functions only (start-up stays light).
 """

@@ -1,12 +1,11 @@
-"""The session's engine: exports and prepared backends memoised by what determines them, torch's
+"""The session's memo: exports and prepared backends memoised by what determines them, torch's
 outputs per model and input, the model fingerprint those memos key on, exports shared by the
-pytest-xdist workers of a run (or, on the user's ``export_key``, across runs: ``export_cache``), and
+pytest-xdist workers of a run (or, on the user's ``export_key``, across runs: ``export.cache``), and
 the seed a check draws its inputs from. Every memo is bounded, so a session over many models
 holds the runners of the last few only."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 import traceback
 from collections import OrderedDict
@@ -16,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, BuildContext, Prepared, Registry, TorchSource, registry
-from .cache import ArtifactCache
-from .calibration import Calibration
-from .convert import import_converter
-from .errors import ConversionError, XframeError, describe_exception
-from .export import OnnxArtifact
-from .export_cache import KEYED_KIND, RUN_KIND, stored_export, weights_digest
-from .guard import safe_repr
+from ..backends import Backend, BuildContext, Prepared, Registry, TorchSource, registry
+from ..backends.conversion import import_converter
+from ..cache import ArtifactCache
+from ..errors import ConversionError, XframeError, describe_exception
+from ..export.cache import KEYED_KIND, shared_export, stored_export
+from ..export.to_onnx import OnnxArtifact
+from ..identity import feeds_digest, int_digest
+from ..inputs.calibration import Calibration
 from .hypothesis_compat import forced_seed
 
 #: torch outputs kept for reuse across a model's checks in one session (least recently used go first)
@@ -62,7 +61,7 @@ def _return_freed_memory() -> None:
         pass
 
 
-class Engine:
+class SessionMemo:
     """Session-wide: exports and prepared backends, memoised by what determines them.
 
     Failures are memoised too, so a model that cannot convert fails fast in every test using it.
@@ -86,7 +85,7 @@ class Engine:
         self.threads = threads
         #: where ``export_key`` file paths are relative to (pytest's rootdir)
         self.rootdir = rootdir or Path.cwd()
-        self._threads_set: set[str] = set()
+        self._threads_set: set[Callable[[int], object]] = set()
         self._exports: OrderedDict[tuple, OnnxArtifact | XframeError] = OrderedDict()
         self._export_count = 0
         self._from_cache: OrderedDict[tuple, bool] = OrderedDict()
@@ -167,8 +166,7 @@ class Engine:
                 spec.import_framework, name=", ".join(spec.framework), backend=spec.name, model_name=model_name,
                 hint=spec.install_hint,
             )
-            for framework in spec.framework:
-                self.limit_threads(framework)
+            self.limit_threads(spec.limit_threads)
             return spec.prepare(artifact, ctx), import_seconds
         except XframeError as exc:
             return exc, import_seconds
@@ -196,14 +194,13 @@ class Engine:
         if released:
             _return_freed_memory()
 
-    def limit_threads(self, framework: str) -> None:
-        """Size a framework's thread pools once per process (torch, tensorflow; ORT is per session)."""
-        if self.threads is None or framework in self._threads_set:
+    def limit_threads(self, limiter: Callable[[int], object] | None) -> None:
+        """Size a framework's process-wide thread pools once per process: torch's for the reference,
+        a backend's own (``Backend.limit_threads``; ONNX Runtime sizes each session instead)."""
+        if self.threads is None or limiter is None or limiter in self._threads_set:
             return
-        self._threads_set.add(framework)
-        from .threads import limit_framework
-
-        limit_framework(framework, self.threads)
+        self._threads_set.add(limiter)
+        limiter(self.threads)
 
     def output_names(self, key: tuple, make: Any) -> tuple[str, ...]:
         """Output names of a model for given inputs, found by one torch run per session."""
@@ -240,58 +237,6 @@ class Engine:
 
         forced = forced_seed()
         base = forced if forced is not None else (0 if settings.default.derandomize else self._seed_base)
-        return int.from_bytes(hashlib.sha256(repr((base, key)).encode()).digest()[:8], "big")
+        return int_digest((base, key))
 
 
-def feeds_digest(feeds: Mapping[str, np.ndarray]) -> bytes:
-    """Identity of one input: every array's name, dtype, shape and bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    for name in sorted(feeds):
-        a = np.ascontiguousarray(feeds[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(a.data if a.size and not a.dtype.hasobject else a.tobytes())
-    return h.digest()
-
-
-#: module globals whose value ``model_fingerprint`` reads: flags and numbers a ``forward`` branches on
-_PLAIN_VALUES = (bool, int, float, complex, str, bytes, type(None))
-
-
-def _code_and_globals(code: Any, namespace: Mapping[str, Any], h: Any) -> None:
-    """Hash ``code`` (and the code nested in it: comprehensions, lambdas) with the plain values of
-    the module globals it names, so that flipping a flag ``forward`` reads makes a new export."""
-    h.update(code.co_code)
-    h.update(repr(tuple(c for c in code.co_consts if not hasattr(c, "co_code"))).encode())
-    for name in code.co_names:
-        if name in namespace and isinstance(namespace[name], _PLAIN_VALUES):
-            h.update(f"{name}={namespace[name]!r};".encode())
-    for const in code.co_consts:
-        if hasattr(const, "co_code"):
-            _code_and_globals(const, namespace, h)
-
-
-def model_fingerprint(model: Any, weights: str | None = None) -> str:
-    """Identity of a model for this session: classes, code, the plain module globals that code
-    names, structure and every weight (``weights``: its ``weights_digest`` when known). Code that ``forward`` calls in other functions, and globals
-    those read, are not seen."""
-    h = hashlib.sha256()
-    for module in model.modules():
-        cls = type(module)
-        h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
-        code = getattr(cls.forward, "__code__", None)
-        if code is not None:
-            _code_and_globals(code, getattr(cls.forward, "__globals__", {}), h)
-    h.update(safe_repr(model).encode())
-    h.update((weights or weights_digest(model)).encode())
-    return h.hexdigest()
-
-
-def shared_export(store: ArtifactCache, key: tuple, make: Callable[[Path], OnnxArtifact], out: Path) -> tuple[OnnxArtifact, bool]:
-    """Export once per run for all pytest-xdist workers: the first builds the entry under the
-    store's lock, the others copy its ONNX file into ``out`` (their converters write beside it).
-
-    As sound as the session's own memo, which has the same key: the model fingerprint cannot see
-    code that ``forward`` calls, but that code cannot change between the workers of one run.
-    Returns the artifact and whether this worker exported it. A failed export is not stored.
-    """
-    return stored_export(store, RUN_KIND, {"key": hashlib.sha256(repr(key).encode()).hexdigest()}, make, out)

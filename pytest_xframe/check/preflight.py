@@ -10,8 +10,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import SpecError
-from .spec import Dim, InputSlot
+from ..errors import SpecError
+from ..inputs.spec import Dim, InputSlot
 
 #: layer classes whose output in training mode is random or depends on the batch (torch.nn names)
 TRAIN_ONLY_LAYERS = (

@@ -12,11 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import guard, validation
-from .backends import Backend, Prepared, TorchSource
-from .calibration import Calibration
-from .engine import Engine, model_fingerprint
-from .errors import (
+from ..backends import Backend, Prepared, Target, TorchSource
+from ..diagnose.failures import aggregate_failure, finish_failure, for_backend, keep_error, mismatch_error
+from ..errors import (
     BackendUnavailable,
     ConversionError,
     ExportError,
@@ -24,71 +22,74 @@ from .errors import (
     TooLargeError,
     VacuousCheckWarning,
     XframeError,
+    describe_exception,
     first_line,
     informative_lines,
 )
-from .export import OnnxArtifact, example_feeds, export
-from .export_cache import keyed_entry, vouched_key, weights_digest
-from .failures import (
-    aggregate_failure,
-    finish_failure,
-    for_backend,
-    keep_error,
-    mismatch_error,
-)
+from ..export.cache import export_stack
+from ..export.to_onnx import OnnxArtifact, example_feeds, export
+from ..identity import keyed_entry, model_fingerprint, resolve_export_key, slots_key, text_digest, weights_digest
+from ..imports import import_hypothesis
+from ..inputs.calibration import Calibration
+from ..inputs.spec import InputSlot, bind_inputs, calls_positionally
+from ..inputs.strategies import Feeds, feeds_strategy, shared_dims
+from ..judge.policy import check_names
+from ..judge.results import BackendResult, ParityReport
+from ..judge.vacuity import VacuityTracker
+from ..judge.verdict import Judged, judge_example, policy_for, snr_judged
+from ..plugin.options import CheckOptions
+from . import preflight
+from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory
 from .hypothesis_compat import seed_keeping_database, set_database_key
-from .imports import import_hypothesis
-from .judge import Judged, VacuityTracker, judge_example, policy_for, snr_judged
-from .policy import check_names
-from .results import BackendResult, ParityReport, Subject, Target
-from .settings import CheckOptions
-from .spec import InputSlot, bind_inputs, calls_positionally
-from .strategies import Feeds, feeds_strategy, shared_dims
+from .memo import SessionMemo
+from .model_state import ModelState, note_state, restore_and_warn
+from .subject import Subject
+from .threads import limit_torch
 
-__all__ = ["BackendResult", "ParityReport", "run_check", "slots_key"]
+__all__ = ["BackendResult", "ParityReport", "run_check"]
 
 
 def run_check(
-    engine: Engine,
+    memo: SessionMemo,
     model: Any,
     inputs: Any,
     options: CheckOptions,
     *,
     report: ParityReport,
     artifacts_root: Path,
-    siblings: tuple = (),
+    test_key: tuple = (),
 ) -> ParityReport:
     """The whole check; raises ParityError / ExportError / ConversionError, returns the report.
 
-    ``siblings`` names the test a check belongs to apart from its backend (``Xframe.check``): the
+    ``test_key`` names the test a check belongs to apart from its backend (``Xframe.check``): the
     marker's runs of one test share their seed and torch's outputs, other tests draw their own.
     """
     __tracebackhide__ = True
     import_hypothesis()
     name = options.name or type(model).__name__
     report.model = name
-    slots = _admit(engine, model, inputs, options, name)
-    state = guard.ModelState.of(model)
-    engine.limit_threads("torch")
+    slots = _preflight(memo, model, inputs, options, name)
+    state = ModelState.of(model)
+    memo.limit_threads(limit_torch)
     try:
-        subject = _subject(engine, model, slots, name, state)
-        check_names(options.policy, subject.output_names, engine.backends.names(), name)
+        subject = _subject(memo, model, slots, name, state)
+        check_names(options.policy, subject.output_names, memo.backends.names(), name)
         # only with the user's word for the code: an export reused across runs (export_cache.py)
-        vouched = None if options.export_key is None else vouched_key(options.export_key, engine.rootdir, name)
-        targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report, vouched) for b in options.backends]
+        export_key = None if options.export_key is None else resolve_export_key(options.export_key, memo.rootdir, name)
+        targets = [_prepare_target(memo, memo.backends.get(b), subject, options, report, export_key) for b in options.backends]
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
-        model_key = (siblings, subject.fingerprint, subject.slots_key)
+        model_key = (test_key, subject.fingerprint, subject.slots_key)
         vacuity = VacuityTracker()
-        parity = _hypothesis_test(engine, subject, targets, options, report, model_key, vacuity)
+        parity = _hypothesis_test(memo, subject, targets, options, report, model_key, vacuity)
         try:
-            guard.bounded(parity, name)
+            bounded(parity, name)
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
-            guard.confirm_deterministic(_forward(subject), failure.feeds, failure.reference, state)  # before blaming a step
-            guard.note_state(failure, state)
-            finish_failure(failure, report, targets, subject, options, artifacts_root, engine.workdir)
+            confirm_deterministic(_forward(subject), failure.feeds, failure.reference, state)  # before blaming a step
+            note_state(failure, state)
+            finish_failure(failure, report, targets, subject, options, artifacts_root, memo.workdir)
         _warn_vacuous(vacuity, report)
         failed_over_examples = aggregate_failure(report)
         if failed_over_examples is not None:
@@ -97,7 +98,7 @@ def run_check(
             result.verdict = "passed"
         return report
     except MemoryError:  # drawing or converting: this check fails, the session goes on
-        raise guard.out_of_memory(name, "the check") from None
+        raise out_of_memory(name, "the check") from None
     except XframeError as exc:
         keep_error(exc, artifacts_root, report.test_id)
         for result in _pending(report):
@@ -107,18 +108,18 @@ def run_check(
         raise
     finally:
         # forward and the exporters may change buffers, attributes and modes: put everything back
-        guard.restore_and_warn(state, name)
+        restore_and_warn(state, name)
 
 
-def _admit(engine: Engine, model: Any, inputs: Any, options: CheckOptions, name: str) -> tuple[InputSlot, ...]:
+def _preflight(memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, name: str) -> tuple[InputSlot, ...]:
     """Everything refused before anything runs: the model, the inputs against ``forward``, the
     largest input's size, each backend's export plan."""
-    validation.validate_model(model, name)
+    preflight.validate_model(model, name)
     slots = bind_inputs(model, inputs, name)
     shared_dims(slots)
-    validation.check_input_size(slots, options.max_input_bytes, name)
+    preflight.check_input_size(slots, options.max_input_bytes, name)
     for b in options.backends:
-        validation.supported_plan(_export_plan(engine.backends.get(b), options), b, name)
+        preflight.supported_plan(_export_plan(memo.backends.get(b), options), b, name)
     return slots
 
 
@@ -139,25 +140,20 @@ def _pending(report: ParityReport) -> list[BackendResult]:
     return [result for result in report.backends.values() if result.verdict == "pending"]
 
 
-def slots_key(slots: tuple[InputSlot, ...]) -> tuple:
-    """The input slots as they key exports and memos: names, specs, the bytes of given values."""
-    return tuple((s.name, s.spec, None if s.value is None else (s.value.dtype.str, s.value.shape, s.value.tobytes())) for s in slots)
-
-
-def _subject(engine: Engine, model: Any, slots: tuple[InputSlot, ...], name: str, state: guard.ModelState) -> Subject:
+def _subject(memo: SessionMemo, model: Any, slots: tuple[InputSlot, ...], name: str, state: ModelState) -> Subject:
     """The model and its inputs as the check sees them; torch runs twice on the export's example
     (a model that is not deterministic is named before anything is exported)."""
     positional = calls_positionally(model, slots)
-    forward = guard.Forward(model, slots, positional, name)
+    forward = Forward(model, slots, positional, name)
     weights = weights_digest(model)
     fingerprint = model_fingerprint(model, weights)
     key = slots_key(slots)
-    output_names = engine.output_names((fingerprint, key), lambda: tuple(guard.confirm_deterministic(forward, example_feeds(slots), None, state)))
+    output_names = memo.output_names((fingerprint, key), lambda: tuple(confirm_deterministic(forward, example_feeds(slots), None, state)))
     return Subject(model, name, slots, positional, fingerprint, key, output_names, weights)
 
 
-def _forward(subject: Subject) -> guard.Forward:
-    return guard.Forward(subject.model, subject.slots, subject.positional, subject.name)
+def _forward(subject: Subject) -> Forward:
+    return Forward(subject.model, subject.slots, subject.positional, subject.name)
 
 
 def _export_plan(backend: Backend, options: CheckOptions) -> tuple[tuple[str, int | None], ...]:
@@ -176,20 +172,19 @@ def _exporter(subject: Subject, exporter: str, opset: int | None) -> Callable[[P
     )
 
 
-def _keyed(subject: Subject, vouched: str | None, exporter: str, opset: int | None) -> dict[str, str] | None:
-    """The cross-run cache key of this export, when the user vouched for the code (``export_key``)."""
-    if vouched is None:
+def _keyed(subject: Subject, export_key: str | None, exporter: str, opset: int | None) -> dict[str, str] | None:
+    """The cross-run cache key of this export, when the user export_key for the code (``export_key``)."""
+    if export_key is None:
         return None
-    import hashlib
     import json
 
-    described = {"exporter": exporter, "opset": str(opset), "inputs": hashlib.sha256(repr(subject.slots_key).encode()).hexdigest(),
-                 "output_names": json.dumps(subject.output_names), "positional": str(subject.positional)}
-    return keyed_entry(vouched, subject.weights, subject.model, described)
+    described = {"exporter": exporter, "opset": str(opset), "inputs": text_digest(subject.slots_key),
+                 "output_names": json.dumps(subject.output_names), "positional": str(subject.positional), **export_stack()}
+    return keyed_entry(export_key, subject.weights, subject.model, described)
 
 
 def _prepare_target(
-    engine: Engine, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport, vouched: str | None = None
+    memo: SessionMemo, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport, export_key: str | None = None
 ) -> Target:
     """The backend's runner on the first export in its plan that exports and converts."""
     result = report.backends.setdefault(backend.name, BackendResult(backend.name, precision=backend.precision))
@@ -200,13 +195,13 @@ def _prepare_target(
     for exporter, opset in _export_plan(backend, options):
         try:
             key = (subject.fingerprint, subject.slots_key, exporter, opset)
-            artifact, fresh_export = engine.export(key, _exporter(subject, exporter, opset), _keyed(subject, vouched, exporter, opset))
+            artifact, fresh_export = memo.export(key, _exporter(subject, exporter, opset), _keyed(subject, export_key, exporter, opset))
         except ExportError as exc:
             errors.append(for_backend(exc, backend.name, None))
             continue
         calibration = _calibration(subject, options) if backend.calibrated else None
         try:
-            prepared, fresh_prepare, import_seconds = engine.prepare(
+            prepared, fresh_prepare, import_seconds = memo.prepare(
                 backend, artifact, subject.name, TorchSource(subject.model, subject.slots, subject.positional),
                 calibration, options.int8_io and backend.calibrated,
             )
@@ -217,7 +212,7 @@ def _prepare_target(
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
         result.calibration = calibration.describe() if calibration is not None else None
-        result.export_cache_hit = engine.from_cache(key)
+        result.export_cache_hit = memo.from_cache(key)
         return Target(backend, artifact, prepared)
     first = errors[0]
     if len(errors) > 1:
@@ -227,7 +222,7 @@ def _prepare_target(
 
 def _calibration(subject: Subject, options: CheckOptions) -> Calibration:
     """The samples a calibrated (quantized) backend quantizes with: the user's, or drawn from the spec."""
-    from . import calibration
+    from ..inputs import calibration
 
     if options.calibration is not None:
         return calibration.from_user(options.calibration, subject.slots, subject.name)
@@ -250,12 +245,12 @@ def _note_preparation(
 
 
 def _hypothesis_test(
-    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
+    memo: SessionMemo, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
 ) -> Any:
     """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database."""
     from hypothesis import HealthCheck, given, seed, settings
 
-    run_one = _example_runner(engine, subject, targets, options, report, model_key, vacuity)
+    run_one = _example_runner(memo, subject, targets, options, report, model_key, vacuity)
 
     @settings(
         max_examples=options.max_examples,
@@ -273,7 +268,7 @@ def _hypothesis_test(
     set_database_key(parity, f"{report.test_id}|{','.join(options.backends)}|{subject.fingerprint}".encode())
     if options.seed is not None:
         return seed(options.seed)(parity)
-    seed_keeping_database(parity, engine.example_seed(model_key))
+    seed_keeping_database(parity, memo.example_seed(model_key))
     return parity
 
 
@@ -291,8 +286,8 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     except Exception as exc:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
-        if isinstance(exc, MemoryError) or guard.is_out_of_memory(exc):
-            raise _RuntimeCrash(guard.out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
+        if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+            raise _RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
         raise _RuntimeCrash(
             XframeError(
                 f"{t.name} raised while running the converted model ({t.label})",
@@ -306,13 +301,13 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
 
 
 def _example_runner(
-    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
+    memo: SessionMemo, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
 ) -> Callable[[Feeds], None]:
     """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a failure raises."""
     from hypothesis import target
 
     forward = _forward(subject)
-    from .engine import feeds_digest
+    from ..identity import feeds_digest
 
     policies = {t.name: policy_for(options, t.name, t.backend.precision) for t in targets}
 
@@ -321,7 +316,7 @@ def _example_runner(
         start = time.perf_counter()
         digest = feeds_digest(feeds)  # hashed once: the torch-output memo's key and the vacuity check's
         try:
-            reference = engine.reference(model_key, feeds, lambda: forward.outputs(feeds), digest)
+            reference = memo.reference(model_key, feeds, lambda: forward.outputs(feeds), digest)
         except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
             raise _RuntimeCrash(exc) from None
         torch_seconds = time.perf_counter() - start
@@ -348,3 +343,20 @@ def _example_runner(
             raise mismatch_error(subject.name, feeds, reference, outputs, failing, targets)
 
     return run_one
+
+
+def settle(report: ParityReport, exc: BaseException | None) -> None:
+    """Every backend the check was asked for ends passed, failed, error or skipped, with a message;
+    one the check never reached gets the error that stopped it."""
+    import pytest
+
+    from ..judge.results import BackendResult
+
+    skipped = isinstance(exc, (BackendUnavailable, pytest.skip.Exception))
+    for name in report.options.backends:
+        report.backends.setdefault(name, BackendResult(name))
+    for result in report.backends.values():
+        if result.verdict == "pending":
+            result.verdict = "passed" if exc is None else "skipped" if skipped else "error"
+            if exc is not None and not result.message:
+                result.message = first_line(str(exc)) if isinstance(exc, XframeError) else describe_exception(exc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
-from typing import Any
 
 #: the value of ``--xframe-threads`` / ini ``xframe_threads`` that sizes pools per xdist worker
 AUTO = "auto"
@@ -90,32 +89,3 @@ def limit_torch(count: int | None) -> None:
     import torch
 
     torch.set_num_threads(count)
-
-
-def limit_tensorflow(count: int | None) -> bool:
-    """Size TensorFlow's pools; False when its runtime was already started (it then keeps its own)."""
-    if count is None:
-        return True
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(count)
-        tf.config.threading.set_inter_op_parallelism_threads(count)
-    except RuntimeError:  # "... cannot be modified after initialization"
-        return False
-    return True
-
-
-def limit_framework(framework: str, count: int | None) -> None:
-    """Size the process-wide pools of a framework a backend imports (``Backend.framework``);
-    frameworks without such pools (ONNX Runtime: per session) are left alone."""
-    limiter = {"torch": limit_torch, "tensorflow": limit_tensorflow}.get(framework)
-    if limiter is not None:
-        limiter(count)
-
-
-def limit_onnxruntime(options: Any, count: int | None) -> None:
-    """Size an ``onnxruntime.SessionOptions``' pools (per session: nothing global changes)."""
-    if count is not None:
-        options.intra_op_num_threads = count
-        options.inter_op_num_threads = 1

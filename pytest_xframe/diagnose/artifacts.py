@@ -114,7 +114,7 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
 def keep(save: Callable[..., Path], directory: Path, **kwargs: Any) -> Path | None:
     """``save(directory, **kwargs)``, or a StorageWarning and None when the artifacts directory
     cannot be written (read-only, a file, a full disk): the check's own result must stand."""
-    from .errors import StorageWarning, describe_exception
+    from ..errors import StorageWarning, describe_exception
 
     try:
         return save(directory, **kwargs)

@@ -7,18 +7,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
+from ..errors import ParityError, XframeError, describe_exception, first_line
+from ..export.to_onnx import OnnxArtifact
+from ..formatting import describe_array
+from ..judge.compare import OutputComparison
+from ..judge.results import BackendResult, ParityReport
+from ..judge.verdict import Judged, format_aggregate, format_judged
 from . import artifacts
-from .compare import OutputComparison
-from .errors import ParityError, XframeError, describe_exception, first_line
-from .export import OnnxArtifact
-from .formatting import describe_array
-from .judge import Judged, format_aggregate, format_judged
-from .results import BackendResult, ParityReport, Subject, Target
-from .settings import CheckOptions
+
+if TYPE_CHECKING:
+    from ..backends import Target
+    from ..check.subject import Subject
+    from ..plugin.options import CheckOptions
 
 
 def for_backend(exc: XframeError, backend: str, artifact: OnnxArtifact | None) -> XframeError:
@@ -73,14 +77,8 @@ def diagnose(t: Target, failure: Any, comparisons: list[OutputComparison], subje
 
 def _locate(t: Target, failure: Any, comparisons: list[OutputComparison], subject: Subject, options: CheckOptions, workdir: Path) -> str:
     """The step (export, conversion, runtime) and the first ONNX node where the error shows."""
-    from .backends.onnxruntime_runner import (
-        make_session,  # the ONNX reference implementation
-    )
-    from .divergence import (
-        attribute_step,
-        locate_conversion_divergence,
-        locate_export_divergence,
-    )
+    from ..export.onnx_graph import run_onnx
+    from .divergence import attribute_step, locate_conversion_divergence, locate_export_divergence
 
     if t.backend.source == "torch":
         return f"diagnosis: {t.name} converts the torch module directly, so its conversion introduced the error (no ONNX node on its route to name)"
@@ -88,7 +86,7 @@ def _locate(t: Target, failure: Any, comparisons: list[OutputComparison], subjec
     atol, rtol = worst.atol, worst.rtol  # the policy's, for this output
     onnx_path = str(t.artifact.path)
     try:
-        ort_out = make_session(onnx_path).run(failure.feeds)
+        ort_out = run_onnx(onnx_path, failure.feeds)
         step = attribute_step(failure.reference, ort_out, failure.outputs[t.name], (atol, rtol), equal_nan=options.equal_nan)
         located = None
         if step == "export":

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import describe_exception
+from ..formatting import describe_array
+from ..judge.compare import compare_output, format_comparison
 from .artifacts import load_npz
-from .compare import compare_output, format_comparison
-from .errors import describe_exception
-from .formatting import describe_array
 
 #: exit statuses of ``replay``
 MATCH, MISMATCH, UNUSABLE = 0, 1, 2
@@ -53,7 +53,7 @@ def _import_function(ref: dict[str, Any]) -> Callable[..., Any]:
 def load_runner(case_dir: Path, case: dict):
     """The case's runner: the named backend's ``load_case``, found in the registry (built-ins and
     entry points) or where the case recorded it (a backend a conftest registered)."""
-    from . import backends
+    from .. import backends
 
     name = case["backend"]
     known = backends.registry()
@@ -68,8 +68,8 @@ def load_runner(case_dir: Path, case: dict):
 
 def _judged(name: str, ref: np.ndarray, got: np.ndarray, policy: dict, equal_nan: bool) -> bool:
     """Judge one output by the policy the check used and print its figures; True when it passes."""
-    from .judge import describe_figures, format_judged, judge_example
-    from .policy import Thresholds
+    from ..judge.policy import Thresholds
+    from ..judge.verdict import describe_figures, format_judged, judge_example
 
     thresholds = Thresholds.from_dict(policy)
     j = judge_example({name: ref}, {name: got}, lambda _name, _dtype: thresholds, equal_nan)[0]
@@ -127,7 +127,7 @@ def load_case(case_dir: Path) -> tuple[dict[str, Any], dict, dict, dict]:
         tolerances = {c["name"]: (float(c["atol"]), float(c["rtol"])) for c in case["comparisons"]}
         for key in ("backend", "test_id", "model", "onnx"):
             case[key]
-        from .policy import Thresholds
+        from ..judge.policy import Thresholds
 
         for policy in (case.get("policies") or {}).values():
             Thresholds.from_dict(policy)

@@ -1,4 +1,4 @@
-"""Exports kept on disk: shared by one run's xdist workers, or reused across runs on a vouched key.
+"""Exports kept on disk: shared by one run's xdist workers, or reused across runs on the user's export key.
 
 Without ``export_key`` an export lives for one run: the model fingerprint cannot see code that
 ``forward`` calls elsewhere, so a key guessed from the model alone could hand a later run a stale
@@ -12,82 +12,31 @@ gets hard links to them (entries are never rewritten), or copies where links can
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from .cache import ArtifactCache
-from .errors import SpecError
-from .export import OnnxArtifact
-from .guard import safe_repr
-from .provenance import file_sha256, source_revision, versions
+from ..cache import ArtifactCache
+from ..identity import source_revision, text_digest, versions
+from . import to_onnx
+from .to_onnx import OnnxArtifact
 
-#: cache kinds: this run's exports (xdist), and exports reused across runs on a vouched key
+#: cache kinds: this run's exports (xdist), and exports reused across runs on the user's export key
 RUN_KIND = "onnx-export"
 KEYED_KIND = "onnx-export-keyed"
 #: distributions whose versions decide an export
 EXPORT_DISTS = ("torch", "onnx", "onnxscript")
 
 
-def weights_digest(model: Any) -> str:
-    """sha256 of every state_dict entry's name, dtype, shape and bytes.
-
-    Reads each tensor's memory in place (a uint8 view handed to the hash): no copy of the
-    weights is made, except of a tensor that is not contiguous or not on the CPU.
-    """
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict(keep_vars=False).items():
-        t = tensor.detach()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        if not t.numel():
-            continue
-        if t.device.type != "cpu" or not t.is_contiguous():
-            t = t.cpu().contiguous()  # one tensor at a time
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
-
-
-def vouched_key(export_key: str | tuple[str, ...], rootdir: Path, model_name: str) -> str:
-    """The user's key as text: ``version:<string>``, or ``files:<sha256>`` of the named files'
-    paths and contents (globs allowed, relative to ``rootdir``). A pattern that matches no file
-    is a SpecError: a key over nothing would vouch for nothing."""
-    if isinstance(export_key, str):
-        return "version:" + export_key
-    h = hashlib.sha256()
-    for pattern in export_key:
-        matches = sorted(p for p in glob.glob(str(Path(rootdir) / pattern), recursive=True) if os.path.isfile(p))
-        if not matches:
-            raise SpecError(
-                f"export_key names {pattern!r}, which matches no file under {rootdir}",
-                model=model_name,
-                hint="export_key takes a version string or paths/globs of the files forward's code lives in, relative to the rootdir",
-            )
-        for path in matches:
-            h.update(f"{os.path.relpath(path, rootdir)}\0{file_sha256(path)}\0".encode())
-    return "files:" + h.hexdigest()
-
-
-def keyed_entry(vouched: str, weights: str, model: Any, export_options: dict[str, str]) -> dict[str, str]:
-    """Everything the keyed entry depends on; ``export_options`` names the exporter, opset,
-    input specs (dynamic axes follow from them) and output names."""
-    from . import export
-
+def export_stack() -> dict[str, str]:
+    """What decides an export besides the model and its options: our exporter's code, its
+    external-data threshold and the stack's versions (part of every keyed entry)."""
     return {
-        "export_key": vouched,
-        "weights": weights,
-        "structure": hashlib.sha256(safe_repr(model).encode()).hexdigest(),
-        "classes": ",".join(sorted({f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()})),
-        "external_data_bytes": str(export.EXTERNAL_DATA_BYTES),
-        "xframe_export": source_revision(export.__file__),
-        **export_options,
+        "external_data_bytes": str(to_onnx.EXTERNAL_DATA_BYTES),
+        "xframe_export": source_revision(to_onnx.__file__),
         **versions(*EXPORT_DISTS),
     }
 
@@ -124,3 +73,14 @@ def place(files: list[Path], out: Path) -> None:
             os.link(source, target)
         except OSError:
             shutil.copyfile(source, target)
+
+
+def shared_export(store: ArtifactCache, key: tuple, make: Callable[[Path], OnnxArtifact], out: Path) -> tuple[OnnxArtifact, bool]:
+    """Export once per run for all pytest-xdist workers: the first builds the entry under the
+    store's lock, the others copy its ONNX file into ``out`` (their converters write beside it).
+
+    As sound as the session's own memo, which has the same key: the model fingerprint cannot see
+    code that ``forward`` calls, but that code cannot change between the workers of one run.
+    Returns the artifact and whether this worker exported it. A failed export is not stored.
+    """
+    return stored_export(store, RUN_KIND, {"key": text_digest(key)}, make, out)

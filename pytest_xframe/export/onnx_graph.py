@@ -1,5 +1,10 @@
-"""ONNX graph utilities both locators share: topological order, a model with every intermediate
-exposed as an output, onnxruntime without graph optimizations, constants and shapes."""
+"""The exported ONNX model as a graph, and ONNX Runtime as the reference implementation of its meaning.
+
+What diagnosis and the layer reports share: topological order, a model with every intermediate
+exposed as an output, constants and shapes, and ONNX Runtime sessions (``ort_session``,
+``run_onnx``, ``run_ort_unoptimized``) that say what the ONNX model computes. The onnxruntime
+backend builds its sessions here too, so the reference and the backend run one configuration.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ __all__ = [
     "constant_names",
     "fill_output_ranks",
     "load_model",
+    "ort_session",
+    "run_onnx",
     "run_ort_unoptimized",
     "shapes_of",
     "topological_nodes",
@@ -114,17 +121,39 @@ def fill_output_ranks(model: Any, values: Mapping[str, np.ndarray]) -> None:
                 shape.dim.add()
 
 
-def run_ort_unoptimized(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every graph output of ``model`` computed by onnxruntime (CPU) with graph optimizations off."""
+def ort_session(model: str | bytes, threads: int | None = None, optimized: bool = True) -> Any:
+    """An ONNX Runtime session on the CPU provider for ``model`` (a path or serialized bytes).
+
+    ``threads`` sizes its pools (per session: nothing global changes; None lets ORT decide);
+    ``optimized=False`` turns graph optimizations off, so every node computes what ONNX says."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    # torch and TensorFlow run between our calls: idle ORT threads spinning would steal their CPU
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(model: Any, feeds: Mapping[str, np.ndarray], optimized: bool = True) -> dict[str, np.ndarray]:
+    """Every graph output of ``model`` (a path, bytes or ModelProto) by ONNX Runtime; inputs the
+    graph does not declare are left out of the feed (exporters drop unused inputs)."""
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    session = ort_session(model if isinstance(model, bytes) else str(model), optimized=optimized)
     names = [o.name for o in session.get_outputs()]
     values = session.run(names, {i.name: np.asarray(feeds[i.name]) for i in session.get_inputs()})
     return {n: np.asarray(v) for n, v in zip(names, values)}
+
+
+def run_ort_unoptimized(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every graph output of ``model`` computed by onnxruntime (CPU) with graph optimizations off."""
+    return run_onnx(model, feeds, optimized=False)
 
 
 def constant_names(graph: Any, feeds: Mapping[str, Any]) -> set[str]:

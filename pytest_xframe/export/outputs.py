@@ -42,7 +42,7 @@ def call_forward(model: Any, feeds: Mapping[str, np.ndarray], names: list[str], 
     """``model``'s raw output for numpy ``feeds`` (no gradients recorded)."""
     import torch
 
-    from .export import torch_feeds
+    from .to_onnx import torch_feeds
 
     tensors = torch_feeds(model, feeds, names)
     with torch.no_grad():

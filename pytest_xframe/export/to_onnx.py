@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ExportError, describe_exception
-from .spec import Dim, InputSlot
+from ..errors import ExportError, describe_exception
+from ..inputs.spec import Dim, InputSlot
 
 
 @dataclass(frozen=True)

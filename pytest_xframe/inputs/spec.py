@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import SpecError, SpecTextError
+from ..errors import SpecError, SpecTextError
 from .spec import Dim, TensorSpec, _dtype_name
 
 Parsed = dict[str, TensorSpec] | list[TensorSpec]

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpecError
-from .formatting import describe_array
+from ..errors import SpecError
+from ..formatting import describe_array
 from .spec import Dim, InputSlot
 
 #: tensors with at most this many elements are drawn element-wise by hypothesis

@@ -12,7 +12,6 @@ numpy only; the controller writes the file, every process reads it once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 SCHEMA_ID = "pytest-xframe/baseline"
 VERSION = 1
@@ -202,7 +201,9 @@ def write(path: Path, baseline: Baseline) -> None:
 def derived_seed(test_key: Any) -> int:
     """A seed for a test's first baseline: stable across runs and machines, so an update run
     that changes nothing rewrites the same figures."""
-    return int.from_bytes(hashlib.sha256(repr(test_key).encode()).digest()[:4], "big")
+    from ..identity import int_digest
+
+    return int_digest(test_key, 4)
 
 
 # -- a check against its entries (in the process that ran it) -----------------------------------
@@ -324,42 +325,6 @@ def updated(old: Baseline | None, records: Iterable[Mapping[str, Any]], dropped:
 class Settings:
     path: Path
     update: bool
-
-
-def settings_from(config: Any) -> Settings:
-    """Where the file is: ``--xframe-baseline`` (from the current directory) > ini
-    ``xframe_baseline`` (from the ini file's directory) > ``[tool.xframe.baseline] path`` (from
-    pyproject.toml's) > ``<rootdir>/xframe-baseline.json``."""
-    from .project import pyproject_path
-
-    table = baseline_table(config)
-    cli, ini = config.getoption("xframe_baseline"), str(config.getini("xframe_baseline")).strip()
-    inipath = getattr(config, "inipath", None)
-    if cli:
-        path = Path(config.invocation_params.dir) / cli
-    elif ini:
-        path = (Path(inipath).parent if inipath else Path(config.rootpath)) / ini
-    elif "path" in table:
-        path = pyproject_path(config).parent / table["path"]  # type: ignore[union-attr]
-    else:
-        path = Path(config.rootpath) / DEFAULT_FILE
-    return Settings(path=path.resolve(), update=bool(config.getoption("xframe_baseline_update")))
-
-
-def baseline_table(config: Any) -> dict[str, Any]:
-    """``[tool.xframe.baseline]``, checked: ``path`` (a string), ``drift_factor`` (a number > 1)."""
-    from .project import tool_table
-
-    table = tool_table(config).get("baseline", {})
-    where = "[tool.xframe.baseline] in pyproject.toml"
-    if not isinstance(table, dict):
-        raise SpecError(f"{where} must be a table, got {type(table).__name__}")
-    unknown = sorted(set(table) - {"path", "drift_factor"})
-    if unknown:
-        raise SpecError(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}", hint="valid keys: path, drift_factor")
-    if "path" in table and not (isinstance(table["path"], str) and table["path"]):
-        raise SpecError(f"path in {where} must be a file name, got {table['path']!r}")
-    return table
 
 
 class BaselineRun:

@@ -7,10 +7,13 @@ exactly, NaN matches NaN only with ``equal_nan``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from . import metrics
 
 
 @dataclass(frozen=True)
@@ -105,13 +108,9 @@ def _scalar(value: np.ndarray) -> float:
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float | None:
-    a, b = a.ravel(), b.ravel()
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return None
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return 1.0 if na == nb else 0.0
-    return float(np.dot(a, b) / (na * nb))
+    """``metrics.cosine``, None where it is undefined (NaN or Inf in either array)."""
+    value = metrics.cosine(a, b)
+    return None if math.isnan(value) else value
 
 
 def missing_output(name: str, ref: np.ndarray, atol: float, rtol: float) -> OutputComparison:

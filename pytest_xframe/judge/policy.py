@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 #: threshold keys a policy table may set, and what each means (for messages and the README)
 THRESHOLD_KEYS: dict[str, str] = {
@@ -222,3 +222,11 @@ def check_names(layers: Iterable[Layer], outputs: Iterable[str], backend_ids: It
                     model=model, hint=f"the model's outputs: {', '.join(outputs)}",
                 )
 
+
+#: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-6),
+    "float32": (1e-5, 1e-4),
+    "float16": (1e-3, 1e-3),
+    "bfloat16": (1e-2, 1e-2),
+}

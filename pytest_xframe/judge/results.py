@@ -5,14 +5,13 @@ reports read it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backends import Backend, Prepared
 from .compare import OutputComparison
-from .export import OnnxArtifact
-from .judge import Judged, MetricAggregate
-from .settings import CheckOptions
-from .spec import InputSlot
+from .verdict import Judged, MetricAggregate
+
+if TYPE_CHECKING:
+    from ..plugin.options import CheckOptions
 
 
 @dataclass
@@ -89,41 +88,3 @@ class ParityReport:
         return all(r.verdict == "passed" for r in self.backends.values())
 
 
-@dataclass
-class Target:
-    """A backend ready to run: the backend, its runner and the ONNX model it came from."""
-
-    backend: Backend
-    artifact: OnnxArtifact
-    prepared: Prepared
-
-    @property
-    def name(self) -> str:
-        return self.backend.name
-
-    @property
-    def label(self) -> str:
-        """What the backend ran: the ONNX model's exporter and opset, or its own route from torch."""
-        return self.prepared.route or f"ONNX from {self.artifact.label}"
-
-
-@dataclass(frozen=True)
-class Subject:
-    """The model under check and what is derived from it once per check."""
-
-    model: Any
-    #: display name in messages and reports
-    name: str
-    slots: tuple[InputSlot, ...]
-    #: True when ``forward`` takes the inputs positionally in ``slots`` order, else by keyword
-    positional: bool
-    fingerprint: str
-    #: the slots as they key exports and memos (``check.slots_key``)
-    slots_key: tuple
-    output_names: tuple[str, ...]
-    #: sha256 of the state_dict (``export_cache.weights_digest``), part of the fingerprint
-    weights: str = ""
-
-    @property
-    def input_names(self) -> list[str]:
-        return [s.name for s in self.slots]

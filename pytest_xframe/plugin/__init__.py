@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .backends import BUILTIN
-from .settings import MARKER, OPTION_NAMES
+from ..backends import BUILTIN
+from .options import MARKER, OPTION_NAMES
 from .stash import CLI_MODEL_KEY, RECORDS_KEY
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def _int(value: str) -> int:
 
 
 def _threads(value: str) -> str:
-    from .threads import parse
+    from ..check.threads import parse
 
     try:
         return str(parse(value))
@@ -47,7 +47,7 @@ def _threads(value: str) -> str:
 
 
 def _export_key(value: str) -> str | tuple[str, ...]:
-    from .settings import export_key_arg
+    from .options import export_key_arg
 
     try:
         return export_key_arg(value)
@@ -118,14 +118,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hooks
+    from . import hookspecs as hooks
 
     pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Before any conftest or test module can import torch (pytest-xdist workers only)."""
-    from .threads import chosen, quiet_openmp
+    from ..check.threads import chosen, quiet_openmp
 
     quiet_openmp(chosen(getattr(early_config.known_args_namespace, "xframe_threads", None), early_config.getini("xframe_threads")))
 
@@ -136,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**options): run this test's xframe.check once per backend (ids [onnxruntime], "
         f"[tensorflow]); options: {', '.join(OPTION_NAMES)}.",
     )
-    from .errors import XframeError
+    from ..errors import XframeError
     from .session import XframeSession
 
     try:
@@ -149,7 +149,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.stash[CLI_MODEL_KEY] = cli_declaration(config)
     if config.pluginmanager.hasplugin("html"):
-        from .html_report import HtmlReport
+        from ..report.html import HtmlReport
 
         config.pluginmanager.register(HtmlReport(), "xframe-html")
 
@@ -222,7 +222,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MARKER) is None:
         return
-    from .errors import SpecError, XframeError
+    from ..errors import SpecError, XframeError
 
     session = metafunc.config.stash[SESSION_KEY]
     if "xframe" not in metafunc.fixturenames:  # a collection error: nothing could run this test
@@ -259,7 +259,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     excinfo = call.excinfo
     if excinfo is not None and report.failed and _is_xframe_error(excinfo.value):
-        from .report import short_failure
+        from ..report.terminal import short_failure
 
         report.longrepr = short_failure(item, excinfo, item.config.get_verbosity())
     records = item.stash.get(RECORDS_KEY, None)
@@ -271,7 +271,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _is_xframe_error(exc: BaseException) -> bool:
-    from .errors import XframeError
+    from ..errors import XframeError
 
     return isinstance(exc, XframeError)
 
@@ -284,7 +284,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if session.config.pluginmanager.has_plugin("hypothesispytest"):
         # hypothesis's own plugin imports hypothesis in its terminal summary, under pytest's
         # assertion rewriting: 0.5 s in every process that has not imported it (an xdist controller)
-        from .imports import import_hypothesis
+        from ..imports import import_hypothesis
 
         import_hypothesis("hypothesis")
     if not hasattr(session.config, "workerinput"):

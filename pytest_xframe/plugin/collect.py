@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from .errors import SpecError, XframeError
-from .settings import MARKER, validate
-from .spec_text import Parsed, parse_inputs
+from ..errors import SpecError, XframeError
+from ..inputs.spec_text import Parsed, parse_inputs
+from .options import MARKER, validate
 
 #: the declaration's own keys; every other key is an xframe option
 OWN_KEYS = ("factory", "inputs", "id", "kwargs")

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import BackendUnavailable, SpecError
-from .settings import MARKER, CheckOptions, validate
+from ..errors import BackendUnavailable, SpecError
+from .options import MARKER, CheckOptions, validate
 
 if TYPE_CHECKING:
-    from .errors import DriftError
-    from .results import ParityReport
+    from ..errors import DriftError
+    from ..judge.results import ParityReport
     from .session import XframeSession
 
 
@@ -38,9 +38,9 @@ class Xframe:
         """
         __tracebackhide__ = True
         self.calls += 1
-        from . import report as reporting
-        from .check import run_check
-        from .results import ParityReport
+        from ..check.run import run_check
+        from ..judge.results import ParityReport
+        from ..report import records as reporting
 
         try:
             given = validate(options, "xframe.check()", self._session.backend_names)
@@ -65,8 +65,8 @@ class Xframe:
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved)
         try:
             run_check(
-                self._session.engine(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
-                siblings=(self._test_key(), self.calls),
+                self._session.memo(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
+                test_key=(self._test_key(), self.calls),
             )
             if check is not None:
                 extra, drift = self._against_baseline(report, check)
@@ -76,7 +76,7 @@ class Xframe:
         except BackendUnavailable as exc:
             pytest.skip(str(exc).replace("\n", " "))
         finally:
-            from .guard import settle
+            from ..check.run import settle
 
             settle(report, sys.exc_info()[1])  # no backend left pending, none dropped
             self.reports.append(report)
@@ -102,9 +102,9 @@ class Xframe:
     def _against_baseline(self, report: ParityReport, check: str) -> tuple[dict[str, dict], DriftError | None]:
         """Each backend's ``baseline`` record field, and a DriftError (the drifted backends marked
         failed) when a figure got worse than its baseline by more than the drift factor."""
-        from .baseline import drift_headline, drift_text, examine
-        from .errors import DriftError
-        from .report import records_from
+        from ..errors import DriftError
+        from ..judge.baseline import drift_headline, drift_text, examine
+        from ..report.records import records_from
 
         run = self._session.baseline
         records = records_from(report, [])
@@ -126,9 +126,9 @@ class Xframe:
 
     def _record_refused(self, exc: SpecError) -> None:
         """A check refused for its own options: one error record per backend it would have run."""
-        from . import report as reporting
-        from .guard import settle
-        from .results import ParityReport
+        from ..check.run import settle
+        from ..judge.results import ParityReport
+        from ..report import records as reporting
 
         resolved = self._session.options({}, {})
         if self.backend is not None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .backends import Backend
+    from ..backends import Backend
 
 
 @pytest.hookspec

@@ -14,20 +14,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .backends import DEFAULT as DEFAULT_BACKENDS
-from .errors import SpecError
-from .policy import Layer, Rule, parse_policy
+from ..backends import DEFAULT as DEFAULT_BACKENDS
+from ..errors import SpecError
+from ..judge.policy import DEFAULT_TOLERANCES, Layer, Rule, parse_policy
 
 MARKER = "xframe_parity"
 EXPORTERS = ("dynamo", "torchscript")
-
-#: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
-DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
-    "float64": (1e-7, 1e-6),
-    "float32": (1e-5, 1e-4),
-    "float16": (1e-3, 1e-3),
-    "bfloat16": (1e-2, 1e-2),
-}
 
 
 #: default bound on one drawn example (all its inputs): large enough for a batch of images
@@ -213,7 +205,7 @@ def _validate_calibration(out: dict[str, Any], where: str) -> None:
 def parse_backends(value: Any, where: str, known: Collection[str] | None = None) -> tuple[str, ...]:
     """Accept "a,b", ["a", "b"] or ("a",); reject unknown names listing the valid ones."""
     if known is None:
-        from .backends import registry
+        from ..backends import registry
 
         known = registry().names()
     items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)

@@ -1,4 +1,4 @@
-"""Per-run state: resolved options, the engine (built on first use), collected results."""
+"""Per-run state: resolved options, the memo (built on first use), collected results."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SpecError
-from .settings import MARKER, CheckOptions, parse_backends, resolve, validate
+from ..errors import SpecError
+from .options import MARKER, CheckOptions, parse_backends, resolve, validate
 
 #: the key of ``worker_input`` in pytest-xdist's ``workerinput``
 RUN_DIR_KEY = "xframe_run_dir"
@@ -16,8 +16,8 @@ RUN_DIR_KEY = "xframe_run_dir"
 if TYPE_CHECKING:
     import pytest
 
-    from .backends import Registry
-    from .engine import Engine
+    from ..backends import Registry
+    from ..check.memo import SessionMemo
 
 
 class XframeSession:
@@ -28,14 +28,15 @@ class XframeSession:
         self.records: list[dict[str, Any]] = []
         #: the backends this run knows: built-ins, entry points, and what plugins' hooks registered
         self.backends = self._registry()
-        self._engine: Engine | None = None
+        self._memo: SessionMemo | None = None
         self._workdir: Path | None = None
         #: the controller's directory for this run's shared exports (made when xdist starts a worker)
         self._run_dir: Path | None = None
         self._ini = self._ini_options()
         self._cli = self._cli_options()
         self.threads_setting = self._threads_setting()
-        from .baseline import BaselineRun, settings_from
+        from ..judge.baseline import BaselineRun
+        from .project import settings_from
 
         self.baseline = BaselineRun(settings_from(config))
         self.baseline.active  # noqa: B018 - read the file now: a broken one is a usage error, not a failure per test
@@ -46,7 +47,7 @@ class XframeSession:
         a clash of names or a hook returning something else is a usage error."""
         import pytest
 
-        from .backends import Registry
+        from ..backends import Registry
 
         try:
             registry = Registry.default()
@@ -81,7 +82,7 @@ class XframeSession:
 
     def _project_policy(self) -> dict[str, Any]:
         """``[tool.xframe.policy]`` of pyproject.toml: the project's judging policy layer."""
-        from .policy import parse_policy
+        from ..judge.policy import parse_policy
         from .project import tool_table
 
         table = tool_table(self.config).get("policy")
@@ -91,7 +92,7 @@ class XframeSession:
 
     def _ini_drift_factor(self) -> dict[str, Any]:
         """ini ``xframe_drift_factor`` over ``[tool.xframe.baseline] drift_factor``."""
-        from .baseline import baseline_table
+        from .project import baseline_table
 
         raw = str(self.config.getini("xframe_drift_factor")).strip()
         if not raw:
@@ -125,7 +126,7 @@ class XframeSession:
         return cli
 
     def _threads_setting(self) -> str | int:
-        from .threads import chosen, parse
+        from ..check.threads import chosen, parse
 
         raw = chosen(self.config.getoption("xframe_threads"), self.config.getini("xframe_threads"))
         try:
@@ -151,7 +152,7 @@ class XframeSession:
     def marked_backends(self, node: Any) -> tuple[str, ...]:
         return resolve(self._ini, self.marker_options(node), self._cli).backends
 
-    # -- paths and engine --------------------------------------------------------------------
+    # -- paths and memo --------------------------------------------------------------------
     def _pytest_cache_dir(self, name: str) -> Path | None:
         cache = getattr(self.config, "cache", None)
         return Path(cache.mkdir(name)) if cache is not None else None
@@ -170,7 +171,7 @@ class XframeSession:
         chosen = self.config.getoption("xframe_cache_dir")
         if chosen:
             return Path(chosen).resolve()
-        from .cache import default_cache_root
+        from ..cache import default_cache_root
 
         return default_cache_root(self.config)
 
@@ -181,21 +182,21 @@ class XframeSession:
         except OSError as exc:
             return Path(str(getattr(exc, "filename", None) or self.config.rootpath / ".pytest_cache"))
 
-    def engine(self) -> Engine:
-        if self._engine is None:
-            from .cache import ArtifactCache, usable_root
-            from .engine import Engine
-            from .threads import resolve as threads_for
+    def memo(self) -> SessionMemo:
+        if self._memo is None:
+            from ..cache import ArtifactCache, usable_root
+            from ..check.memo import SessionMemo
+            from ..check.threads import resolve as threads_for
 
             self._workdir = Path(tempfile.mkdtemp(prefix="pytest-xframe-"))
             cache = ArtifactCache(usable_root(self._cache_root_or_none()), scratch=self._workdir)
             run_dir = getattr(self.config, "workerinput", {}).get(RUN_DIR_KEY)
             shared = ArtifactCache(Path(run_dir)) if run_dir else None
-            self._engine = Engine(
+            self._memo = SessionMemo(
                 self._workdir, cache, threads=threads_for(self.threads_setting), shared_exports=shared, backends=self.backends,
                 rootdir=Path(self.config.rootpath),
             )
-        return self._engine
+        return self._memo
 
     def worker_input(self) -> dict[str, str]:
         """What the pytest-xdist controller hands each worker: one directory per run where the
@@ -212,7 +213,7 @@ class XframeSession:
     # -- reporting ---------------------------------------------------------------------------
     def header(self) -> str:
         backends = resolve(self._ini, self._cli).backends
-        from .threads import describe
+        from ..check.threads import describe
 
         cache = self.cache_root
         workers = getattr(self.config.option, "numprocesses", None)  # pytest-xdist's -n, resolved
@@ -221,11 +222,11 @@ class XframeSession:
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if self.records:
-            from .report import write_summary
+            from ..report.terminal import write_summary
 
             write_summary(terminalreporter, self.records, self.config.get_verbosity())
         if self.baseline.outcome is not None:
-            from .baseline import summary_lines
+            from ..judge.baseline import summary_lines
 
             lines = summary_lines(self.baseline.outcome, self.records)
             if lines:
@@ -233,15 +234,20 @@ class XframeSession:
             for line in lines:
                 terminalreporter.write_line(line, **({"red": True} if "DRIFT" in line else {}))
 
+    def environment(self) -> dict[str, str]:
+        """The stack's versions: the base distributions and those of every backend this run checked."""
+        from ..report.json_report import environment
+
+        checked = dict.fromkeys(r["backend"] for r in self.records if r["backend"] in self.backends)
+        return environment(d for name in checked for d in self.backends.get(name).distributions)
+
     def finish_baseline(self) -> None:
         """Controller only: stale entries and, with --xframe-baseline-update, the file."""
-        from .report import environment
-
-        self.baseline.finish(self.records, environment())
+        self.baseline.finish(self.records, self.environment())
 
     def write_json(self, exitstatus: int) -> None:
         path = self.config.getoption("xframe_report")
         if path:
-            from .report import write_json
+            from ..report.json_report import write_json
 
-            write_json(Path(path), self.records, int(exitstatus), baseline=self.baseline.outcome)
+            write_json(Path(path), self.records, int(exitstatus), self.environment(), baseline=self.baseline.outcome)

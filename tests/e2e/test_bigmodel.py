@@ -4,73 +4,42 @@ limit (external data, tested on a tiny model with the threshold lowered), bounde
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-#: a model with one weight big enough (4 KiB) for every exporter to move it to external data
-WIDE = """
-import torch
-from torch import nn
-from pytest_xframe import TensorSpec, Dim
-
-class Wide(nn.Module):
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.fc = nn.Linear(32, 32)
-
-    def forward(self, x):
-        return self.fc(x).tanh()
-
-INPUTS = [TensorSpec((Dim("batch", 1, 3), 32))]
-"""
-
-
-def _checks(pytester: pytest.Pytester, name: str = "report.json") -> list[dict]:
-    return json.loads((pytester.path / name).read_text())["checks"]
-
-
-def _keyed_test(key: str | None, seed: int = 0) -> str:
-    option = "" if key is None else f", export_key={key}"
-    return f"""
-from wide import Wide, INPUTS
-
-def test_wide(xframe):
-    xframe.check(Wide(seed={seed}).eval(), INPUTS, backends=["onnxruntime"], exporter="torchscript", max_examples=3{option})
-"""
+from suite_helpers import WIDE, keyed_test, report_checks
 
 
 def _run(pytester: pytest.Pytester) -> dict:
     result = pytester.runpytest("--xframe-cache-dir=cache", "--xframe-report=report.json")
     result.assert_outcomes(passed=1)
-    (check,) = _checks(pytester)
+    (check,) = report_checks(pytester)
     return check
 
 
 def test_export_key_reuses_the_export_across_runs(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test("'wide-1.0'"))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test("'wide-1.0'"))
     cold = _run(xf_pytester)
     assert not cold["export_cache_hit"] and cold["seconds"]["export"] > 0
     warm = _run(xf_pytester)
     assert warm["export_cache_hit"] and warm["seconds"]["export"] == 0.0
     assert len(list((xf_pytester.path / "cache").glob("onnx-export-keyed/*/*/manifest.json"))) == 1
 
-    xf_pytester.makepyfile(test_keyed=_keyed_test("'wide-1.1'"))
+    xf_pytester.makepyfile(test_keyed=keyed_test("'wide-1.1'"))
     changed_key = _run(xf_pytester)
     assert not changed_key["export_cache_hit"] and changed_key["seconds"]["export"] > 0
 
-    xf_pytester.makepyfile(test_keyed=_keyed_test("'wide-1.1'", seed=1))
+    xf_pytester.makepyfile(test_keyed=keyed_test("'wide-1.1'", seed=1))
     changed_weights = _run(xf_pytester)
     assert not changed_weights["export_cache_hit"] and changed_weights["seconds"]["export"] > 0
     assert len(list((xf_pytester.path / "cache").glob("onnx-export-keyed/*/*/manifest.json"))) == 3
 
 
 def test_export_key_files_are_hashed(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test("['wide.py', 'src/**/*.py']"))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test("['wide.py', 'src/**/*.py']"))
     (xf_pytester.path / "src" / "pkg").mkdir(parents=True)
     helper = xf_pytester.path / "src" / "pkg" / "helper.py"
     helper.write_text("SCALE = 1\n")
@@ -81,21 +50,21 @@ def test_export_key_files_are_hashed(xf_pytester: pytest.Pytester) -> None:
 
 
 def test_export_key_in_the_ini_file(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test(None))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test(None))
     xf_pytester.makeini("[pytest]\naddopts = -p no:randomly\nxframe_export_key = wide.py\n")
     assert not _run(xf_pytester)["export_cache_hit"]
     assert _run(xf_pytester)["export_cache_hit"]
 
 
 def test_export_key_naming_a_missing_file_is_a_spec_error(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test("['models/missing.py']"))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test("['models/missing.py']"))
     result = xf_pytester.runpytest("--xframe-cache-dir=cache")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*SpecError*", "*export_key names 'models/missing.py', which matches no file*"])
 
 
 def test_without_export_key_each_run_exports_again(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test(None))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test(None))
     for _ in range(2):
         check = _run(xf_pytester)
         assert not check["export_cache_hit"] and check["seconds"]["export"] > 0
@@ -103,7 +72,7 @@ def test_without_export_key_each_run_exports_again(xf_pytester: pytest.Pytester)
 
 
 def test_export_key_must_be_a_string_or_paths(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test("3"))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test("3"))
     result = xf_pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*export_key must be a version string or a list of file paths/globs, got 3*"])
@@ -116,8 +85,12 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _tiny_external_data_threshold(monkeypatch):
-    # restored after each test: in-process sessions share pytest_xframe.export with the outer one
-    monkeypatch.setattr("pytest_xframe.export.EXTERNAL_DATA_BYTES", 0)
+    # restored after each test: in-process sessions share pytest_xframe.export.to_onnx with the outer one.
+    # Imported here, not named by a dotted string: an earlier in-process session's copy of the module
+    # may still hang on the package as an attribute, and patching that one would miss this session's
+    import pytest_xframe.export.to_onnx as to_onnx
+
+    monkeypatch.setattr(to_onnx, "EXTERNAL_DATA_BYTES", 0)
 """
 
 #: the exporters this stack has (dynamo needs onnxscript: not on tox's py311-tf215)
@@ -153,7 +126,7 @@ def test_models_over_the_protobuf_limit(xf_pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=len(EXPORTERS), failed=len(EXPORTERS) + 1)
     result.stdout.fnmatch_lines(["*onnx-tf cannot convert a model over protobuf's 2 GiB limit*weights in external data*"])
     assert "also failed" not in result.stdout.str()  # one refusal: another exporter writes the same weights
-    checks = _checks(xf_pytester)
+    checks = report_checks(xf_pytester)
     ort = [c for c in checks if c["backend"] == "onnxruntime" and "external_data" in c["test"]]
     assert [c["verdict"] for c in ort] == ["passed"] * len(EXPORTERS)
     assert all(c["onnx"].endswith("external data") for c in ort)
@@ -212,7 +185,7 @@ def test_wide(xframe):
             f"  try:   check this model against onnxruntime*for {backend}",
         ])
     assert "also failed" not in result.stdout.str()  # refused on the first export, the next exporter not tried
-    verdicts = {c["backend"]: (c["verdict"], c["onnx"]) for c in _checks(xf_pytester)}
+    verdicts = {c["backend"]: (c["verdict"], c["onnx"]) for c in report_checks(xf_pytester)}
     assert verdicts.pop("onnxruntime")[0] == "passed"
     assert {v for v, _ in verdicts.values()} == {"error"} and set(verdicts) == set(backends)
     cache = xf_pytester.path / "cache"  # ONNX Runtime runs the export itself: no entry of its own
@@ -227,7 +200,7 @@ from pytest_xframe import TensorSpec, Dim
 import importlib
 from pytest_xframe.plugin import SESSION_KEY
 
-memos = importlib.import_module("pytest_xframe.engine")  # the module the session's engine uses
+memos = importlib.import_module("pytest_xframe.check.memo")  # the module the session's memo uses
 
 memos.PREPARED_MEMO = 3
 memos.EXPORT_MEMO = 4
@@ -248,7 +221,7 @@ class Sized(nn.Module):
 @pytest.mark.parametrize("width", range(2, 16))
 def test_model(xframe, request, width):
     xframe.check(Sized(width).eval(), [TensorSpec((Dim("batch", 1, 2), 4))], backends=["onnxruntime"], exporter="torchscript", max_examples=2)
-    SIZES.append(request.config.stash[SESSION_KEY].engine().memo_sizes())
+    SIZES.append(request.config.stash[SESSION_KEY].memo().memo_sizes())
 
 
 def test_memos_stay_bounded():
@@ -263,27 +236,6 @@ def test_memos_stay_bounded():
 def test_a_session_over_many_models_keeps_bounded_memos(xf_pytester: pytest.Pytester) -> None:
     xf_pytester.makepyfile(test_many=MANY_MODELS)
     xf_pytester.runpytest().assert_outcomes(passed=15)
-
-
-def test_weights_digest_follows_the_weights_only() -> None:
-    import torch
-
-    from pytest_xframe.export_cache import weights_digest
-
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)
-    first = weights_digest(model)
-    assert weights_digest(model) == first
-    copy = torch.nn.Linear(3, 2)
-    copy.load_state_dict(model.state_dict())
-    assert weights_digest(copy) == first
-    with torch.no_grad():
-        model.weight[0, 0] += 1.0
-    assert weights_digest(model) != first
-    transposed = torch.nn.Linear(3, 2)
-    transposed.weight = torch.nn.Parameter(model.weight.detach().t().contiguous().t())  # not contiguous
-    transposed.bias = model.bias
-    assert weights_digest(transposed) == weights_digest(model)
 
 
 def test_declared_model_with_export_key(xf_pytester: pytest.Pytester) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+
+from suite_helpers import report_checks
 
 THREE_TESTS = """
 import pytest
@@ -25,9 +26,6 @@ def test_c(xframe):
 """
 
 
-def _checks(pytester: pytest.Pytester, name: str = "report.json") -> list[dict]:
-    return json.loads((pytester.path / name).read_text())["checks"]
-
 
 def _entries(cache: Path) -> list[Path]:
     return sorted(p.parent for p in cache.glob("onnx-tf/*/*/manifest.json"))
@@ -37,7 +35,7 @@ def test_one_export_and_one_conversion_per_session(xf_pytester: pytest.Pytester)
     xf_pytester.makepyfile(THREE_TESTS)
     result = xf_pytester.runpytest("--xframe-cache-dir=fresh", "--xframe-report=report.json")
     result.assert_outcomes(passed=6)
-    checks = _checks(xf_pytester)
+    checks = report_checks(xf_pytester)
     exported = [c for c in checks if c["seconds"]["export"] > 0]
     converted = [c for c in checks if c["backend"] == "tensorflow" and not c["cache_hit"]]
     assert len(exported) == 1, "both backends share one torchscript/opset-13 export"
@@ -50,9 +48,9 @@ def test_conversion_cache_across_runs_detects_corruption(xf_pytester: pytest.Pyt
     xf_pytester.makepyfile(THREE_TESTS)
     args = ("--xframe-cache-dir=c", "--xframe-backends=tensorflow", "--xframe-report=report.json")
     xf_pytester.runpytest(*args).assert_outcomes(passed=3)
-    assert not _checks(xf_pytester)[0]["cache_hit"]
+    assert not report_checks(xf_pytester)[0]["cache_hit"]
     xf_pytester.runpytest(*args).assert_outcomes(passed=3)
-    warm = _checks(xf_pytester)
+    warm = report_checks(xf_pytester)
     assert all(c["cache_hit"] for c in warm)
     (entry,) = _entries(xf_pytester.path / "c")
     saved_model = next(entry.rglob("saved_model.pb"))
@@ -60,7 +58,7 @@ def test_conversion_cache_across_runs_detects_corruption(xf_pytester: pytest.Pyt
     result = xf_pytester.runpytest(*args)
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*CacheCorruptWarning*"])
-    assert not _checks(xf_pytester)[0]["cache_hit"]
+    assert not report_checks(xf_pytester)[0]["cache_hit"]
     assert _entries(xf_pytester.path / "c") == [entry] and saved_model.stat().st_size > 100
 
 
@@ -73,7 +71,7 @@ def test_no_cache_and_cache_clear(xf_pytester: pytest.Pytester) -> None:
     xf_pytester.runpytest("--xframe-backends=tensorflow").assert_outcomes(passed=3)
     assert len(_entries(default)) == 1
     xf_pytester.runpytest("--xframe-backends=tensorflow", "--cache-clear", "--xframe-report=report.json").assert_outcomes(passed=3)
-    assert not _checks(xf_pytester)[0]["cache_hit"]
+    assert not report_checks(xf_pytester)[0]["cache_hit"]
 
 
 @pytest.mark.slow
@@ -83,7 +81,7 @@ def test_xdist_workers_on_a_cold_cache_build_one_entry(xf_pytester: pytest.Pytes
     result = xf_pytester.runpytest_subprocess("-n", "2", "--xframe-cache-dir=cold", "--xframe-backends=tensorflow", "--xframe-report=report.json")
     result.assert_outcomes(passed=3)
     assert len(_entries(xf_pytester.path / "cold")) == 1
-    assert sum(not c["cache_hit"] for c in _checks(xf_pytester)) == 1  # the other worker waited on the lock, then read it
+    assert sum(not c["cache_hit"] for c in report_checks(xf_pytester)) == 1  # the other worker waited on the lock, then read it
 
 
 @pytest.mark.slow
@@ -106,7 +104,7 @@ def test_run_dir_exists_during_the_run():
     # 4 tests on 2 workers: fewer than 2 per worker, so xdist deals them out one at a time
     result = xf_pytester.runpytest_subprocess("-n", "2", "--xframe-backends=onnxruntime", "--xframe-report=report.json")
     result.assert_outcomes(passed=4)
-    checks = _checks(xf_pytester)
+    checks = report_checks(xf_pytester)
     assert len(checks) == 3 and all(c["verdict"] == "passed" for c in checks)
     assert sum(c["seconds"]["export"] > 0 for c in checks) == 1, "one export for the whole run, not one per worker"
     assert (tmp / "seen.txt").read_text().strip(), "the workers shared a run directory"

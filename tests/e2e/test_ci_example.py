@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ci"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ci"
 
 
 def test_workflow_passes_actionlint() -> None:

@@ -3,13 +3,14 @@ run as real pytest sessions (ids, options, reports, artifacts, replay, errors, p
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from suite_helpers import checks_by
 
 ZOO = textwrap.dedent(
     """
@@ -65,9 +66,6 @@ def zoo(xf_pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pytester:
     return xf_pytester
 
 
-def _checks(pytester: pytest.Pytester, name: str = "report.json") -> dict[str, dict]:
-    return {(c["test"], c["backend"]): c for c in json.loads((pytester.path / name).read_text())["checks"]}
-
 
 def test_declared_models_are_collected_one_test_per_backend(zoo: pytest.Pytester) -> None:
     zoo.makefile(".toml", pyproject=MODELS)
@@ -103,7 +101,7 @@ def test_declared_options_reports_and_junit(zoo: pytest.Pytester) -> None:
     result = zoo.runpytest("--xframe-backends=onnxruntime", "--xframe-report=report.json", "--junitxml=junit.xml", "-v")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["pyproject.toml::make_mlp?onnxruntime? PASSED*", "pyproject.toml::two-in?onnxruntime? PASSED*", "*xframe: 3 passed*"])
-    checks = _checks(zoo)
+    checks = checks_by(zoo, "test", "backend")
     mlp, two, mlp5 = (checks[(f"pyproject.toml::{i}[onnxruntime]", "onnxruntime")] for i in ("make_mlp", "two-in", "mlp5"))
     assert {o["atol"] for o in mlp["outputs"]} == {1e-3}  # declared atol, default rtol
     assert {o["rtol"] for o in mlp["outputs"]} == {1e-4}
@@ -130,7 +128,7 @@ def test_failing_declared_model_keeps_artifacts_that_replay(zoo: pytest.Pytester
     )
     result = zoo.runpytest("--xframe-artifacts-dir=kept", "--xframe-report=report.json")
     result.assert_outcomes(failed=1)
-    check = _checks(zoo)[("pyproject.toml::branchy[onnxruntime]", "onnxruntime")]
+    check = checks_by(zoo, "test", "backend")[("pyproject.toml::branchy[onnxruntime]", "onnxruntime")]
     assert check["verdict"] == "failed" and check["onnx"].startswith("torchscript")
     directory = Path(check["artifacts"])
     assert (zoo.path / "kept").resolve() in directory.parents
@@ -222,7 +220,7 @@ def test_declared_models_under_xdist(zoo: pytest.Pytester) -> None:
     zoo.makefile(".toml", pyproject=MODELS)
     result = zoo.runpytest("-n", "2", "--xframe-backends=onnxruntime", "--xframe-report=report.json")
     result.assert_outcomes(passed=3)
-    assert {test for test, _ in _checks(zoo)} == {f"pyproject.toml::{i}[onnxruntime]" for i in ("make_mlp", "two-in", "mlp5")}
+    assert {test for test, _ in checks_by(zoo, "test", "backend")} == {f"pyproject.toml::{i}[onnxruntime]" for i in ("make_mlp", "two-in", "mlp5")}
 
 
 def test_collected_when_named_or_walked_not_from_other_paths(zoo: pytest.Pytester) -> None:
@@ -249,7 +247,7 @@ def test_a_model_from_the_command_line(zoo: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*collected 1 item", "xframe-model::tiny?onnxruntime? PASSED*"])
-    check = _checks(zoo)[("xframe-model::tiny[onnxruntime]", "onnxruntime")]
+    check = checks_by(zoo, "test", "backend")[("xframe-model::tiny[onnxruntime]", "onnxruntime")]
     assert check["model"] == "tiny" and check["outputs"][0]["atol"] == 0.002 and check["outputs"][0]["shape"][-1] == 4
     assert "test_other" not in result.stdout.str()
     named = zoo.runpytest("test_other.py", "--co", "-q", "--xframe-model", "zoo:make_mlp", "--xframe-inputs", "x=float32[2,6]", "--xframe-backends=onnxruntime")
@@ -261,7 +259,7 @@ def test_a_model_from_the_command_line_under_xdist(zoo: pytest.Pytester) -> None
     result = zoo.runpytest("-n", "2", "--xframe-model", "zoo:make_mlp", "--xframe-inputs", "x=float32[batch:1..4,6]",
                            "--xframe-backends=onnxruntime", "--xframe-max-examples=3", "--xframe-report=report.json")
     result.assert_outcomes(passed=1)
-    assert list(_checks(zoo)) == [("xframe-model::make_mlp[onnxruntime]", "onnxruntime")]
+    assert list(checks_by(zoo, "test", "backend")) == [("xframe-model::make_mlp[onnxruntime]", "onnxruntime")]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_bigmodel import WIDE, _checks, _keyed_test
+
+from suite_helpers import WIDE, keyed_test, report_checks
 
 
 def _entries(pytester: pytest.Pytester) -> int:
@@ -16,14 +17,14 @@ def _entries(pytester: pytest.Pytester) -> int:
 def _run(pytester: pytest.Pytester, *args: str, cache: str = "--xframe-cache-dir=cache") -> dict:
     result = pytester.runpytest(cache, "--xframe-report=report.json", *args)
     result.assert_outcomes(passed=1)
-    (check,) = _checks(pytester)
+    (check,) = report_checks(pytester)
     if check["export_cache_hit"]:  # the summary's export column says so too
         result.stdout.fnmatch_lines(["*test_keyed.py::test_wide*onnxruntime*passed*cached*"])
     return check
 
 
 def test_version_on_the_command_line_reuses_the_export(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test(None))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test(None))
     cold = _run(xf_pytester, "--xframe-export-key=wide-1.0")
     assert not cold["export_cache_hit"] and cold["seconds"]["export"] > 0
     warm = _run(xf_pytester, "--xframe-export-key=wide-1.0")
@@ -34,7 +35,7 @@ def test_version_on_the_command_line_reuses_the_export(xf_pytester: pytest.Pytes
 
 
 def test_files_on_the_command_line_are_hashed(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test(None))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test(None))
     helper = xf_pytester.path / "helper.py"
     helper.write_text("SCALE = 1\n")
     assert not _run(xf_pytester, "--xframe-export-key=@wide.py,helper*.py")["export_cache_hit"]
@@ -47,7 +48,7 @@ def test_files_on_the_command_line_are_hashed(xf_pytester: pytest.Pytester) -> N
 def test_command_line_key_overrides_check(xf_pytester: pytest.Pytester) -> None:
     """The command line outranks check()'s export_key, as every other option: a run without the
     flag keys the export by check()'s string, so it does not find the flag's entry."""
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test("'in-code'"))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test("'in-code'"))
     assert not _run(xf_pytester, "--xframe-export-key=from-cli")["export_cache_hit"]
     assert not _run(xf_pytester)["export_cache_hit"]
     assert _run(xf_pytester, "--xframe-export-key=from-cli")["export_cache_hit"]
@@ -62,7 +63,7 @@ def test_a_model_from_the_command_line_with_a_key(xf_pytester: pytest.Pytester) 
     for hit in (False, True):
         result = xf_pytester.runpytest("--xframe-cache-dir=cache", "--xframe-report=report.json", *cli)
         result.assert_outcomes(passed=1)
-        (check,) = _checks(xf_pytester)
+        (check,) = report_checks(xf_pytester)
         assert check["test"] == "xframe-model::make[onnxruntime]" and check["export_cache_hit"] is hit
     assert _entries(xf_pytester) == 1
 
@@ -70,7 +71,7 @@ def test_a_model_from_the_command_line_with_a_key(xf_pytester: pytest.Pytester) 
 def test_no_cache_and_cache_clear_drop_keyed_exports(xf_pytester: pytest.Pytester) -> None:
     """--xframe-no-cache reads and writes no keyed export; --cache-clear empties the default cache
     (.pytest_cache/d/xframe), keyed exports included, as it does conversions."""
-    xf_pytester.makepyfile(wide=WIDE, test_keyed=_keyed_test(None))
+    xf_pytester.makepyfile(wide=WIDE, test_keyed=keyed_test(None))
     for _ in range(2):
         assert not _run(xf_pytester, "--xframe-export-key=v1", cache="--xframe-no-cache")["export_cache_hit"]
     assert _entries(xf_pytester) == 0
@@ -117,7 +118,7 @@ def test_xdist_workers_build_one_keyed_export(xf_pytester: pytest.Pytester) -> N
         result.assert_outcomes(passed=2)
         workers = {(xf_pytester.path / f"worker-{w}.txt").read_text() for w in "ab"}
         assert len(workers) == 2, workers  # the two tests really ran on two workers
-        checks = _checks(xf_pytester)
+        checks = report_checks(xf_pytester)
         assert [c["verdict"] for c in checks] == ["passed", "passed"]
         return checks
 

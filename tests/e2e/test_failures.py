@@ -1,4 +1,4 @@
-"""failures.py: a failure names the step that broke and the first divergent ONNX node (pytester, real frameworks)."""
+"""diagnose/failures.py: a failure names the step that broke and the first divergent ONNX node (pytester, real frameworks)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,12 @@
-"""engine.py: torch outputs are memoised by model fingerprint and feeds, within a byte budget;
-the fingerprint sees what forward reads and is the same in every process."""
+"""check/memo.py in real sessions: the marker's runs of a test share torch's outputs; the fingerprint sees what forward reads."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 
-
-def _checks(pytester: pytest.Pytester, name: str = "report.json") -> list[dict]:
-    return json.loads((pytester.path / name).read_text())["checks"]
+from suite_helpers import report_checks
 
 
 def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> None:
@@ -68,36 +63,6 @@ def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> No
     assert found["other"][0] >= 5, found
 
 
-def test_torch_outputs_kept_least_recently_used_within_a_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import numpy as np
-
-    from pytest_xframe import engine as engines
-    from pytest_xframe.cache import ArtifactCache
-
-    monkeypatch.setattr(engines, "REFERENCE_CACHE_BYTES", 3 * 800)  # three outputs of 100 float64
-    engine = engines.Engine(tmp_path, ArtifactCache(None))
-    runs: list[float] = []
-
-    def reference(value: float, size: int = 100) -> dict:
-        def compute() -> dict:
-            runs.append(value)
-            return {"output": np.full(size, value)}
-
-        return engine.reference(("model",), {"x": np.array([value], np.float32)}, compute)
-
-    for value in (1.0, 2.0, 3.0, 1.0):  # 1.0 is kept: computed once, and now the most recent
-        assert reference(value)["output"][0] == value
-    assert runs == [1.0, 2.0, 3.0]
-    reference(4.0)  # over budget: the least recently used (2.0) goes
-    reference(1.0), reference(3.0)
-    assert runs == [1.0, 2.0, 3.0, 4.0]
-    reference(2.0)
-    assert runs[-1] == 2.0
-    reference(5.0, size=1000)  # bigger than the whole budget: computed, never kept
-    reference(5.0, size=1000)
-    assert runs[-2:] == [5.0, 5.0]
-
-
 def test_a_global_flag_forward_reads_is_part_of_the_model_identity(xf_pytester: pytest.Pytester) -> None:
     """A test that flips a module flag ``forward`` branches on gets an export of its own, not
     the one an earlier test made with the other value (which would fail every backend)."""
@@ -128,22 +93,6 @@ def test_a_global_flag_forward_reads_is_part_of_the_model_identity(xf_pytester: 
     )
     result = xf_pytester.runpytest("--xframe-report=report.json")
     result.assert_outcomes(passed=2)
-    assert sum(c["seconds"]["export"] > 0 for c in _checks(xf_pytester)) == 2
+    assert sum(c["seconds"]["export"] > 0 for c in report_checks(xf_pytester)) == 2
 
 
-def test_model_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
-    """xdist workers share exports by this key: code nested in forward (a comprehension) must
-    not bring its memory address into it."""
-    import subprocess
-    import sys
-
-    pytest.importorskip("torch")
-    (tmp_path / "netmod.py").write_text(
-        "import torch\nfrom torch import nn\n\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n        super().__init__()\n        torch.manual_seed(0)\n        self.fc = nn.Linear(4, 3)\n\n"
-        "    def forward(self, x):\n        return sum(v for v in [self.fc(x), x[:, :3]])\n"
-    )
-    code = "from netmod import Net; from pytest_xframe.engine import model_fingerprint; print(model_fingerprint(Net()))"
-    runs = [subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout for _ in range(2)]
-    assert runs[0] == runs[1] and len(runs[0].strip()) == 64

@@ -213,12 +213,12 @@ def test_parameters_over_the_snapshot_budget_are_reported_not_restored(tmp_path:
         shared_cache,
         textwrap.dedent(
             """
-            import pytest_xframe.guard
+            import pytest_xframe.check.model_state
             from pytest_xframe import TensorSpec
             from reliability_cases import ParamWriter
 
             def test_writer(xframe):
-                pytest_xframe.guard.PARAMETER_SNAPSHOT_BYTES = 0  # as for a model over the budget
+                pytest_xframe.check.model_state.PARAMETER_SNAPSHOT_BYTES = 0  # as for a model over the budget
                 model = ParamWriter().eval()
                 buffers_before = model.lin.weight.clone()
                 xframe.check(model, [TensorSpec((3,))], backends=["onnxruntime"], max_examples=3)
@@ -234,7 +234,7 @@ def test_parameters_over_the_snapshot_budget_are_reported_not_restored(tmp_path:
 
 def test_the_cases_cover_the_issue(case_run: dict) -> None:
     """The README states how many bad inputs and faults are tested: keep it honest."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     failing = sum(c.kind != "passed" for c in ALL_CASES)  # on a stack with every exporter
     assert f"{failing} bad inputs and injected faults" in readme
     assert f"{len(ALL_CASES) - failing} awkward models" in readme

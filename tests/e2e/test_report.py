@@ -1,4 +1,4 @@
-"""report.py: the JSON report (against its schema) and the JUnit properties of each check."""
+"""report/: the JSON report (against its schema) and the JUnit properties of each check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 def test_json_report_validates_against_its_schema(xf_pytester: pytest.Pytester) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_xframe.report import REPORT_SCHEMA
+    from pytest_xframe.report.json_report import REPORT_SCHEMA
 
     xf_pytester.makepyfile(
         """

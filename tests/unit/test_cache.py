@@ -15,16 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_xframe.cache import (
-    FORMAT_VERSION,
-    ArtifactCache,
-    CacheCorruptWarning,
-    CacheLockTimeout,
-    CacheResult,
-    cache_key_digest,
-)
+from pytest_xframe.cache import FORMAT_VERSION, ArtifactCache, CacheCorruptWarning, CacheLockTimeout, CacheResult, cache_key_digest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEY = {"model": "mlp", "opset": "17", "dtype": "float32"}
 
 
@@ -499,35 +492,6 @@ def test_clear_is_safe_without_root(tmp_path):
     ArtifactCache(tmp_path / "does-not-exist").clear()
     ArtifactCache(None).clear()
     assert not (tmp_path / "does-not-exist").exists()
-
-
-def test_default_cache_root_uses_pytest_cache_dir(pytester, monkeypatch):
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # the inner run needs no plugins
-    pytester.makepyfile(
-        """
-        from pathlib import Path
-        from pytest_xframe.cache import default_cache_root
-
-        def test_root(pytestconfig):
-            root = default_cache_root(pytestconfig)
-            assert isinstance(root, Path) and root.is_dir()
-            assert root == pytestconfig.rootpath / ".pytest_cache" / "d" / "xframe"
-        """
-    )
-    pytester.runpytest("-p", "cacheprovider").assert_outcomes(passed=1)
-
-
-def test_default_cache_root_is_none_without_cacheprovider(pytester, monkeypatch):
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    pytester.makepyfile(
-        """
-        from pytest_xframe.cache import default_cache_root
-
-        def test_root(pytestconfig):
-            assert default_cache_root(pytestconfig) is None
-        """
-    )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_import_is_light():

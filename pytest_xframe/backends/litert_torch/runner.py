@@ -46,19 +46,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError, first_line
-from ..export import OnnxArtifact, example_feeds, torch_feeds
-from ..provenance import source_revision
-from ..spec import Dim, InputSlot
-from . import (
-    Backend,
-    BuildContext,
-    Prepared,
-    TorchSource,
-    conversion_key,
-    convert_and_load,
-)
-from .tflite_runner import FLATBUFFER_NAME, TfliteRunner, open_signature
+from ...errors import ConversionError, first_line
+from ...export.to_onnx import OnnxArtifact, example_feeds, torch_feeds
+from ...identity import source_revision
+from ...inputs.spec import Dim, InputSlot
+from .. import Backend, BuildContext, Prepared, TorchSource, conversion_key, convert_and_load
+from ..tflite.runner import FLATBUFFER_NAME, TfliteRunner, open_signature
 
 NAME = "litert-torch"
 KIND = "litert-torch"
@@ -202,7 +195,7 @@ class _Converter:
 
     def outputs(self, feeds: Mapping[str, np.ndarray]) -> list[list[str]]:
         """torch's flattened output names and dtypes, in order (the pipeline's names)."""
-        from ..outputs import torch_outputs
+        from ...export.outputs import torch_outputs
 
         names = [s.name for s in self.source.slots]
         return [[name, value.dtype.str] for name, value in torch_outputs(self.source.model, feeds, names, self.source.positional).items()]
@@ -308,7 +301,7 @@ FLATBUFFER_CAUSE = (
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
-    from ..convert import import_converter, refuse_external_data
+    from ..conversion import import_converter, refuse_external_data
 
     # the export (which only keys the cache here) put the weights in external data: past the
     # threshold export.EXTERNAL_DATA_BYTES, too near the flatbuffer's limit to try for minutes
@@ -356,4 +349,5 @@ BACKEND = Backend(
     exports=(("dynamo", None), ("torchscript", 17)),
     framework=("litert_torch",),
     source="torch",
+    distributions=DISTS,
 )

@@ -44,9 +44,9 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_xframe.convert import import_converter
-from pytest_xframe.errors import ConversionError, first_line
-from pytest_xframe.provenance import dist_version
+from ...errors import ConversionError, first_line
+from ...identity import dist_version
+from ..conversion import import_converter
 
 if TYPE_CHECKING:
     import onnx
@@ -143,10 +143,10 @@ def load(model_name: str | None = None) -> Any:
 
 def converter_revision() -> str:
     """A short hash of this module and the runner: part of the cache key of conversions."""
-    from pytest_xframe.provenance import source_revision
+    from ...identity import source_revision
 
     here = pathlib.Path(__file__).resolve()
-    return source_revision(here, here.parent.parent / "backends" / "onnx2tf_runner.py")
+    return source_revision(here, here.parent / "runner.py")
 
 
 def _offline_calibration_data() -> Any:

@@ -15,8 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from ..export import OnnxArtifact
-from . import Backend, BuildContext, Prepared, conversion_key, convert_and_load
+from ...export.to_onnx import OnnxArtifact
+from .. import Backend, BuildContext, Prepared, conversion_key, convert_and_load
+from ..tensorflow.runner import limit_tensorflow
+
+#: distributions whose versions decide an onnx2tf conversion
+DISTS = ("onnx2tf", "onnx", "onnx_graphsurgeon", "tensorflow", "tensorflow-cpu", "tf_keras", "numpy")
 
 
 @dataclass
@@ -29,7 +33,7 @@ class Onnx2tfRunner:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
-        from ..convert.onnx2tf import to_onnx_layout
+        from .convert import to_onnx_layout
 
         kwargs = {}
         for spec in self.metadata["inputs"]:
@@ -59,7 +63,7 @@ class Onnx2tfRunner:
 def load_saved_model(path: Path) -> Onnx2tfRunner:
     import tensorflow as tf
 
-    from ..convert.onnx2tf import read_metadata
+    from .convert import read_metadata
 
     metadata = read_metadata(path)
     loaded = tf.saved_model.load(str(path))
@@ -71,16 +75,15 @@ def load_saved_model(path: Path) -> Onnx2tfRunner:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
-    from ..convert import refuse_external_data
-    from ..convert.onnx2tf import convert, converter_revision
+    from ..conversion import refuse_external_data
+    from .convert import convert, converter_revision
 
     refuse_external_data(artifact, converter="onnx2tf", backend="onnx2tf", model_name=ctx.model_name)
 
-    dists = ("onnx2tf", "onnx", "onnx_graphsurgeon", "tensorflow", "tensorflow-cpu", "tf_keras", "numpy")
     return convert_and_load(
         ctx,
         "onnx2tf",
-        conversion_key(artifact, "onnx2tf", converter_revision(), dists),
+        conversion_key(artifact, "onnx2tf", converter_revision(), DISTS),
         build=lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name),
         load=load_saved_model,
     )
@@ -100,4 +103,6 @@ BACKEND = Backend(
     exports=(("torchscript", 17), ("dynamo", None), ("torchscript", 13)),
     framework=("tensorflow",),
     load_case=load_case,
+    distributions=DISTS,
+    limit_threads=limit_tensorflow,
 )

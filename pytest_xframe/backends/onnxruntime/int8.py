@@ -18,16 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError
-from ..export import OnnxArtifact
-from . import Backend, BuildContext, Prepared, conversion_key
-from .onnxruntime_runner import make_session
+from ...errors import ConversionError
+from ...export.to_onnx import OnnxArtifact
+from .. import Backend, BuildContext, Prepared, conversion_key
+from .runner import make_session
 
 NAME = "onnxruntime-int8"
 QUANTIZED_NAME = "model.int8.onnx"
 #: bump when the quantization settings below change
 REVISION = "1"
 
+
+#: distributions whose versions decide a quantized model
+DISTS = ("onnx", "onnxruntime", "numpy")
 
 def mode(model: Any) -> str:
     """"static" (QDQ, calibrated) for a graph with a convolution, else "dynamic"."""
@@ -88,7 +91,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
 
     model = onnx.load(str(artifact.path), load_external_data=False)
     key = {
-        **conversion_key(artifact, "onnxruntime.quantization", REVISION, ("onnx", "onnxruntime", "numpy")),
+        **conversion_key(artifact, "onnxruntime.quantization", REVISION, DISTS),
         "mode": mode(model),
         "calibration": ctx.calibration.digest if ctx.calibration is not None and mode(model) == "static" else "none",
     }
@@ -150,4 +153,5 @@ BACKEND = Backend(
     load_case=load_case,
     layer_report=layer_report,
     calibrated=True,
+    distributions=DISTS,
 )

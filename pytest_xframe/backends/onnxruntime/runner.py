@@ -1,4 +1,4 @@
-"""ONNX Runtime on the CPU provider: the reference implementation of the ONNX model."""
+"""ONNX Runtime on the CPU provider: the ONNX model as a deployment on ONNX Runtime runs it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..export import OnnxArtifact
-from . import Backend, BuildContext, Prepared
+from ...export.to_onnx import OnnxArtifact
+from .. import Backend, BuildContext, Prepared
 
 
 @dataclass
@@ -26,17 +26,11 @@ class OrtRunner:
         return dict(zip(self.output_names, values))
 
 
-def make_session(model: str | bytes, providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int | None = None) -> OrtRunner:
-    import onnxruntime as ort
+def make_session(model: str | bytes, threads: int | None = None) -> OrtRunner:
+    """The backend's runner: an optimized CPU session, as a deployment would run the model."""
+    from ...export.onnx_graph import ort_session
 
-    from ..threads import limit_onnxruntime
-
-    options = ort.SessionOptions()
-    limit_onnxruntime(options, threads)
-    options.log_severity_level = 3
-    # torch and TensorFlow run between our calls: idle ORT threads spinning would steal their CPU
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model, sess_options=options, providers=list(providers))
+    session = ort_session(model, threads=threads)
     return OrtRunner(
         session,
         tuple(i.name for i in session.get_inputs()),
@@ -63,4 +57,5 @@ BACKEND = Backend(
     exports=(("dynamo", None), ("torchscript", 17)),
     framework=("onnxruntime",),
     load_case=load_case,
+    distributions=("onnxruntime",),
 )

@@ -14,13 +14,9 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pytest_xframe.convert import import_converter
-from pytest_xframe.convert.lowering import (
-    LAST_SUPPORTED_OPSET,
-    lower_for_onnx_tf,
-    signature_input_names,
-)
-from pytest_xframe.errors import ConversionError
+from ...errors import ConversionError
+from ..conversion import import_converter
+from .lowering import LAST_SUPPORTED_OPSET, lower_for_onnx_tf, signature_input_names
 
 if TYPE_CHECKING:
     import onnx
@@ -53,7 +49,7 @@ def _load_backend(model_name: str) -> Any:
     def importer() -> Any:
         import tensorflow  # noqa: F401
 
-        from pytest_xframe.convert import onnx_tf_compat
+        from . import onnx_tf_compat
 
         onnx_tf_compat.install()  # fixes onnx.mapping etc., then imports onnx_tf
         import onnx_tf.backend
@@ -68,7 +64,7 @@ def converter_revision() -> str:
 
     Put it in the cache key of converted SavedModels: a changed handler then rebuilds them.
     """
-    from pytest_xframe.provenance import source_revision
+    from ...identity import source_revision
 
     here = pathlib.Path(__file__).resolve().parent
     return source_revision(here / "onnx_tf.py", here / "onnx_tf_compat", here / "lowering.py")
@@ -130,7 +126,7 @@ def _not_implemented(exc: BaseException, chain: list[BaseException]) -> bool:
 def _autograph_may_help(exc: BaseException) -> bool:
     """Whether a failure traced without AutoGraph is worth tracing again with it: not when a
     handler or an optional module is missing, which AutoGraph cannot change."""
-    from pytest_xframe.convert import onnx_tf_compat
+    from . import onnx_tf_compat
 
     chain = _chain(exc)
     return not _not_implemented(exc, chain) and not any(isinstance(e, onnx_tf_compat.MissingOptionalModule) for e in chain)
@@ -138,7 +134,7 @@ def _autograph_may_help(exc: BaseException) -> bool:
 
 def _conversion_error(exc: BaseException, model: onnx.ModelProto, model_name: str) -> ConversionError:
     """A short ConversionError naming op, op version, model opset and node; traceback in details."""
-    from pytest_xframe.convert import onnx_tf_compat
+    from . import onnx_tf_compat
 
     details = "".join(traceback.format_exception(exc))
     chain = _chain(exc)
@@ -219,7 +215,7 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
     op version, node, what to try; full traceback in ``details``) when onnx-tf fails.
     """
     backend = _load_backend(model_name)
-    from pytest_xframe.convert import onnx_tf_compat
+    from . import onnx_tf_compat
 
     try:
         model = lower_for_onnx_tf(onnx_model)

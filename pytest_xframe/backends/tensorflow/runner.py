@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..export import OnnxArtifact
-from . import Backend, BuildContext, Prepared, conversion_key, convert_and_load
+from ...export.to_onnx import OnnxArtifact
+from .. import Backend, BuildContext, Prepared, conversion_key, convert_and_load
 
 if TYPE_CHECKING:
     import onnx
@@ -66,13 +66,27 @@ def load_saved_model(path: Path, input_names: tuple[str, ...], output_names: tup
     return SavedModelRunner(function, inputs, outputs)
 
 
+def limit_tensorflow(count: int | None) -> bool:
+    """Size TensorFlow's pools; False when its runtime was already started (it then keeps its own)."""
+    if count is None:
+        return True
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(count)
+        tf.config.threading.set_inter_op_parallelism_threads(count)
+    except RuntimeError:  # "... cannot be modified after initialization"
+        return False
+    return True
+
+
 #: distributions whose versions decide an onnx-tf conversion
 ONNX_TF_DISTS = ("onnx", "onnx-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy")
 
 
 def onnx_tf_key(artifact: OnnxArtifact) -> dict[str, str]:
     """Cache key of an onnx-tf SavedModel; the tflite backend builds on the same entry."""
-    from ..convert.onnx_tf import converter_revision
+    from .onnx_tf import converter_revision
 
     return conversion_key(artifact, "onnx-tf", converter_revision(), ONNX_TF_DISTS)
 
@@ -80,8 +94,8 @@ def onnx_tf_key(artifact: OnnxArtifact) -> dict[str, str]:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
-    from ..convert import refuse_external_data
-    from ..convert.onnx_tf import BACKEND, convert
+    from ..conversion import refuse_external_data
+    from .onnx_tf import BACKEND, convert
 
     refuse_external_data(artifact, converter="onnx-tf", backend=BACKEND, model_name=ctx.model_name)
     return convert_and_load(
@@ -101,7 +115,7 @@ def load_case(case_dir: Path, case: Mapping[str, Any]) -> SavedModelRunner:
 def run_intermediates(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], workdir: Path, model_name: str) -> dict[str, np.ndarray]:
     """Convert ``model`` (its intermediate values exposed as graph outputs) with onnx-tf into a new
     ``workdir/divergence_saved_model_*`` and run it: every output by ONNX name."""
-    from ..convert.onnx_tf import convert, signature_input_names
+    from .onnx_tf import convert, signature_input_names
 
     graph = model.graph
     initialized = {t.name for t in graph.initializer}
@@ -127,4 +141,6 @@ BACKEND = Backend(
     framework=("tensorflow",),
     load_case=load_case,
     run_intermediates=run_intermediates,
+    distributions=ONNX_TF_DISTS,
+    limit_threads=limit_tensorflow,
 )

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..export import OnnxArtifact
-from . import BuildContext, Prepared
-from .tflite_layers import layer_report
-from .tflite_runner import BACKEND as TFLITE
-from .tflite_runner import prepare_flatbuffer
+from ...export.to_onnx import OnnxArtifact
+from .. import BuildContext, Prepared
+from .layers import layer_report
+from .runner import BACKEND as TFLITE
+from .runner import prepare_flatbuffer
 
 NAME = "tflite-fp16"
 

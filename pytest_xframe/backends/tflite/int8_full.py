@@ -20,19 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpecError
-from ..export import OnnxArtifact
-from . import BuildContext, Prepared
-from .tflite_layers import layer_report
-from .tflite_runner import BACKEND as TFLITE
-from .tflite_runner import FLATBUFFER_NAME, TfliteRunner, load_flatbuffer, prepare_flatbuffer
+from ...errors import SpecError
+from ...export.to_onnx import OnnxArtifact
+from .. import BuildContext, Prepared
+from .layers import layer_report
+from .runner import BACKEND as TFLITE
+from .runner import FLATBUFFER_NAME, TfliteRunner, load_flatbuffer, prepare_flatbuffer
 
 NAME = "tflite-int8-full"
 
 
 def _representative(onnx_model: Any, ctx: BuildContext) -> Any:
     """The calibration samples as the converter wants them: dicts by signature input name."""
-    from ..convert.onnx_tf import signature_input_names
+    from ..tensorflow.onnx_tf import signature_input_names
 
     if ctx.calibration is None:
         raise SpecError("tflite-int8-full needs calibration samples and got none", model=ctx.model_name, backend=NAME)

@@ -87,7 +87,7 @@ def _names_in(tensor_name: str) -> list[str]:
 
 def _oriented(ref: np.ndarray, got: np.ndarray) -> np.ndarray | None:
     """``got`` in ``ref``'s layout: as is, or NHWC read back as NCHW; None if neither fits."""
-    from ..metrics import snr_db
+    from ...judge.metrics import snr_db
 
     options = []
     if got.shape == ref.shape:
@@ -119,7 +119,7 @@ def match_tensors(graph: Any, reference: Mapping[str, np.ndarray], tensors: Mapp
 def layer_report(prepared: Any, artifact: Any, feeds: Mapping[str, np.ndarray], workdir: Path) -> str | None:
     """SNR per matched ONNX intermediate value, this TFLite target vs ONNX Runtime in fp32."""
     from ..layer_error import against_fp32
-    from .tflite_runner import FLATBUFFER_NAME
+    from .runner import FLATBUFFER_NAME
 
     if prepared.converted_path is None:
         return None

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConversionError
-from ..export import OnnxArtifact
-from ..provenance import source_revision
-from . import Backend, BuildContext, Prepared, convert_and_load
-from .tensorflow_runner import match_names, onnx_tf_key
+from ...errors import BackendUnavailable, ConversionError
+from ...export.to_onnx import OnnxArtifact
+from ...identity import source_revision
+from .. import Backend, BuildContext, Prepared, convert_and_load
+from ..tensorflow.runner import ONNX_TF_DISTS, limit_tensorflow, match_names, onnx_tf_key
 
 NAME = "tflite"
 SIGNATURE = "serving_default"
@@ -95,7 +95,7 @@ def open_signature(path: Path, threads: int | None = None) -> tuple[Any, Any]:
 def load_flatbuffer(path: Path, onnx_model: Any, model_name: str | None = None, threads: int | None = None) -> TfliteRunner:
     import onnx.helper
 
-    from ..convert.onnx_tf import signature_input_names
+    from ..tensorflow.onnx_tf import signature_input_names
 
     interpreter, runner = open_signature(path, threads)
     input_details = runner.get_input_details()
@@ -190,8 +190,8 @@ def prepare_flatbuffer(
             f"{backend} backend not installed", model=ctx.model_name, backend=backend, cause=str(exc),
             hint=install_hint or BACKEND.install_hint,
         ) from exc
-    from ..convert import refuse_external_data
-    from ..convert.onnx_tf import convert
+    from ..conversion import refuse_external_data
+    from ..tensorflow.onnx_tf import convert
 
     refuse_external_data(artifact, converter="onnx-tf (then the TFLite converter)", backend=backend, model_name=ctx.model_name)
     saved_model_key = onnx_tf_key(artifact)  # the tensorflow backend's entry: both share one SavedModel
@@ -231,4 +231,6 @@ BACKEND = Backend(
     exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
     framework=("tensorflow",),
     load_case=load_case,
+    distributions=(*ONNX_TF_DISTS, "ai-edge-litert"),
+    limit_threads=limit_tensorflow,
 )

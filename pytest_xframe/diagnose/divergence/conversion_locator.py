@@ -19,17 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..compare import OutputComparison, compare_output
-from ..errors import XframeError, describe_exception
-from .graph import (
-    augment,
-    constant_names,
-    fill_output_ranks,
-    load_model,
-    run_ort_unoptimized,
-    shapes_of,
-    topological_nodes,
-)
+from ...errors import XframeError, describe_exception
+from ...export.onnx_graph import augment, constant_names, fill_output_ranks, load_model, run_ort_unoptimized, shapes_of, topological_nodes
+from ...judge.compare import OutputComparison, compare_output
 from .report import DivergenceReport, NodeDivergence, list_names
 
 __all__ = [

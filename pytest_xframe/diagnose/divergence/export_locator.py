@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from ..compare import OutputComparison, compare_output
-from ..errors import describe_exception
-from .graph import augment, load_model, run_ort_unoptimized, shapes_of
+from ...errors import describe_exception
+from ...export.onnx_graph import augment, load_model, run_ort_unoptimized, shapes_of
+from ...judge.compare import OutputComparison, compare_output
 from .report import DivergenceReport, NodeDivergence, list_names
 from .scopes import GraphScopes, scope_graph
 from .torch_run import ModuleCall, TorchRun, run_torch_hooked

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..compare import OutputComparison, format_comparison
+from ...judge.compare import OutputComparison, format_comparison
 
 __all__ = ["DivergenceReport", "NodeDivergence", "list_names"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .graph import topological_nodes
+from ...export.onnx_graph import topological_nodes
 
 __all__ = ["GraphScopes", "scope_graph"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compare import compare_all
+from ...judge.compare import compare_all
 
 __all__ = ["STEPS", "attribute_step"]
 

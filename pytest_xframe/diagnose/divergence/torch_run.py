@@ -70,7 +70,7 @@ def run_torch_hooked(torch_model: Any, feeds: Mapping[str, np.ndarray], position
     """Run the model once with every module hooked: per module, per call, its tensors in and out."""
     import torch
 
-    from ..export import model_device
+    from ...export.to_onnx import model_device
 
     device = model_device(torch_model)
     tensors = {k: torch.from_numpy(np.array(v, copy=True)).to(device) for k, v in feeds.items()}

@@ -136,7 +136,7 @@ class WidthThreeImage(nn.Module):
 
 def test_onnx2tf_converts_offline(xframe, no_network: list, monkeypatch: pytest.MonkeyPatch) -> None:
     _needs("onnx2tf")
-    from pytest_xframe.convert import onnx2tf as conv
+    from pytest_xframe.backends.onnx2tf import convert as conv
 
     calls = []
     original = conv._offline_calibration_data
@@ -176,7 +176,7 @@ out = Path(sys.argv[1])
 model = torch.nn.Sequential(torch.nn.Linear(6, 3)).eval()
 torch.onnx.export(model, (torch.rand(2, 6),), str(out / "m.onnx"), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
 before = state()
-from pytest_xframe.convert import onnx2tf as conv
+from pytest_xframe.backends.onnx2tf import convert as conv
 conv.load()
 after_import = state()
 conv.convert(onnx.load(str(out / "m.onnx")), out / "saved", model_name="m")
@@ -213,7 +213,7 @@ def test_onnx2tf_leaves_process_state_alone(tmp_path) -> None:
 
 def test_onnx2tf_runner_transposes_channels_last_outputs() -> None:
     np = pytest.importorskip("numpy")
-    from pytest_xframe.convert.onnx2tf import to_onnx_layout
+    from pytest_xframe.backends.onnx2tf.convert import to_onnx_layout
 
     nchw = np.arange(2 * 4 * 8 * 3).reshape(2, 4, 8, 3)
     nhwc = nchw.transpose(0, 2, 3, 1)
@@ -228,7 +228,7 @@ def test_onnx2tf_runner_transposes_channels_last_outputs() -> None:
 
 def test_tflite_rejects_ids_that_do_not_fit_the_declared_dtype() -> None:
     np = pytest.importorskip("numpy")
-    from pytest_xframe.backends.tflite_runner import _cast_feed
+    from pytest_xframe.backends.tflite.runner import _cast_feed
 
     assert _cast_feed(np.array([1, 2], dtype=np.int64), np.dtype(np.int32), "ids").dtype == np.int32
     with pytest.raises(ValueError, match="outside int32"):
@@ -254,17 +254,17 @@ def test_framework_that_fails_to_import_is_a_conversion_error(tmp_path, monkeypa
 
     from pytest_xframe import ConversionError, backends
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.engine import Engine
-    from pytest_xframe.export import OnnxArtifact
+    from pytest_xframe.check.memo import SessionMemo
+    from pytest_xframe.export.to_onnx import OnnxArtifact
 
     (tmp_path / "xframe_broken_framework.py").write_text("raise RuntimeError('built against another numpy')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     broken = replace(backends.get("tflite"), name="broken", framework=("xframe_broken_framework",))
     artifact = OnnxArtifact(tmp_path / "model.onnx", "torchscript", 17, ("x",), ("y",), 0.0)
-    engine = Engine(tmp_path, ArtifactCache(None, scratch=tmp_path))
+    memo = SessionMemo(tmp_path, ArtifactCache(None, scratch=tmp_path))
     for _ in range(2):  # the second call gets the remembered error
         with pytest.raises(ConversionError) as caught:
-            engine.prepare(broken, artifact, "Net")
+            memo.prepare(broken, artifact, "Net")
         text = str(caught.value)
         assert "xframe_broken_framework is installed but fails to import" in text
         assert "RuntimeError: built against another numpy" in text and "pytest-xframe[tflite]" in text

@@ -140,20 +140,20 @@ def _entries(cache: Path) -> int:
 
 def test_conversions_are_cached_per_input_shape(tmp_path: Path) -> None:
     from pytest_xframe.backends import BuildContext, TorchSource, get
-    from pytest_xframe.backends.litert_torch_runner import PerShapeRunner
+    from pytest_xframe.backends.litert_torch.runner import PerShapeRunner
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.engine import Engine
-    from pytest_xframe.export import export
-    from pytest_xframe.spec import InputSlot
+    from pytest_xframe.check.memo import SessionMemo
+    from pytest_xframe.export.to_onnx import export
+    from pytest_xframe.inputs.spec import InputSlot
 
     model = Tokens().eval()
     batch = Dim("batch", 1, 6)
     slots = (InputSlot("x", TensorSpec((batch, 5))), InputSlot("ids", TensorSpec((batch, 4), "int64", low=0, high=19)))
     source = TorchSource(model, slots, positional=True)
-    engine = Engine(tmp_path, ArtifactCache(tmp_path / "cache"))
-    artifact, _ = engine.export(("tokens",), lambda d: export(model, slots, ("z", "count"), exporter="torchscript", opset=17,
+    memo = SessionMemo(tmp_path, ArtifactCache(tmp_path / "cache"))
+    artifact, _ = memo.export(("tokens",), lambda d: export(model, slots, ("z", "count"), exporter="torchscript", opset=17,
                                                               out_dir=d, model_name="tokens", positional=True))
-    prepared, fresh, _ = engine.prepare(get("litert-torch"), artifact, "tokens", source)
+    prepared, fresh, _ = memo.prepare(get("litert-torch"), artifact, "tokens", source)
     assert fresh and not prepared.cache_hit
     # Linear's bias add goes through litert-torch's JAX bridge, which needs static shapes
     assert prepared.route == "torch.export per input shape -> litert-torch (dynamic dims failed at aten.mul.Tensor)"
@@ -188,8 +188,8 @@ def test_conversions_are_cached_per_input_shape(tmp_path: Path) -> None:
 
 
 def test_a_dim_without_a_size_above_one_is_converted_per_shape() -> None:
-    from pytest_xframe.backends.litert_torch_runner import _dynamic_dims
-    from pytest_xframe.spec import InputSlot
+    from pytest_xframe.backends.litert_torch.runner import _dynamic_dims
+    from pytest_xframe.inputs.spec import InputSlot
 
     dims, why = _dynamic_dims((InputSlot("x", TensorSpec((Dim("b", 0, 1), 3))),))
     assert dims == {} and why == "Dim 'b' ranges over [0, 1], sizes torch.export specializes"
@@ -199,32 +199,3 @@ def test_a_dim_without_a_size_above_one_is_converted_per_shape() -> None:
     assert dims["x"][1] is dims["y"][0]  # one torch.export.Dim per name
 
 
-def test_a_mismatch_keeps_the_flatbuffer_that_ran_it_and_says_how_to_replay(xf_pytester: pytest.Pytester) -> None:
-    xf_pytester.makepyfile(
-        """
-        import pytest, torch
-        from pytest_xframe import Dim, TensorSpec
-
-        class Affine(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                torch.manual_seed(0)
-                self.fc = torch.nn.Linear(16, 8)
-
-            def forward(self, x):
-                return self.fc(x)
-
-        # zero tolerance: TFLite's float sums differ from torch's in the last bits
-        @pytest.mark.xframe_parity(backends=["litert-torch"], exporter="torchscript", atol=0, rtol=0, max_examples=5, seed=1)
-        def test_affine(xframe):
-            xframe.check(Affine().eval(), inputs=[TensorSpec((Dim("batch", 2, 3), 16))])
-        """
-    )
-    result = xf_pytester.runpytest("--xframe-report=report.json", "--xframe-artifacts-dir=kept")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*replay: rerun the test (litert-torch converts the torch module, which is not kept)*"])
-    check = json.loads((xf_pytester.path / "report.json").read_text())["checks"][0]
-    directory = Path(check["artifacts"])
-    batch = int(np.load(directory / "inputs.npz")["x"].shape[0])
-    meta = json.loads((directory / "converted" / "litert-torch.json").read_text())
-    assert (directory / "converted" / "model.tflite").is_file() and meta["shapes"] == {"x": [batch, 16]}

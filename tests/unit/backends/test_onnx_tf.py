@@ -7,7 +7,6 @@ passing test means the gap is closed, not that the exporter happened to avoid it
 from __future__ import annotations
 
 import importlib.util
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("o
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch import nn  # noqa: E402
 
-from pytest_xframe.convert.lowering import (  # noqa: E402
+from pytest_xframe.backends.tensorflow.lowering import (  # noqa: E402
     LAST_SUPPORTED_OPSET,
     cap_opset,
     inline_functions,
@@ -33,8 +32,9 @@ from pytest_xframe.convert.lowering import (  # noqa: E402
     signature_input_names,
     tf_safe_input_names,
 )
-from pytest_xframe.convert.onnx_tf import convert, signature_feeds  # noqa: E402
+from pytest_xframe.backends.tensorflow.onnx_tf import convert, signature_feeds  # noqa: E402
 from pytest_xframe.errors import ConversionError  # noqa: E402
+from suite_helpers import transpiled  # noqa: E402
 from torch_models import MLP, BiLSTM, GRUNet, NormGeluSoftmax, TokenModel  # noqa: E402
 
 ATOL = 1e-5
@@ -413,46 +413,6 @@ def test_dynamic_batch_and_sequence(workdir: Path) -> None:
             np.testing.assert_allclose(got[out.name].numpy(), w.numpy(), atol=ATOL)
 
 
-def _transpiled(marker: str) -> int:
-    """How many sources AutoGraph generated in this process contain ``marker``."""
-    import sys
-
-    count = 0
-    for name, module in list(sys.modules.items()):
-        if name.startswith("__autograph_generated_file") and getattr(module, "__file__", None):
-            try:
-                count += marker in Path(module.__file__).read_text()
-            except OSError:
-                continue
-    return count
-
-
-@pytest.mark.slow
-def test_conversion_traces_without_autograph(pytester: pytest.Pytester) -> None:
-    """AutoGraph would transpile every handler a model uses (0.9-1.8 s of a small model's first
-    conversion, once per process): plain handlers convert without it. A fresh process, as
-    AutoGraph keeps what it transpiled."""
-    script = pytester.makepyfile(
-        check=f"""
-        import sys, tempfile
-        from pathlib import Path
-        from onnx import TensorProto, helper
-        from pytest_xframe.convert.onnx_tf import convert
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_convert_onnx_tf import _transpiled
-
-        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])
-        nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Softmax", ["r"], ["y"], axis=-1)]
-        graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6])])
-        convert(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), Path(tempfile.mkdtemp()) / "m", model_name="plain")
-        print("transpiled", _transpiled("_onnx_node_to_tensorflow_op"))
-        """
-    )
-    result = pytester.run(sys.executable, str(script))
-    assert result.ret == 0, result.stderr.str()[-2000:]
-    assert result.stdout.lines[-1] == "transpiled 0"
-
-
 def test_handler_that_loops_over_a_tensor_converts_with_autograph(workdir: Path) -> None:
     """onnx-tf's NonMaxSuppression iterates over ``tf.range(n)`` in Python: traced without
     AutoGraph it fails, so the conversion is traced again with it, and matches onnxruntime."""
@@ -469,7 +429,7 @@ def test_handler_that_loops_over_a_tensor_converts_with_autograph(workdir: Path)
     }
     assert _check_ort(model, feeds, workdir, "nms") == 0.0
     assert _run_ort(model, feeds)[0].tolist() == [[0, 0, 3], [0, 0, 0], [0, 0, 5]]
-    assert _transpiled("def create_nodes(") == 1  # the handler, transpiled by AutoGraph
+    assert transpiled("def create_nodes(") == 1  # the handler, transpiled by AutoGraph
 
 
 @pytest.mark.xfail(strict=True, raises=TypeError,

@@ -27,11 +27,11 @@ if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("o
 
 from onnx import TensorProto, helper  # noqa: E402
 
-from pytest_xframe.convert import onnx_tf_compat  # noqa: E402
-from pytest_xframe.convert.onnx_tf import convert  # noqa: E402
+from pytest_xframe.backends.tensorflow import onnx_tf_compat  # noqa: E402
+from pytest_xframe.backends.tensorflow.onnx_tf import convert  # noqa: E402
 from pytest_xframe.errors import ConversionError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 #: onnx <= 1.16 still ships onnx/mapping.py (the older stack); install() must keep that module.
 ONNX_SHIPS_MAPPING = (Path(onnx.__file__).parent / "mapping.py").is_file()
@@ -82,7 +82,7 @@ def test_modules_import_nothing_heavy() -> None:
     result = _run_python(
         """
         import sys
-        import pytest_xframe.convert.onnx_tf_compat, pytest_xframe.convert.lowering, pytest_xframe.convert.onnx_tf
+        import pytest_xframe.backends.tensorflow.onnx_tf_compat, pytest_xframe.backends.tensorflow.lowering, pytest_xframe.backends.tensorflow.onnx_tf
         heavy = [m for m in ("onnx", "tensorflow", "onnx_tf", "torch") if m in sys.modules]
         assert not heavy, heavy
         assert "onnx.mapping" not in sys.modules
@@ -144,7 +144,7 @@ def test_install_keeps_existing_mapping_and_importable_modules() -> None:
         f"""
         import sys, types
         import onnx, onnx.helper
-        from pytest_xframe.convert import onnx_tf_compat
+        from pytest_xframe.backends.tensorflow import onnx_tf_compat
         if {ONNX_SHIPS_MAPPING!r}:  # onnx <= 1.16: its own module is the pre-existing one
             import onnx.mapping as original
         else:

@@ -14,18 +14,18 @@ def test_saved_model_signature_is_reused_without_retracing(frameworks: None, tmp
     from pytest_xframe import Dim, TensorSpec
     from pytest_xframe.backends import BuildContext, get
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.engine import Engine
-    from pytest_xframe.export import export
-    from pytest_xframe.spec import InputSlot
+    from pytest_xframe.check.memo import SessionMemo
+    from pytest_xframe.export.to_onnx import export
+    from pytest_xframe.inputs.spec import InputSlot
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh()).eval()
     slots = (InputSlot("x", TensorSpec((Dim("batch", 1, 6), 5))),)
-    engine = Engine(tmp_path, ArtifactCache(tmp_path / "cache"))
-    artifact, _ = engine.export(("mlp",), lambda d: export(model, slots, ("output",), exporter="torchscript", opset=13, out_dir=d,
+    memo = SessionMemo(tmp_path, ArtifactCache(tmp_path / "cache"))
+    artifact, _ = memo.export(("mlp",), lambda d: export(model, slots, ("output",), exporter="torchscript", opset=13, out_dir=d,
                                                           model_name="mlp", positional=True))
-    prepared, fresh, _ = engine.prepare(get("tensorflow"), artifact, "mlp")
-    again, fresh_again, import_again = engine.prepare(get("tensorflow"), artifact, "mlp")
+    prepared, fresh, _ = memo.prepare(get("tensorflow"), artifact, "mlp")
+    again, fresh_again, import_again = memo.prepare(get("tensorflow"), artifact, "mlp")
     assert fresh and not fresh_again and again is prepared and import_again == 0  # one runner per session
     function = prepared.runner.function
     assert isinstance(function, tf.types.experimental.ConcreteFunction)  # a signature cannot retrace
@@ -37,5 +37,5 @@ def test_saved_model_signature_is_reused_without_retracing(frameworks: None, tmp
         got = prepared.runner.run({"x": x})["output"]
         np.testing.assert_allclose(got, model(torch.from_numpy(x)).detach().numpy(), atol=1e-6)
     assert tracing_count() == traced_before
-    # a new session (new engine, same disk cache) reads the conversion back instead of converting
+    # a new session (new memo, same disk cache) reads the conversion back instead of converting
     assert get("tensorflow").prepare(artifact, BuildContext("mlp", tmp_path, ArtifactCache(tmp_path / "cache"))).cache_hit

@@ -1,4 +1,4 @@
-"""The private hypothesis attributes pytest-xframe relies on (``pytest_xframe.hypothesis_compat``)
+"""The private hypothesis attributes pytest-xframe relies on (``pytest_xframe.check.hypothesis_compat``)
 still work: these fail loudly when an installed hypothesis changes them."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase
 from hypothesis.internal import reflection
 
-from pytest_xframe import hypothesis_compat as compat
+from pytest_xframe.check import hypothesis_compat as compat
 
-CHANGED = f"hypothesis {hypothesis.__version__} changed what pytest_xframe.hypothesis_compat (checked with {compat.CHECKED_WITH}) relies on"
+CHANGED = f"hypothesis {hypothesis.__version__} changed what pytest_xframe.check.hypothesis_compat (checked with {compat.CHECKED_WITH}) relies on"
 
 
 def test_hypothesis_still_reads_the_private_attributes() -> None:
@@ -70,13 +70,3 @@ def test_the_seed_keeps_the_database_and_the_key_files_its_examples() -> None:
     assert set(database.data) - first, CHANGED  # saved under another key
 
 
-def test_the_forced_seed_is_hypothesis_seed(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        from pytest_xframe.hypothesis_compat import forced_seed
-
-        def test_seed():
-            assert forced_seed() == 5
-        """
-    )
-    pytester.runpytest_subprocess("--hypothesis-seed=5", "-p", "no:randomly").assert_outcomes(passed=1)

@@ -22,13 +22,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from onnx_models import chain  # noqa: E402
-from pytest_xframe.divergence import (  # noqa: E402
-    DivergenceReport,
-    NodeDivergence,
-    attribute_step,
-    locate_conversion_divergence,
-    locate_export_divergence,
-)
+from pytest_xframe.diagnose.divergence import DivergenceReport, NodeDivergence, attribute_step, locate_conversion_divergence, locate_export_divergence  # noqa: E402
 from torch_models import Gated, Upsampler  # noqa: E402
 
 helper, TensorProto = onnx.helper, onnx.TensorProto

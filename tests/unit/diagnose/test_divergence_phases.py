@@ -3,7 +3,7 @@
 Graph utilities; the export search (run_ort_intermediates -> run_torch_hooked -> scope_graph ->
 match_values -> compare_pairings -> pick_first_divergence); the conversion search (run_both ->
 compare_intermediates -> first_conversion_divergence), with onnxruntime running an edited copy of
-the model as the "converted" side. tests/test_divergence.py checks each search end to end.
+the model as the "converted" side. tests/unit/diagnose/test_divergence.py checks each search end to end.
 """
 
 from __future__ import annotations
@@ -19,13 +19,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from onnx_models import chain  # noqa: E402
-from pytest_xframe.divergence.conversion_locator import (  # noqa: E402
-    compare_intermediates,
-    first_conversion_divergence,
-    locate_conversion_divergence,
-    run_both,
-)
-from pytest_xframe.divergence.export_locator import (  # noqa: E402
+from pytest_xframe.diagnose.divergence.conversion_locator import compare_intermediates, first_conversion_divergence, locate_conversion_divergence, run_both  # noqa: E402
+from pytest_xframe.diagnose.divergence.export_locator import (  # noqa: E402
     Pairing,
     compare_pairings,
     locate_export_divergence,
@@ -33,9 +28,9 @@ from pytest_xframe.divergence.export_locator import (  # noqa: E402
     pick_first_divergence,
     run_ort_intermediates,
 )
-from pytest_xframe.divergence.graph import augment, shapes_of, topological_nodes  # noqa: E402
-from pytest_xframe.divergence.scopes import scope_graph  # noqa: E402
-from pytest_xframe.divergence.torch_run import run_torch_hooked  # noqa: E402
+from pytest_xframe.diagnose.divergence.scopes import scope_graph  # noqa: E402
+from pytest_xframe.diagnose.divergence.torch_run import run_torch_hooked  # noqa: E402
+from pytest_xframe.export.onnx_graph import augment, shapes_of, topological_nodes  # noqa: E402
 
 helper, TensorProto = onnx.helper, onnx.TensorProto
 ATOL, RTOL = 1e-4, 1e-4
@@ -319,7 +314,7 @@ BETWEEN = ("onnxruntime", "edited onnxruntime")
 def _edited(lo: float, hi: float, drop: tuple[str, ...] = ()):
     """A "converted" side that really runs: onnxruntime on the augmented model with the Clip
     bounds changed, returning every value but ``drop`` (as a converter that fuses them would)."""
-    from pytest_xframe.divergence.graph import run_ort_unoptimized
+    from pytest_xframe.export.onnx_graph import run_ort_unoptimized
 
     def run(model: onnx.ModelProto, feeds):
         edited = onnx.ModelProto()
@@ -344,7 +339,7 @@ def test_run_both_gives_each_side_by_onnx_name() -> None:
 
 def test_run_both_says_why_the_converted_side_failed() -> None:
     def unknown_op(model: onnx.ModelProto, feeds):
-        from pytest_xframe.divergence.graph import run_ort_unoptimized
+        from pytest_xframe.export.onnx_graph import run_ort_unoptimized
 
         broken = onnx.ModelProto()
         broken.CopyFrom(model)

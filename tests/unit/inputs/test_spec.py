@@ -1,4 +1,4 @@
-"""spec.py: TensorSpec and Dim validate where they are built; bind_inputs matches inputs to forward."""
+"""inputs/spec.py: TensorSpec and Dim validate where they are built; bind_inputs matches inputs to forward."""
 
 from __future__ import annotations
 

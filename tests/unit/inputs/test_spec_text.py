@@ -1,4 +1,4 @@
-"""The input text grammar (pytest_xframe/spec_text.py): what parses to which TensorSpec, and where
+"""The input text grammar (pytest_xframe/inputs/spec_text.py): what parses to which TensorSpec, and where
 an error points."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from pytest_xframe import Dim, SpecError, TensorSpec
 from pytest_xframe.errors import SpecTextError
-from pytest_xframe.spec_text import parse_inputs
+from pytest_xframe.inputs.spec_text import parse_inputs
 
 BATCH = Dim("batch", 1, 8)
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 
 from pytest_xframe import Dim, TensorSpec
 from pytest_xframe.formatting import describe_array
-from pytest_xframe.spec import InputSlot
-from pytest_xframe.strategies import ELEMENTWISE_LIMIT, feeds_strategy
+from pytest_xframe.inputs.spec import InputSlot
+from pytest_xframe.inputs.strategies import ELEMENTWISE_LIMIT, feeds_strategy
 
 BATCH = Dim("batch", 1, 5)
 SLOTS = (

@@ -1,4 +1,4 @@
-"""The error metrics (pytest_xframe.metrics) on arrays whose figures can be worked out by hand."""
+"""The error metrics (pytest_xframe.judge.metrics) on arrays whose figures can be worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_xframe import metrics
+from pytest_xframe.judge import metrics
 
 
 def test_snr_db_is_signal_power_over_noise_power_in_decibels() -> None:

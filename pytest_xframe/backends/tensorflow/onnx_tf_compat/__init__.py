@@ -41,16 +41,9 @@ from __future__ import annotations
 import importlib
 import threading
 
-from .handlers import handled_versions
+from .handlers import RECURRENT_OPS, handled_versions, handler_table
 from .mapping import ensure_onnx_mapping
-from .patches import (
-    last_failed_node,
-    register_handlers,
-    reset_failed_node,
-    trace_without_autograph,
-    track_failing_node,
-    with_autograph,
-)
+from .patches import last_failed_node, register_handlers, reset_failed_node, trace_without_autograph, track_failing_node, with_autograph
 from .stand_ins import MissingOptionalModule, ensure_stand_ins
 
 __all__ = [
@@ -80,7 +73,7 @@ def install() -> None:
         ensure_onnx_mapping()
         ensure_stand_ins()
         importlib.import_module("onnx_tf.backend")
-        register_handlers()
+        register_handlers(handler_table(), RECURRENT_OPS)
         track_failing_node()
         trace_without_autograph()
         _INSTALLED = True

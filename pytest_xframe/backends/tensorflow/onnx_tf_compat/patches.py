@@ -2,7 +2,7 @@
 
 Checked against onnx-tf 1.10.0 (its last release) and TensorFlow 2.21; tox's ``py311-tf215``
 stack runs the same tests on TensorFlow 2.15. Each function names the internals it relies on; if a release changes one,
-``tests/test_onnx_tf_compat.py`` and ``tests/test_convert_onnx_tf.py`` fail on it.
+``tests/unit/backends/test_onnx_tf_compat.py`` and ``tests/unit/backends/test_onnx_tf.py`` fail on it.
 
 * :func:`onnx_tf_version` / :func:`delegating`: a handler reusing onnx-tf's own ``version_N``
   classmethod of the op's handler class (``BackendHandler`` subclasses).
@@ -18,7 +18,7 @@ stack runs the same tests on TensorFlow 2.15. Each function names the internals 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -54,31 +54,28 @@ def delegating(fn: F) -> F:
     return fn
 
 
-def _handler_class(op: str, existing: dict[str, type], base: type) -> type:
+def _handler_class(op: str, existing: dict[str, type], base: type, recurrent: bool) -> type:
     """onnx-tf's handler class of ``op``, or a new one (kept alive in ``_NEW_HANDLER_CLASSES``)."""
-    from .handlers import RECURRENT_OPS
-
     cls = existing.get(op)
     if cls is None:
         cls = type(op, (base,), {"ONNX_OP": op, "DOMAIN": "", "__module__": __name__})
         _NEW_HANDLER_CLASSES[op] = cls
-    if op in RECURRENT_OPS:
+    if recurrent:
         # ours need no tf.Variables and accept every attribute combination we implement
         setattr(cls, "get_req_vars_template", classmethod(lambda c, node, init_dict: {}))  # noqa: B010
         setattr(cls, "args_check", classmethod(lambda c, node, **kw: None))  # noqa: B010
     return cls
 
 
-def register_handlers() -> None:
-    """Attach our ``version_N`` methods to onnx-tf's handler classes, or create the class."""
+def register_handlers(table: Mapping[str, Mapping[int, Callable[..., Any]]], recurrent_ops: Collection[str]) -> None:
+    """Attach our ``version_N`` methods (``table``: op -> {version: handler}, ``handlers.handler_table``)
+    to onnx-tf's handler classes, or create the class; ``recurrent_ops`` are wholly ours."""
     import tensorflow as tf
     from onnx_tf.handlers.backend_handler import BackendHandler
 
-    from .handlers import handler_table
-
     existing = {c.ONNX_OP: c for c in BackendHandler.__subclasses__() if getattr(c, "DOMAIN", "") == ""}
-    for op, versions in handler_table().items():
-        cls = _handler_class(op, existing, BackendHandler)
+    for op, versions in table.items():
+        cls = _handler_class(op, existing, BackendHandler, op in recurrent_ops)
         for version, fn in versions.items():
             # Ours use plain Python control flow only: AutoGraph conversion adds nothing but
             # warnings. Those delegating to onnx-tf's own code keep AutoGraph, as onnx-tf expects.

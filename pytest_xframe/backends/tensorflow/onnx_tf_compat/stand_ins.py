@@ -16,7 +16,7 @@ import types
 import warnings
 from typing import Any
 
-from pytest_xframe.errors import ConversionError
+from ....errors import ConversionError
 
 __all__ = ["STAND_IN_MODULES", "MissingOptionalModule", "StandInModule", "ensure_stand_ins", "stand_in"]
 
