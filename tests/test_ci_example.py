@@ -21,8 +21,8 @@ def test_workflow_passes_actionlint() -> None:
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-def test_workflow_runs_what_the_readme_says() -> None:
-    """The steps the README promises are there (actionlint checks they are well formed)."""
+def test_workflow_runs_what_the_docs_say() -> None:
+    """The steps docs/ci.md promises are there (actionlint checks they are well formed)."""
     text = (EXAMPLE / "parity.yml").read_text()
     for needle in ("stack: [current, tf215]", 'tox -e "py311-${{ matrix.stack }}"', "uses: actions/cache@", "restore-keys:",
                    "uses: actions/upload-artifact@", "if: failure()", "--xframe-artifacts-dir=xframe-artifacts",
