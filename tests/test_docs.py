@@ -82,12 +82,14 @@ def _readme_commands() -> list[str]:
     return [line for line in (ROOT / "README.md").read_text().splitlines()[:8] if line.startswith("python3 -m venv")]
 
 
-def test_ci_runs_the_readmes_second_command_verbatim() -> None:
+def test_ci_and_the_development_page_run_the_readmes_commands_verbatim() -> None:
     commands = _readme_commands()
     assert len(commands) == 2
     script = (ROOT / ".ci" / "run").read_text().splitlines()
     assert commands[1] in script
     assert "mkdocs build --strict" in commands[1] and ",docs]" in commands[1]
+    development = (DOCS / "contributing" / "index.md").read_text().splitlines()
+    assert all(command in development for command in commands)
 
 
 def _slug(heading: str) -> str:
