@@ -131,8 +131,8 @@ def command_line_tables() -> str:
     ini = _section(
         "ini keys",
         "In `pytest.ini`, `tox.ini`, `setup.cfg` or `[tool.pytest.ini_options]`; from the same hook.",
-        ("key", "type", "default", "help"),
-        [(f"`{name}`", f"`{kind}`", _code(default), text) for name, (text, kind, default) in inis.items()],
+        ("key", "type", "help"),
+        [(f"`{name}`", f"`{kind}`", text + (f" Default: {_code(default)}." if _code(default) else "")) for name, (text, kind, default) in inis.items()],
     )
     return f"{cli}\n\n{ini}"
 
