@@ -105,6 +105,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="inputs of --xframe-model, e.g. \"x=float32[batch:1..8,20]\" (grammar: docs/model-repos.md).")
     group.addoption("--xframe-model-option", action="append", default=[], metavar="KEY=VALUE",
                     help="an option of --xframe-model (atol=1e-4, exporter=\"torchscript\", ...); repeatable.")
+    group.addoption("--xframe-lock", default=None, metavar="PATH",
+                    help="a pip constraints file of the stack the suite passed on: the report header, the summary of a failing "
+                    "run and the JSON report name the packages whose installed version moved since (ini xframe_lock).")
     parser.addini("xframe_backends", "default backends for parity checks (comma or space separated).", type="args", default=[])
     parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
@@ -114,6 +117,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "exports are then reused across runs (docs/performance.md, export_key).", type="args", default=[])
     parser.addini("xframe_baseline", "the baseline file of error figures, relative to the ini file.", default="")
     parser.addini("xframe_drift_factor", "how much worse than its baseline a figure may get (default 2).", default="")
+    parser.addini("xframe_lock", "the lock (pip constraints file) of the tested stack, relative to the ini file's directory.", default="")
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 
@@ -277,7 +281,7 @@ def _is_xframe_error(exc: BaseException) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    config.stash[SESSION_KEY].terminal_summary(terminalreporter)
+    config.stash[SESSION_KEY].terminal_summary(terminalreporter, int(exitstatus))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -29,7 +29,12 @@ def test_workflow_runs_what_the_docs_say() -> None:
                    "--junitxml=junit.xml", "uses: EnricoMi/publish-unit-test-result-action@", "--xframe-cache-dir="):
         assert needle in text, needle
     tox = (EXAMPLE / "tox.ini").read_text()
-    assert "envlist = py311-current, py311-tf215" in tox
+    assert "envlist = py311-current, py311-tf215, py311-latest" in tox
+    assert "current: -c {toxinidir}/locks/py311-current.txt" in tox and (EXAMPLE / "locks" / "py311-current.txt").is_file()
+    # "latest" is watched, not trusted: its own job, which never blocks, naming what moved since the lock
+    latest = text.split("\n  latest:\n", 1)[1]
+    assert "continue-on-error: true" in latest and "tox -e py311-latest" in latest
+    assert "latest: python -m pytest --xframe-lock={toxinidir}/locks/py311-current.txt" in tox
 
 
 def test_the_example_model_repo_runs_its_declared_models(pytester: pytest.Pytester, frameworks: None, shared_cache: Path) -> None:
