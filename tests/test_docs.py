@@ -128,3 +128,35 @@ def test_the_quickstarts_test_runs_as_the_page_shows(pytester: pytest.Pytester, 
         test_id, name, onnx, examples = re.split(r"\s{2,}", row)[:4]
         result.stdout.fnmatch_lines(["  *".join(glob.escape(cell) for cell in (test_id, name, onnx, examples)) + "  *passed*"])
     result.stdout.fnmatch_lines(["xframe: 2 passed; worst * abs (*x tolerance) in test_classifier.py::test_classifier_parity?*"])
+
+
+def _doc_texts() -> dict[str, str]:
+    pages = {p.relative_to(ROOT).as_posix(): p.read_text() for p in DOCS.rglob("*.md")}
+    return {**pages, "README.md": (ROOT / "README.md").read_text()}
+
+
+def _resolve(dotted: str) -> object:
+    """``pytest_xframe.a.b.C.d`` -> the object: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attr in parts[split:]:
+            target = getattr(target, attr)
+        return target
+    raise ImportError(dotted)
+
+
+def test_the_names_and_files_the_docs_mention_exist() -> None:
+    """The pages name the package's objects (``pytest_xframe.policy.PRECISION_DEFAULTS``) and the
+    repository's scripts and tests: a rename must take the docs with it."""
+    for page, text in _doc_texts().items():
+        for dotted in set(re.findall(r"pytest_xframe(?:\.\w+)+", text)):
+            try:
+                _resolve(dotted)
+            except (ImportError, AttributeError) as exc:
+                pytest.fail(f"{page} names {dotted}, which does not resolve: {exc}")
+        for path in set(re.findall(r"(?<![\w/.-])((?:tests|benchmarks|examples|tools)/[\w/.-]+\.\w+)", text)):
+            assert (ROOT / path).is_file(), f"{page} names {path}, which is not in the repository"
