@@ -21,11 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 HEADER = """\
-# The tested stack of tox env {env}: pip constraints, the exact versions the suite passed on.
-# The README's commands, .ci/run and `tox -e {env}` install from it (`pip install -c`).
+# The tested stack of tox env {env}: pip constraints, the exact versions the suite passed on
+# (committed only after it passed on them). {users} install from it (`pip install -c`).
 # Refresh: `python tools/lock.py {env}` (see the docs' Development page for what to run before committing).
 # torch is pinned without its local label (+cpu): pip takes the CPU wheel where one is on disk.
 """
+USERS = {"py311-current": "The README's commands, .ci/run, `tox -e py311-current` and `tox -e examples`"}
 
 
 def tox() -> list[str]:
@@ -58,7 +59,7 @@ def refresh(env: str) -> int:
     path = ROOT / "locks" / f"{env}.txt"
     old = read_lock(path) if path.exists() else {}
     lines = frozen(env)
-    path.write_text(HEADER.format(env=env) + "\n".join(lines) + "\n")
+    path.write_text(HEADER.format(env=env, users=USERS.get(env, f"`tox -e {env}`")) + "\n".join(lines) + "\n")
     new = read_lock(path)
     for m in moved_since(old, new):
         print(f"  {m}")
