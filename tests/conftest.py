@@ -103,3 +103,13 @@ def _restore_hypothesis_seed():
     forced = core.global_force_seed
     yield
     core.global_force_seed = forced
+
+
+@pytest.fixture
+def unforced_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For the tests of the example database: hypothesis uses no database under a forced seed, and
+    this suite's own ``--hypothesis-seed`` is forced in this process, so in-process inner sessions
+    would inherit it. These tests are about runs without one."""
+    from hypothesis import core
+
+    monkeypatch.setattr(core, "global_force_seed", None)

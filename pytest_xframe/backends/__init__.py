@@ -133,7 +133,7 @@ class Backend:
     modules: tuple[str, ...] = ()
     extra: str | None = None
     #: (exporter, opset) tried in order when the user does not choose; opset None = exporter default.
-    #: Chosen from the coverage matrix (README): with our onnx-tf handlers the dynamo export converts
+    #: Chosen from the coverage matrix (docs/backends.md): with our onnx-tf handlers the dynamo export converts
     #: every architecture there, while TorchScript freezes attention's sequence length; onnx2tf
     #: handles the TorchScript graphs better. The next entry is tried when export or conversion fails.
     exports: tuple[tuple[str, int | None], ...] = (("dynamo", None), ("torchscript", 17))

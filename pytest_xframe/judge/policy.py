@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import SpecError
 
-#: threshold keys a policy table may set, and what each means (for messages and the README)
+#: threshold keys a policy table may set, and what each means (for messages and the docs)
 THRESHOLD_KEYS: dict[str, str] = {
     "atol": "absolute tolerance (>= 0)",
     "rtol": "relative tolerance (>= 0)",
@@ -40,7 +40,7 @@ SCOPE_KEYS = ("backends", "outputs")
 #: Defaults by the target's precision (``Backend.precision``): the one table to tune.
 #: fp32 keeps the dtype tolerances (``settings.DEFAULT_TOLERANCES``) and allclose (no element out).
 #: Reduced-precision targets are judged by metrics only; their elementwise figures are still shown.
-#: Measured (README, Judging): fp16 targets reach 48-77 dB on the coverage models, int8 ones
+#: Measured (docs/policies.md): fp16 targets reach 48-77 dB on the coverage models, int8 ones
 #: 21-59 dB where the quantization works and 4-12 dB where it does not (a small difference of large
 #: terms, a mean calibrated at one length). cosine >= 0.9999 is about 37 dB of SNR for an
 #: uncorrelated error, 0.99 about 17 dB.

@@ -78,7 +78,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-artifacts-dir", default=None, metavar="DIR",
                     help="where failing cases are kept for replay (default: .pytest_cache/d/xframe-artifacts).")
     group.addoption("--xframe-report", default=None, metavar="PATH",
-                    help="write a JSON report of every parity check (schema in the README).")
+                    help="write a JSON report of every parity check (schema: docs/reports.md).")
     group.addoption("--xframe-cache-dir", default=None, metavar="DIR",
                     help="cache of converted models across runs (default: .pytest_cache/d/xframe); --cache-clear empties it.")
     group.addoption("--xframe-no-cache", action="store_true", default=False,
@@ -92,7 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-export-key", type=_export_key, default=None, metavar="VERSION|@FILES",
                     help="vouch for the models' code so ONNX exports are reused across runs: a version string, or "
                     "@a.py,src/**/*.py (paths/globs relative to the rootdir, contents hashed); overrides markers, "
-                    "check() and xframe_export_key (README: export_key).")
+                    "check() and xframe_export_key (docs/performance.md, export_key).")
     group.addoption("--xframe-baseline-update", action="store_true", default=False,
                     help="write the error figures of this run's passing checks to the baseline file (keeps other entries, drops stale ones).")
     group.addoption("--xframe-baseline", default=None, metavar="PATH",
@@ -102,18 +102,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--xframe-model", default=None, metavar="MODULE:FACTORY",
                     help="check this one model (built by calling FACTORY) instead of collecting tests; needs --xframe-inputs.")
     group.addoption("--xframe-inputs", default=None, metavar="TEXT",
-                    help="inputs of --xframe-model, e.g. \"x=float32[batch:1..8,20]\" (grammar in the README).")
+                    help="inputs of --xframe-model, e.g. \"x=float32[batch:1..8,20]\" (grammar: docs/model-repos.md).")
     group.addoption("--xframe-model-option", action="append", default=[], metavar="KEY=VALUE",
                     help="an option of --xframe-model (atol=1e-4, exporter=\"torchscript\", ...); repeatable.")
+    group.addoption("--xframe-lock", default=None, metavar="PATH",
+                    help="a pip constraints file of the stack the suite passed on: the report header, the summary of a failing "
+                    "run and the JSON report name the packages whose installed version moved since (ini xframe_lock).")
     parser.addini("xframe_backends", "default backends for parity checks (comma or space separated).", type="args", default=[])
     parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
     parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
     parser.addini("xframe_max_input_bytes", "largest input one example may draw, in bytes.", default="")
     parser.addini("xframe_export_key", "files/globs (relative to the rootdir) whose contents vouch for the models' code: "
-                  "exports are then reused across runs (README: export_key).", type="args", default=[])
+                  "exports are then reused across runs (docs/performance.md, export_key).", type="args", default=[])
     parser.addini("xframe_baseline", "the baseline file of error figures, relative to the ini file.", default="")
     parser.addini("xframe_drift_factor", "how much worse than its baseline a figure may get (default 2).", default="")
+    parser.addini("xframe_lock", "the lock (pip constraints file) of the tested stack, relative to the ini file's directory.", default="")
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 
@@ -277,7 +281,7 @@ def _is_xframe_error(exc: BaseException) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    config.stash[SESSION_KEY].terminal_summary(terminalreporter)
+    config.stash[SESSION_KEY].terminal_summary(terminalreporter, int(exitstatus))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

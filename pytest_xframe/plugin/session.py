@@ -40,6 +40,28 @@ class XframeSession:
 
         self.baseline = BaselineRun(settings_from(config))
         self.baseline.active  # noqa: B018 - read the file now: a broken one is a usage error, not a failure per test
+        self.lock = self._lock()
+
+    def _lock(self) -> tuple[Path, list[Any]] | None:
+        """``--xframe-lock`` / ini ``xframe_lock``: the lock's path and what moved since it; an
+        unreadable lock is a usage error (a CI job that names one means to compare against it)."""
+        from ..lockfile import moved_since, read_lock
+
+        chosen = self.config.getoption("xframe_lock")
+        base = Path(self.config.invocation_params.dir)
+        if not chosen:
+            chosen = str(self.config.getini("xframe_lock")).strip()
+            base = Path(self.config.inipath).parent if self.config.inipath else Path(self.config.rootpath)
+        if not chosen:
+            return None
+        path = Path(chosen) if Path(chosen).is_absolute() else base / chosen
+        try:
+            lock = read_lock(path)
+        except OSError as exc:
+            import pytest
+
+            raise pytest.UsageError(f"pytest-xframe: cannot read the lock {path}: {exc.strerror or exc}") from None
+        return path, moved_since(lock)
 
     # -- backends and options ----------------------------------------------------------------
     def _registry(self) -> Registry:
@@ -218,9 +240,19 @@ class XframeSession:
         cache = self.cache_root
         workers = getattr(self.config.option, "numprocesses", None)  # pytest-xdist's -n, resolved
         threads = describe(self.threads_setting, workers if isinstance(workers, int) and workers > 0 else None)
-        return f"xframe: backends {', '.join(backends)}; cache {cache if cache else 'off'}; {threads}"
+        line = f"xframe: backends {', '.join(backends)}; cache {cache if cache else 'off'}; {threads}"
+        if self.lock is not None:
+            from ..lockfile import describe
 
-    def terminal_summary(self, terminalreporter: Any) -> None:
+            line += "\nxframe: " + describe(*self.lock)
+        return line
+
+    def terminal_summary(self, terminalreporter: Any, exitstatus: int = 0) -> None:
+        if exitstatus not in (0, 5) and self.lock is not None and self.lock[1]:  # 5: no tests collected
+            from ..lockfile import describe
+
+            terminalreporter.write_sep("=", "xframe stack")
+            terminalreporter.write_line("xframe: this run failed on a stack that is not the tested one: " + describe(*self.lock), red=True)
         if self.records:
             from ..report.terminal import write_summary
 
@@ -250,4 +282,7 @@ class XframeSession:
         if path:
             from ..report.json_report import write_json
 
-            write_json(Path(path), self.records, int(exitstatus), self.environment(), baseline=self.baseline.outcome)
+            lock = None
+            if self.lock is not None:
+                lock = {"path": str(self.lock[0]), "moved": [{"name": m.name, "locked": m.locked, "installed": m.installed} for m in self.lock[1]]}
+            write_json(Path(path), self.records, int(exitstatus), self.environment(), baseline=self.baseline.outcome, lock=lock)

@@ -164,6 +164,21 @@ REPORT_SCHEMA = {
         "environment": {"type": "object", "additionalProperties": {"type": "string"}},
         "checks": {"type": "array", "items": RECORD_SCHEMA},
         "baseline": BASELINE_SCHEMA,
+        "lock": {
+            "type": "object",
+            "required": ["path", "moved"],
+            "properties": {
+                "path": {"type": "string"},
+                "moved": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "locked", "installed"],
+                        "properties": {"name": {"type": "string"}, "locked": {"type": "string"}, "installed": {"type": ["string", "null"]}},
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -181,7 +196,10 @@ def environment(distributions: Iterable[str] = ()) -> dict[str, str]:
     return {dist: version for dist in dists if (version := dist_version(dist)) is not None}
 
 
-def write_json(path: Path, records: list[dict[str, Any]], exit_status: int, environment: dict[str, str], baseline: dict[str, Any] | None = None) -> None:
+def write_json(
+    path: Path, records: list[dict[str, Any]], exit_status: int, environment: dict[str, str], baseline: dict[str, Any] | None = None,
+    lock: dict[str, Any] | None = None,
+) -> None:
     """Write the versioned JSON report atomically (a CI gate never reads half a file)."""
     document: dict[str, Any] = {
         "schema": REPORT_SCHEMA_ID,
@@ -193,6 +211,8 @@ def write_json(path: Path, records: list[dict[str, Any]], exit_status: int, envi
     }
     if baseline is not None:
         document["baseline"] = baseline
+    if lock is not None:
+        document["lock"] = lock
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(document, indent=2))

@@ -21,15 +21,20 @@ def test_workflow_passes_actionlint() -> None:
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-def test_workflow_runs_what_the_readme_says() -> None:
-    """The steps the README promises are there (actionlint checks they are well formed)."""
+def test_workflow_runs_what_the_docs_say() -> None:
+    """The steps docs/ci.md promises are there (actionlint checks they are well formed)."""
     text = (EXAMPLE / "parity.yml").read_text()
     for needle in ("stack: [current, tf215]", 'tox -e "py311-${{ matrix.stack }}"', "uses: actions/cache@", "restore-keys:",
                    "uses: actions/upload-artifact@", "if: failure()", "--xframe-artifacts-dir=xframe-artifacts",
                    "--junitxml=junit.xml", "uses: EnricoMi/publish-unit-test-result-action@", "--xframe-cache-dir="):
         assert needle in text, needle
     tox = (EXAMPLE / "tox.ini").read_text()
-    assert "envlist = py311-current, py311-tf215" in tox
+    assert "envlist = py311-current, py311-tf215, py311-latest" in tox
+    assert "current: -c {toxinidir}/locks/py311-current.txt" in tox and (EXAMPLE / "locks" / "py311-current.txt").is_file()
+    # "latest" is watched, not trusted: its own job, which never blocks, naming what moved since the lock
+    latest = text.split("\n  latest:\n", 1)[1]
+    assert "continue-on-error: true" in latest and "tox -e py311-latest" in latest
+    assert "latest: python -m pytest --xframe-lock={toxinidir}/locks/py311-current.txt" in tox
 
 
 def test_the_example_model_repo_runs_its_declared_models(pytester: pytest.Pytester, frameworks: None, shared_cache: Path) -> None:

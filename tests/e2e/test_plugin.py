@@ -229,7 +229,7 @@ settings.load_profile("with-database")
 """
 
 
-def test_hypothesis_database_replays_a_failure_first(xf_pytester: pytest.Pytester) -> None:
+def test_hypothesis_database_replays_a_failure_first(xf_pytester: pytest.Pytester, unforced_seed: None) -> None:
     from hypothesis import settings
 
     xf_pytester.makepyfile(WITH_DATABASE + RARE)

@@ -60,6 +60,13 @@ MODELS = textwrap.dedent(
             return y
 
 
+    #: the inputs of the tests that assert figures: fixed, so that what they assert does not hang on
+    #: what hypothesis draws (Skewed's error is relatively largest where its outputs near zero, and
+    #: an SNR policy steers the search there). On X, Skewed's exported graph has cosine 0.9999988,
+    #: SNR 55.7 dB and smallest passing atol 0.000975 against torch, on ONNX Runtime and TensorFlow.
+    X = torch.linspace(-1.0, 1.0, 12).reshape(2, 6)
+
+
     class Vacuous(nn.Module):
         """Outputs that cannot tell a good conversion from a bad one, and one that can."""
 
@@ -85,17 +92,16 @@ def test_metric_policy_passes_where_allclose_fails_and_the_failure_says_what_wou
     project.makepyfile(
         """
         import pytest
-        from metric_models import Skewed
-        from pytest_xframe import TensorSpec
+        from metric_models import X, Skewed
 
         pytestmark = pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=4, exporter="torchscript")
 
         def test_default(xframe):
-            xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))])
+            xframe.check(Skewed().eval(), inputs=[X])
 
         @pytest.mark.xframe_parity(policy={"max_mismatch": 1.0, "cosine": 0.9999, "snr_db": 40}, seed=5)
         def test_by_metrics(xframe):
-            report = xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))])
+            report = xframe.check(Skewed().eval(), inputs=[X])
             figures = report["onnxruntime"].metrics["output"]
             assert 0.9999 < figures.cosine < 1.0 and 40 < figures.snr_db < 70
         """
@@ -119,7 +125,7 @@ def test_metric_policy_passes_where_allclose_fails_and_the_failure_says_what_wou
         [
             "*xframe parity summary*",
             "test_metric_policy_passes_where_allclose_fails_and_the_failure_says_what_would_pass.py::test_default[[]onnxruntime[]]*failed*",
-            "    output (fp32): mismatch *% (<= 0%), cosine 0.99999* (not judged), snr * dB (not judged), top-1 100% (not judged), would pass with atol >= 0.001 at rtol=0.0001",
+            "    output (fp32): mismatch *% (<= 0%), cosine 0.99999* (not judged), snr * dB (not judged), top-1 100% (not judged), would pass with atol >= 0.00097 at rtol=0.0001",
             "*::test_by_metrics[[]onnxruntime[]]*passed*",
             "    output (fp32): mismatch *% (<= 100%), cosine 0.99999* (>= 0.9999), snr * dB (>= 40.0 dB), top-1 100% (not judged), would pass*",
         ]
@@ -234,20 +240,19 @@ def test_pyproject_policy_layers_under_marker_and_check(project: pytest.Pytester
     project.makepyfile(
         """
         import pytest
-        from metric_models import Skewed
-        from pytest_xframe import TensorSpec
+        from metric_models import X, Skewed
 
         pytestmark = pytest.mark.xframe_parity(backends=["onnxruntime"], max_examples=3, exporter="torchscript")
 
         def test_project(xframe):
-            xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))])
+            xframe.check(Skewed().eval(), inputs=[X])
 
         @pytest.mark.xframe_parity(policy={"cosine": 0.9999999})
         def test_marker_beats_project(xframe):
-            xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))])
+            xframe.check(Skewed().eval(), inputs=[X])
 
         def test_check_beats_project(xframe):
-            xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))], policy={"outputs": {"output": {"snr_db": 90}}})
+            xframe.check(Skewed().eval(), inputs=[X], policy={"outputs": {"output": {"snr_db": 90}}})
         """
     )
     result = project.runpytest("--xframe-report=report.json")
@@ -316,14 +321,13 @@ def test_backend_policy_through_tensorflow(project: pytest.Pytester) -> None:
     project.makepyfile(
         """
         import pytest
-        from metric_models import Skewed
-        from pytest_xframe import TensorSpec
+        from metric_models import X, Skewed
 
         LOOSE = {"backends": {"tensor*": {"max_mismatch": 1.0, "cosine": 0.9999, "snr_db": 40}}}
 
         @pytest.mark.xframe_parity(backends=["onnxruntime", "tensorflow"], max_examples=3, exporter="torchscript", policy=LOOSE)
         def test_both(xframe):
-            xframe.check(Skewed().eval(), inputs=[TensorSpec((2, 6))])
+            xframe.check(Skewed().eval(), inputs=[X])
         """
     )
     result = project.runpytest("-v")
@@ -412,7 +416,6 @@ def test_int8_target_is_judged_by_metrics_by_default_and_by_a_users_atol(project
         import pytest
         import torch
         from torch import nn
-        from pytest_xframe import TensorSpec
 
         class Net(nn.Module):
             def __init__(self):
@@ -424,14 +427,18 @@ def test_int8_target_is_judged_by_metrics_by_default_and_by_a_users_atol(project
                 return self.net(x)
 
         pytestmark = pytest.mark.xframe_parity(backends=["ort-int8-test"], max_examples=5)
+        # a fixed input: the default int8 policy judges the worst input hypothesis finds, and on this
+        # random MLP a search can find inputs at 6 dB (docs/policies.md: what the defaults promise). On X the
+        # dynamic int8 model measures SNR 43.6 dB and cosine 0.99998: well clear of 15 dB and 0.99.
+        X = torch.rand(8, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
         def test_default(xframe):
-            report = xframe.check(Net().eval(), inputs=[TensorSpec((8, 16))])
+            report = xframe.check(Net().eval(), inputs=[X])
             figures = report["ort-int8-test"].metrics["output"]
             print("INT8 FIGURES", figures.cosine, figures.snr_db, figures.max_mismatch, figures.smallest_atol)
 
         def test_with_atol(xframe):
-            xframe.check(Net().eval(), inputs=[TensorSpec((8, 16))], atol=1e-5)
+            xframe.check(Net().eval(), inputs=[X], atol=1e-5)
         """
     )
     result = project.runpytest("-p", "int8_plugin", "-v", "-s", "--xframe-report=report.json")

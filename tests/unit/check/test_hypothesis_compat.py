@@ -60,7 +60,7 @@ def _fail_under(key: bytes, database: InMemoryExampleDatabase) -> None:
         small()
 
 
-def test_the_seed_keeps_the_database_and_the_key_files_its_examples() -> None:
+def test_the_seed_keeps_the_database_and_the_key_files_its_examples(unforced_seed: None) -> None:
     """Unlike ``@seed``, the example database stays on; the key tells two checks of one function apart."""
     database = InMemoryExampleDatabase()
     _fail_under(b"first", database)
