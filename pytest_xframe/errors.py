@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import traceback
 
+#: what the user's code (``forward``, a model factory, a plugin's backend) may raise that a check
+#: reports as a named error: any exception, and ``SystemExit`` and ``GeneratorExit`` (a stray
+#: ``sys.exit()`` is a bug in that code, not a request to end the session). ``KeyboardInterrupt``
+#: still stops pytest, and pytest's own outcomes (``pytest.skip``, ``pytest.fail``) pass through.
+USER_CODE_FAILURES = (Exception, SystemExit, GeneratorExit)
+
 
 def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> str:
     """The first non-empty line not starting with ``skip``, capped: framework errors run for pages."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,12 +120,27 @@ def model_fingerprint(model: Any, weights: str | None = None) -> str:
     for module in model.modules():
         cls = type(module)
         h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
-        code = getattr(cls.forward, "__code__", None)
+        forward = inspect.getattr_static(cls, "forward", None)  # a TorchScript class's is a descriptor
+        code = getattr(forward, "__code__", None)
         if code is not None:
-            _code_and_globals(code, getattr(cls.forward, "__globals__", {}), h)
+            _code_and_globals(code, getattr(forward, "__globals__", {}), h)
+        else:
+            h.update(_script_code(module).encode())
     h.update(safe_repr(model).encode())
     h.update((weights or weights_digest(model)).encode())
     return h.hexdigest()
+
+
+def _script_code(module: Any) -> str:
+    """A TorchScript module's compiled ``forward`` as TorchScript source ('' for another module)."""
+    import torch
+
+    if not isinstance(module, torch.jit.ScriptModule):
+        return ""
+    try:
+        return str(module.code)
+    except RuntimeError:  # a scripted module without a forward method
+        return ""
 
 
 def weights_digest(model: Any) -> str:

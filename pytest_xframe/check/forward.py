@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import NondeterminismError, ResourceError, SpecError, describe_exception, first_line
+from ..errors import USER_CODE_FAILURES, NondeterminismError, ResourceError, SpecError, describe_exception, first_line
 
 if TYPE_CHECKING:
     from ..inputs.spec import InputSlot
@@ -43,7 +43,7 @@ class Forward:
             return call_forward(self.model, feeds, self.names, self.positional)
         except MemoryError:
             raise out_of_memory(self.model_name, "torch's forward", feeds) from None
-        except Exception as exc:  # noqa: BLE001 - forward's own code raises anything; KeyboardInterrupt passes
+        except USER_CODE_FAILURES as exc:  # forward's own code raises anything, sys.exit() too; KeyboardInterrupt passes
             if is_out_of_memory(exc):
                 raise out_of_memory(self.model_name, "torch's forward", feeds, exc) from None
             raise self._spec_error(feeds, exc) from None
@@ -54,6 +54,7 @@ class Forward:
 
         out = self.raw(feeds)
         check_outputs(out, self.model_name)
+        check_output_names(out, self.names, self.model_name)
         return as_numpy(out)
 
     def _spec_error(self, feeds: Mapping[str, np.ndarray], exc: BaseException) -> SpecError:
@@ -61,11 +62,14 @@ class Forward:
 
         specs = "; ".join(f"{s.name}={s.describe()}" for s in self.slots)
         drawn = "; ".join(f"{k}={describe_array(np.asarray(v))}" for k, v in feeds.items())
+        exits = isinstance(exc, (SystemExit, GeneratorExit))
         return SpecError(
             "forward failed on an input drawn from the spec",
             model=self.model_name,
             cause=f"{describe_exception(exc)}\n  spec:  {specs}\n  input: {drawn}",
-            hint="make the spec match what forward accepts (shape, dtype, value range), or fix forward",
+            hint=f"forward raised {type(exc).__name__}" + (" (sys.exit() or exit() in the model's code?)" if isinstance(exc, SystemExit) else "")
+            + ": remove it; a check reports it as forward's failure, another program running the model would end"
+            if exits else "make the spec match what forward accepts (shape, dtype, value range), or fix forward",
             details="".join(traceback.format_exception(exc)),
         )
 
@@ -92,6 +96,21 @@ def check_outputs(out: Any, model_name: str, path: str = "output") -> None:
             f"forward's output {path} is {type(out).__name__}, not a tensor" + (f" ({first_line(repr(out), 60)})" if out is not None else ""),
             model=model_name,
             hint="return tensors only (in tuples, lists or dicts with string keys); drop or wrap the other values",
+        )
+
+
+def check_output_names(out: Any, input_names: list[str], model_name: str) -> None:
+    """Each output gets a name of its own, never silently another's or a made-up one."""
+    import torch
+
+    from ..export.outputs import unclear_name
+
+    why = unclear_name(out, lambda x: isinstance(x, torch.Tensor), input_names)
+    if why is not None:
+        raise SpecError(
+            f"forward's outputs cannot be named one by one: {why}", model=model_name,
+            hint="give every dict key a distinct, non-empty name that no input and no flattened nested key has "
+            "(nested keys join with '.', tuple items are output_<i>)",
         )
 
 
@@ -152,6 +171,12 @@ def _difference(name: str, a: np.ndarray | None, b: np.ndarray | None) -> str | 
         f"output {name!r} {a.dtype}{list(a.shape)}: {int((~equal).sum())} / {a.size} elements differ between the runs, "
         f"max abs difference {float(np.nanmax(diff)):.3g} at {list(map(int, worst))} ({a[worst].item():.6g} vs {b[worst].item():.6g})"
     )
+
+
+def own_copy(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A copy of the drawn input for one consumer (a backend's runner): one that writes its input
+    in place must not change what torch and the other backends see."""
+    return {k: np.array(v, copy=True) for k, v in feeds.items()}
 
 
 def bounded(run: Any, model_name: str) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from ..backends import Backend, BuildContext, Prepared, Registry, TorchSource, registry
 from ..backends.conversion import import_converter
 from ..cache import ArtifactCache
-from ..errors import ConversionError, XframeError, describe_exception
+from ..errors import USER_CODE_FAILURES, ConversionError, XframeError, describe_exception
 from ..export.cache import KEYED_KIND, shared_export, stored_export
 from ..export.to_onnx import OnnxArtifact
 from ..identity import feeds_digest, int_digest
@@ -172,7 +172,7 @@ class SessionMemo:
             return exc, import_seconds
         except MemoryError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a backend plugin's bug must not surface as its traceback
+        except USER_CODE_FAILURES as exc:  # a backend plugin's bug must not surface as its traceback
             return ConversionError(
                 f"backend {spec.name} raised while preparing the model (a bug in the backend or its converter)",
                 model=model_name, backend=spec.name, cause=describe_exception(exc),

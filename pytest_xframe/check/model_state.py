@@ -1,6 +1,12 @@
-"""What a check owes the user's model: a snapshot of parameters, buffers, plain attributes and
-every module's mode, restored after the check whatever its outcome, and the list of what
-``forward`` changed (a model that writes its own state makes parity ill-defined).
+"""What a check owes the user's model: a snapshot of everything a module's state includes,
+restored after the check whatever its outcome, and the list of what ``forward`` (or an exporter)
+changed: a model that writes its own state makes parity ill-defined.
+
+The snapshot covers every module of the tree (``state_parts``): each parameter's and buffer's
+object, dtype, device, shape, requires_grad and values; the parameter, buffer and submodule
+registries (entries added, removed or replaced); every hook dictionary, per module and global;
+the module's own attributes (plain values, containers, unregistered tensors) and its mode.
+A TorchScript module keeps its state in C++: its tensors and modes are snapshotted.
 """
 
 from __future__ import annotations
@@ -10,96 +16,91 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelStateWarning
+from .state_parts import BOOKKEEPING, HOOK_DICTS, REGISTRIES, AttrPart, DictPart, TensorPart, copy_of, global_hooks
 
 #: parameters are copied for the restore only up to this many bytes in all (buffers always): a
 #: large model's weights are not doubled; beyond it, a parameter forward writes is reported, not restored
 PARAMETER_SNAPSHOT_BYTES = 256 * 2**20
 
 
-#: attribute values a forward may count or flag with (``self.calls += 1``), restored like buffers
-_PLAIN = (bool, int, float, complex, str, bytes, type(None))
-
-
 @dataclass
 class ModelState:
     """Everything ``forward`` or an exporter could change on a module tree, as it was."""
 
-    modes: list[tuple[Any, bool]] = field(default_factory=list)
-    #: (module, "_parameters" | "_buffers", name, the tensor object, its version, a copy of its values)
-    tensors: list[tuple[Any, str, str, Any, int, Any]] = field(default_factory=list)
-    attrs: list[tuple[Any, str, Any]] = field(default_factory=list)
-    names: dict[int, str] = field(default_factory=dict)
+    #: (module, dotted name, training) for every place a module appears
+    modes: list[tuple[Any, str, bool]] = field(default_factory=list)
+    tensors: list[TensorPart] = field(default_factory=list)
+    dicts: list[DictPart] = field(default_factory=list)
+    attrs: list[AttrPart] = field(default_factory=list)
 
     @classmethod
     def of(cls, model: Any) -> ModelState:
         """Snapshot ``model``: a copy of its buffers, and of its parameters while they fit in
-        ``PARAMETER_SNAPSHOT_BYTES``; every tensor's identity and write count."""
+        ``PARAMETER_SNAPSHOT_BYTES``; every other part by identity and metadata."""
         import torch
 
-        state = cls()
+        state = cls(dicts=global_hooks())
         copy_parameters = sum(p.numel() * p.element_size() for p in model.parameters()) <= PARAMETER_SNAPSHOT_BYTES
-        #: one copy per tensor: a shared submodule or tied weights appear under several modules
         copies: dict[int, Any] = {}
+        seen: set[int] = set()
         with torch.no_grad():
             for prefix, module in model.named_modules(remove_duplicate=False):
-                state.names[id(module)] = prefix
-                state.modes.append((module, module.training))
-                for kind in ("_parameters", "_buffers"):
-                    for name, t in module.__dict__.get(kind, {}).items():
-                        saved = None
-                        if t is not None and (kind != "_parameters" or copy_parameters):
-                            if id(t) not in copies:
-                                copies[id(t)] = t.detach().clone()
-                            saved = copies[id(t)]
-                        state.tensors.append((module, kind, name, t, _version(t), saved))
-                state.attrs.extend((module, k, v) for k, v in vars(module).items() if k != "training" and isinstance(v, _PLAIN))
+                state.modes.append((module, prefix, module.training))
+                if id(module) not in seen:
+                    seen.add(id(module))
+                    state._add(prefix, module, copy_parameters, copies)
         return state
 
-    def changes(self) -> list[str]:
-        """What differs from the snapshot, by dotted name ("buffer n", "attribute calls"); modes aside."""
-        found = []
-        for module, kind, name, obj, version, _ in self.tensors:
-            now = module.__dict__.get(kind, {}).get(name)
-            if now is not obj or (obj is not None and _version(obj) != version):
-                found.append(f"{kind[1:-1]} {self._dotted(module, name)}")
-        for module, name, value in self.attrs:
-            if vars(module).get(name, _MISSING) is not value and vars(module).get(name, _MISSING) != value:
-                found.append(f"attribute {self._dotted(module, name)}")
-        return found
-
-    def restore(self) -> list[str]:
-        """Put back every tensor object and value, attribute and mode; returns the tensors whose
-        values were written but not copied (parameters over ``PARAMETER_SNAPSHOT_BYTES``)."""
+    def _add(self, prefix: str, module: Any, copy_parameters: bool, copies: dict[int, Any]) -> None:
+        """One module's own parts (its children come as modules of their own)."""
         import torch
 
-        lost = []
+        scripted = isinstance(module, torch.jit.ScriptModule)  # registries and attributes live in C++; no hooks
+        for word, name, t in _own_tensors(module, scripted):
+            saved = copy_of(t, copies) if word == "buffer" or copy_parameters else None
+            self.tensors.append(TensorPart.of(word, f"{prefix}.{name}" if prefix else name, t, saved))
+        if scripted:
+            return
+        own = vars(module)
+        self.dicts.extend(DictPart.of(word, own[key], prefix) for key, word in REGISTRIES.items() if key in own)
+        self.dicts.extend(DictPart.of(f"{label} of {prefix}" if prefix else label, own[key]) for key, label in HOOK_DICTS.items() if key in own)
+        self.dicts.extend(DictPart.of(None, own[key]) for key in BOOKKEEPING if isinstance(own.get(key), (dict, set)))
+        self.attrs.append(AttrPart.of(prefix, module, copies))
+
+    def changes(self) -> list[str]:
+        """What differs from the snapshot, in words ("buffer n", "parameter lin.weight (dtype
+        float32 -> float64)", "forward hooks of lin (8 added)", "attribute calls")."""
+        found = [c for part in self.tensors for c in part.changes()]
+        found += [c for part in self.dicts for c in part.changes()]
+        found += [c for part in self.attrs for c in part.changes()]
+        found += [f"training mode of {prefix or 'the model'} ({mode} -> {m.training})" for m, prefix, mode in self.modes if m.training != mode]
+        return list(dict.fromkeys(found))
+
+    def restore(self) -> list[str]:
+        """Put back every registry and hook dictionary, tensor object and value, attribute and
+        mode; returns what could not be (parameters over ``PARAMETER_SNAPSHOT_BYTES`` written in place)."""
+        import torch
+
         with torch.no_grad():
-            for module, kind, name, obj, version, saved in self.tensors:
-                getattr(module, kind)[name] = obj
-                if obj is not None and _version(obj) != version:
-                    if saved is None:
-                        lost.append(f"{kind[1:-1]} {self._dotted(module, name)}")
-                    elif obj.shape == saved.shape and obj.dtype == saved.dtype:
-                        obj.copy_(saved)
-                    else:
-                        obj.data = saved
-        for module, name, value in self.attrs:
-            setattr(module, name, value)
-        for module, mode in self.modes:
-            module.training = mode
-        return lost
-
-    def _dotted(self, module: Any, name: str) -> str:
-        prefix = self.names.get(id(module), "")
-        return f"{prefix}.{name}" if prefix else name
+            for part in self.dicts:
+                part.restore()
+            lost = [part.restore() for part in self.tensors]
+            for attrs in self.attrs:
+                attrs.restore()
+        for module, _, mode in self.modes:
+            if module.training != mode:
+                module.training = mode
+        return [name for name in dict.fromkeys(lost) if name]
 
 
-_MISSING = object()
-
-
-def _version(tensor: Any) -> int:
-    """How often ``tensor`` was written in place. Private API (``Tensor._version``), torch 2.13."""
-    return -1 if tensor is None else int(getattr(tensor, "_version", 0))
+def _own_tensors(module: Any, scripted: bool) -> list[tuple[str, str, Any]]:
+    """("parameter" | "buffer", name, tensor) registered on ``module`` itself, every name of a
+    tensor registered twice included (a TorchScript module's through its accessors)."""
+    if scripted:
+        return [("parameter", n, t) for n, t in module.named_parameters(recurse=False)] + [
+            ("buffer", n, t) for n, t in module.named_buffers(recurse=False)
+        ]
+    return [(word, n, t) for key, word in (("_parameters", "parameter"), ("_buffers", "buffer")) for n, t in vars(module)[key].items() if t is not None]
 
 
 def restore_and_warn(state: ModelState, model_name: str) -> None:

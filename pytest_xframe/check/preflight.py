@@ -127,3 +127,33 @@ def _bytes(n: int) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit} ({n} bytes)"
     return f"{n} bytes"
+
+
+def is_scripted(model: Any) -> bool:
+    """A TorchScript module (``torch.jit.script`` or ``torch.jit.trace``)."""
+    import torch
+
+    return isinstance(model, torch.jit.ScriptModule)
+
+
+def scripted_plan(plan: Iterable[tuple[str, int | None]], backend: Any, model: Any, model_name: str) -> tuple[tuple[str, int | None], ...]:
+    """A TorchScript module's export plan: the plan's TorchScript entries (torch.export, behind the
+    dynamo exporter and torch-source backends, cannot take one); refused up front where none is left."""
+    plan = tuple(plan)
+    if not is_scripted(model):
+        return plan
+    kind = f"{type(model).__name__}, a TorchScript module"
+    if backend.source == "torch":
+        raise SpecError(
+            f"backend {backend.name} converts the torch module itself with torch.export, which cannot take a TorchScript module",
+            model=model_name, backend=backend.name, cause=f"the model is a {kind}",
+            hint="check the nn.Module you scripted or traced (before torch.jit.script / torch.jit.trace), or pick an ONNX backend",
+        )
+    kept = tuple((e, o) for e, o in plan if e == "torchscript")
+    if not kept:
+        raise SpecError(
+            "a TorchScript module exports through the TorchScript exporter only; the dynamo exporter (torch.export) cannot take it",
+            model=model_name, backend=backend.name, cause=f"the model is a {kind}; the check asked for exporter='dynamo'",
+            hint="drop exporter='dynamo' (or set exporter='torchscript'), or check the nn.Module before scripting it",
+        )
+    return kept

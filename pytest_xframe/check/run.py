@@ -15,6 +15,7 @@ from typing import Any
 from ..backends import Backend, Prepared, Target, TorchSource
 from ..diagnose.failures import aggregate_failure, finish_failure, for_backend, keep_error, mismatch_error
 from ..errors import (
+    USER_CODE_FAILURES,
     BackendUnavailable,
     ConversionError,
     ExportError,
@@ -27,6 +28,7 @@ from ..errors import (
     informative_lines,
 )
 from ..export.cache import export_stack
+from ..export.outputs import real_pairs
 from ..export.to_onnx import OnnxArtifact, example_feeds, export
 from ..identity import keyed_entry, model_fingerprint, resolve_export_key, slots_key, text_digest, weights_digest
 from ..imports import import_hypothesis
@@ -39,7 +41,7 @@ from ..judge.vacuity import VacuityTracker
 from ..judge.verdict import Judged, judge_example, policy_for, snr_judged
 from ..plugin.options import CheckOptions
 from . import preflight
-from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory
+from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory, own_copy
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .memo import SessionMemo
 from .model_state import ModelState, note_state, restore_and_warn
@@ -119,7 +121,7 @@ def _preflight(memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions
     shared_dims(slots)
     preflight.check_input_size(slots, options.max_input_bytes, name)
     for b in options.backends:
-        preflight.supported_plan(_export_plan(memo.backends.get(b), options), b, name)
+        preflight.supported_plan(_export_plan(memo.backends.get(b), options, model, name), b, name)
     return slots
 
 
@@ -156,12 +158,14 @@ def _forward(subject: Subject) -> Forward:
     return Forward(subject.model, subject.slots, subject.positional, subject.name)
 
 
-def _export_plan(backend: Backend, options: CheckOptions) -> tuple[tuple[str, int | None], ...]:
+def _export_plan(backend: Backend, options: CheckOptions, model: Any, name: str) -> tuple[tuple[str, int | None], ...]:
     if options.exporter is not None:
-        return ((options.exporter, options.opset),)
-    if options.opset is not None:
-        return tuple(dict.fromkeys((exp, options.opset) for exp, _ in backend.exports))
-    return backend.exports
+        plan: tuple[tuple[str, int | None], ...] = ((options.exporter, options.opset),)
+    elif options.opset is not None:
+        plan = tuple(dict.fromkeys((exp, options.opset) for exp, _ in backend.exports))
+    else:
+        plan = backend.exports
+    return preflight.scripted_plan(plan, backend, model, name)
 
 
 def _exporter(subject: Subject, exporter: str, opset: int | None) -> Callable[[Path], OnnxArtifact]:
@@ -192,7 +196,7 @@ def _prepare_target(
     if missing:
         raise BackendUnavailable(f"backend {backend.name} is not installed", model=subject.name, backend=backend.name, cause=missing)
     errors: list[XframeError] = []
-    for exporter, opset in _export_plan(backend, options):
+    for exporter, opset in _export_plan(backend, options, subject.model, subject.name):
         try:
             key = (subject.fingerprint, subject.slots_key, exporter, opset)
             artifact, fresh_export = memo.export(key, _exporter(subject, exporter, opset), _keyed(subject, export_key, exporter, opset))
@@ -282,8 +286,8 @@ class _RuntimeCrash(BaseException):
 
 def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     try:
-        return t.prepared.runner.run(feeds)
-    except Exception as exc:
+        return real_pairs(t.prepared.runner.run(own_copy(feeds)))
+    except USER_CODE_FAILURES as exc:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
         if isinstance(exc, MemoryError) or is_out_of_memory(exc):
@@ -298,6 +302,15 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
                 details="".join(traceback.format_exception(exc)),
             )
         ) from exc
+
+
+def _judged(reference: dict[str, Any], got: dict[str, Any], policy: Callable, equal_nan: bool, model_name: str) -> list[Judged]:
+    """``judge_example``; a policy that cannot mean what it says (``SpecError``) stops the check at once."""
+    try:
+        return judge_example(reference, got, policy, equal_nan)
+    except XframeError as exc:
+        exc.model = exc.model or model_name
+        raise _RuntimeCrash(exc) from None
 
 
 def _example_runner(
@@ -328,7 +341,7 @@ def _example_runner(
             start = time.perf_counter()
             got = _run_target(t, feeds, subject.name)
             result.run_seconds += time.perf_counter() - start + torch_seconds / len(targets)
-            judged = judge_example(reference, got, policies[t.name], options.equal_nan)
+            judged = _judged(reference, got, policies[t.name], options.equal_nan, subject.name)
             result.record_judged(judged)
             comparisons = [j.comparison for j in judged]
             worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)

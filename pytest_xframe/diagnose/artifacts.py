@@ -9,7 +9,8 @@ Layout, one directory per test and backend::
         inputs.npz          the minimal failing input
         reference.npz       torch's outputs for it
         backend.npz         the backend's outputs for it
-        case.json           what ran, tolerances, the comparison figures
+        case.json           what ran, tolerances, the comparison figures, and the sha256 of
+                            every file above (replay refuses a file replaced since)
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
-CASE_VERSION = 1
+#: the case.json this version writes: 2 adds ``sha256`` (every kept file's hash)
+CASE_VERSION = 2
+#: the case.json versions replay reads (1: kept before the hashes, replayed unverified)
+READABLE_CASE_VERSIONS = (1, 2)
 
 
 def safe_name(text: str, limit: int = 80) -> str:
@@ -80,8 +84,23 @@ def save_case(
         keep_onnx(onnx_path, external_data, directory)
     if converted_path is not None and converted_path.exists():
         shutil.copytree(converted_path, directory / "converted")
-    (directory / "case.json").write_text(json.dumps({"version": CASE_VERSION, **case}, indent=2, default=str))
+    hashes = kept_hashes(directory)
+    (directory / "case.json").write_text(json.dumps({"version": CASE_VERSION, **case, "sha256": hashes}, indent=2, default=str))
     return directory
+
+
+def kept_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file of a case (path relative to it, with '/'), case.json aside."""
+    from ..identity import file_sha256
+
+    return {p.relative_to(directory).as_posix(): file_sha256(p) for p in sorted(directory.rglob("*")) if p.is_file() and p.name != "case.json"}
+
+
+def altered_files(directory: Path, hashes: Mapping[str, str]) -> list[str]:
+    """The kept files that are missing or whose bytes differ from ``hashes`` (``kept_hashes`` at keeping time)."""
+    from ..identity import file_sha256
+
+    return [name for name, digest in hashes.items() if not (directory / name).is_file() or file_sha256(directory / name) != digest]
 
 
 def save_error(directory: Path, *, text: str, onnx_path: Path | None, external_data: tuple[Path, ...] = ()) -> Path:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from ..errors import ParityError, XframeError, describe_exception, first_line
+from ..errors import USER_CODE_FAILURES, ParityError, XframeError, describe_exception, first_line
 from ..export.to_onnx import OnnxArtifact
 from ..formatting import describe_array
 from ..judge.compare import OutputComparison
@@ -96,7 +96,7 @@ def _locate(t: Target, failure: Any, comparisons: list[OutputComparison], subjec
             located = locate_conversion_divergence(
                 onnx_path, failure.feeds, atol, rtol, lambda model, feeds: run(model, feeds, workdir, subject.name), ("onnxruntime", t.name)
             )
-    except Exception as exc:  # noqa: BLE001 - a diagnosis is a bonus: report why it failed, keep the mismatch
+    except USER_CODE_FAILURES as exc:  # a diagnosis is a bonus: report why it failed, keep the mismatch
         return f"diagnosis: could not locate the divergence ({type(exc).__name__}: {first_line(str(exc))[:200]})"
     lines = [f"diagnosis: the {step} step introduced the error" if step != "unknown" else "diagnosis: the step could not be pinned down"]
     if located is not None:
@@ -109,7 +109,7 @@ def _layer_report(t: Target, failure: Any, workdir: Path) -> str | None:
         return None
     try:
         return t.backend.layer_report(t.prepared, t.artifact, failure.feeds, workdir)
-    except Exception as exc:  # noqa: BLE001 - a bonus too: say why it failed, keep the mismatch
+    except USER_CODE_FAILURES as exc:  # a bonus too: say why it failed, keep the mismatch
         return f"layer report: could not be made ({describe_exception(exc, 200)})"
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import describe_exception
 from ..formatting import describe_array
 from ..judge.compare import compare_output, format_comparison
-from .artifacts import load_npz
+from .artifacts import READABLE_CASE_VERSIONS, altered_files, load_npz
 
 #: exit statuses of ``replay``
 MATCH, MISMATCH, UNUSABLE = 0, 1, 2
@@ -117,6 +117,16 @@ def replay(case_dir: Path) -> int:
     return MISMATCH if failed else MATCH
 
 
+def _check_version(case: Any, case_file: Path) -> None:
+    """A case.json of a version this replay does not read is refused (never replayed as if it were known)."""
+    version = case.get("version") if isinstance(case, dict) else None
+    if version not in READABLE_CASE_VERSIONS or isinstance(version, bool):
+        raise BadCase(
+            f"{case_file} has version {version!r}, which this pytest-xframe does not read "
+            f"({', '.join(map(str, READABLE_CASE_VERSIONS))}); replay it with the pytest-xframe that kept it, or rerun the test"
+        )
+
+
 def load_case(case_dir: Path) -> tuple[dict[str, Any], dict, dict, dict]:
     """case.json, the inputs, torch's outputs and the tolerances; BadCase names what is missing or damaged."""
     case_file = case_dir / "case.json"
@@ -124,6 +134,7 @@ def load_case(case_dir: Path) -> tuple[dict[str, Any], dict, dict, dict]:
         raise BadCase(f"{case_file} not found; pass the directory a failure message named")
     try:
         case = json.loads(case_file.read_text())
+        _check_version(case, case_file)
         tolerances = {c["name"]: (float(c["atol"]), float(c["rtol"])) for c in case["comparisons"]}
         for key in ("backend", "test_id", "model", "onnx"):
             case[key]
@@ -133,6 +144,12 @@ def load_case(case_dir: Path) -> tuple[dict[str, Any], dict, dict, dict]:
             Thresholds.from_dict(policy)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise BadCase(f"{case_file} is damaged ({describe_exception(exc, 200)})") from None
+    altered = altered_files(case_dir, case.get("sha256") or {})
+    if altered:
+        raise BadCase(
+            f"{', '.join(altered[:3])} in {case_dir} {'is' if len(altered) == 1 else 'are'} not what the case kept (missing, replaced or edited "
+            "since: the sha256 differs); replaying it would blame the wrong model. Rerun the test to keep a fresh case"
+        )
     arrays = []
     for file in ("inputs.npz", "reference.npz"):
         try:

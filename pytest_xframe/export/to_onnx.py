@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, describe_exception
+from ..errors import USER_CODE_FAILURES, ExportError, describe_exception
 from ..inputs.spec import Dim, InputSlot
 
 
@@ -129,12 +129,13 @@ def model_device(model: Any) -> Any:
 
 
 def torch_feeds(model: Any, feeds: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, Any]:
-    """``feeds[name]`` for each of ``names`` as a torch tensor on the model's device (sharing memory
-    with the array where it is already contiguous and on the CPU)."""
+    """``feeds[name]`` for each of ``names`` as a torch tensor on the model's device, each a copy of
+    its own: a ``forward`` that writes its input in place (``x.mul_(2)``) must leave the drawn input
+    as it was for the next run and every backend."""
     import torch
 
     device = model_device(model)
-    return {n: torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in names}
+    return {n: torch.from_numpy(np.array(feeds[n], copy=True, order="C")).to(device) for n in names}
 
 
 def dynamic_axes(slots: tuple[InputSlot, ...]) -> dict[str, dict[int, str]]:
@@ -177,7 +178,7 @@ def export(
     start = time.perf_counter()
     try:
         proto = _run_exporter(torch, model, path, call)
-    except Exception as exc:  # the exporters raise many unrelated types
+    except USER_CODE_FAILURES as exc:  # the exporters (and forward, which they run) raise many unrelated types
         raise ExportError(
             f"torch.onnx.export failed with the {exporter} exporter" + (f" at opset {opset}" if opset else ""),
             model=model_name,

@@ -81,6 +81,7 @@ class TensorSpec:
                 f"integer TensorSpec{shape_t} ({dtype_name}) needs low and high",
                 hint=f"for token ids: TensorSpec({shape_t}, {dtype_name!r}, low=0, high=vocab_size - 1)",
             )
+        _check_meaningful_bounds(shape_t, dtype_name, kind, low, high)
         _check_representable(shape_t, np.dtype(dtype_name), low, high)
         if low is not None and high is not None and low > high:
             raise SpecError(f"TensorSpec{shape_t} has low > high ({low} > {high})")
@@ -142,6 +143,27 @@ def _finite_number(value: Any) -> bool:
         return False
 
 
+def _check_meaningful_bounds(shape: tuple, dtype_name: str, kind: str, low: Any, high: Any) -> None:
+    """Bounds that mean what they say: none on a bool spec (it draws False and True), whole
+    numbers on an integer one (``low=0.5`` would draw 0, outside the range)."""
+    import math
+
+    given = [(label, bound) for label, bound in (("low", low), ("high", high)) if bound is not None]
+    if kind == "b" and given:
+        raise SpecError(
+            f"TensorSpec{shape} is bool: it draws False and True, so {' and '.join(f'{k}={v!r}' for k, v in given)} cannot apply",
+            hint="drop low/high; for a constant input pass a fixed array instead of a TensorSpec",
+        )
+    if kind in _INT_KINDS:
+        fractional = [(label, bound) for label, bound in given if float(bound) != math.floor(float(bound))]
+        if fractional:
+            raise SpecError(
+                f"integer TensorSpec{shape} ({dtype_name}) has a fractional bound ({', '.join(f'{k}={v!r}' for k, v in fractional)}): "
+                "it draws whole numbers, and no rounding is chosen for you",
+                hint=f"give whole bounds, e.g. low={math.ceil(float(low))}, high={math.floor(float(high))}",
+            )
+
+
 def _check_representable(shape: tuple, dtype: np.dtype, low: Any, high: Any) -> None:
     """Bounds the dtype can hold: hypothesis would refuse them later, in its own words."""
     import numpy as np
@@ -192,9 +214,22 @@ class InputSlot:
         return f"{self.value.dtype}{list(self.value.shape)} (fixed)"
 
 
+def forward_signature(model: Any) -> inspect.Signature:
+    """``model.forward``'s signature; a traced TorchScript module's from its compiled schema (its
+    ``forward`` is a ScriptMethod Python cannot inspect)."""
+    try:
+        return inspect.signature(model.forward)
+    except (ValueError, TypeError):
+        schema = getattr(model.forward, "schema", None)
+        if schema is None:
+            raise
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        return inspect.Signature([inspect.Parameter(a.name, kind) for a in schema.arguments[1:]])  # [0] is self
+
+
 def forward_parameters(model: Any) -> list[inspect.Parameter]:
     """Positional-or-keyword parameters of ``model.forward`` (no ``*args``/``**kwargs``)."""
-    sig = inspect.signature(model.forward)
+    sig = forward_signature(model)
     return [
         p
         for p in sig.parameters.values()
@@ -249,7 +284,7 @@ def bind_inputs(model: Any, inputs: Any, model_name: str) -> tuple[InputSlot, ..
 
 def _refuse_variadic(model: Any, inputs: Any, params: list[inspect.Parameter], model_name: str) -> None:
     """``*args`` / ``**kwargs`` of ``forward`` cannot be given inputs: say so, not "takes N"."""
-    variadic = {p.kind: p.name for p in inspect.signature(model.forward).parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    variadic = {p.kind: p.name for p in forward_signature(model).parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     star = variadic.get(inspect.Parameter.VAR_POSITIONAL)
     stars = variadic.get(inspect.Parameter.VAR_KEYWORD)
     names = {p.name for p in params}

@@ -65,6 +65,24 @@ def wants_topk(ref: np.ndarray, th: Thresholds) -> bool:
     return ref.dtype.kind == "f" and ref.ndim == 2 and ref.shape[-1] > th.topk_k
 
 
+def refuse_vacuous_topk(name: str, ref: np.ndarray, th: Thresholds) -> None:
+    """A judged top-k whose k is at or above the number of classes (the last axis) agrees on every
+    row whatever the backend returns: a SpecError, not a check that can never fail."""
+    t = th.topk
+    if t is None or t.min_agreement is None:
+        return
+    classes = ref.shape[-1] if ref.ndim else 0
+    if classes > t.k:
+        return
+    from ..errors import SpecError
+
+    raise SpecError(
+        f"the policy judges top-{t.k} agreement of output {name!r}, which has {classes} classes "
+        f"({ref.dtype}{list(ref.shape)}, classes on the last axis): with k >= classes every row agrees, so it can never fail",
+        hint=f"set topk.k below {classes}" + (" (top-1 is the usual choice)" if classes > 1 else "") + ", or drop topk for this output",
+    )
+
+
 def figures(ref: np.ndarray, got: np.ndarray, th: Thresholds, equal_nan: bool) -> ExampleFigures:
     return ExampleFigures(
         mismatch=metrics.mismatch_share(ref, got, th.atol, th.rtol, equal_nan),
@@ -112,6 +130,7 @@ def judge_example(
         if c.problem:
             out.append(Judged(c, None, th))
             continue
+        refuse_vacuous_topk(name, r, th)
         f = figures(r, np.asarray(got[name]), th, equal_nan)
         failed = failed_thresholds(f, th)
         out.append(Judged(replace(c, ok=not failed), f, th, failed))

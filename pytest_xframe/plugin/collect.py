@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ..errors import SpecError, XframeError
+from ..errors import USER_CODE_FAILURES, SpecError, XframeError
 from ..inputs.spec_text import Parsed, parse_inputs
 from .options import MARKER, validate
 
@@ -51,7 +51,7 @@ class ModelDecl:
         __tracebackhide__ = True
         try:
             return self.make(**self.kwargs)
-        except Exception as exc:  # noqa: BLE001 - whatever the user's factory raises is reported as its failure
+        except USER_CODE_FAILURES as exc:  # whatever the user's factory raises is reported as its failure
             raise SpecError(
                 f"model factory {self.factory} raised {type(exc).__name__}: {exc}",
                 model=self.id,
@@ -67,7 +67,7 @@ def load_factory(spec: str, where: str) -> Callable[..., Any]:
         raise SpecError(f"factory must be 'package.module:function', got {spec!r} in {where}")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any error of the user's module is a collection error naming it
+    except USER_CODE_FAILURES as exc:  # any error of the user's module is a collection error naming it
         raise SpecError(
             f"cannot import the module of model factory {spec} in {where}",
             cause=f"{type(exc).__name__}: {exc}",

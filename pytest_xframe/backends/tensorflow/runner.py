@@ -24,17 +24,25 @@ def _sanitize(name: str) -> str:
 
 def match_names(onnx_names: list[str] | tuple[str, ...], keys: list[str], preferred: Mapping[str, str] | None = None) -> dict[str, str]:
     """ONNX name -> signature key: the ``preferred`` key, the name itself, or the sanitized form
-    onnx-tf and TensorFlow may use (also for TFLite signatures made from such a SavedModel)."""
-    by_sanitized = {_sanitize(k): k for k in keys}
-    mapping = {}
+    onnx-tf and TensorFlow may use (also for TFLite signatures made from such a SavedModel).
+    One key per name: a sanitized form never takes a key another name matches exactly ("a.b"
+    and "a_b" are two outputs), so an output it cannot tell apart is missing, never another's."""
+    mapping: dict[str, str] = {}
     for name in onnx_names:
-        for candidate in ((preferred or {}).get(name), name, _sanitize(name)):
-            if candidate in keys:
-                mapping[name] = candidate
-                break
-        else:
-            if _sanitize(name) in by_sanitized:
-                mapping[name] = by_sanitized[_sanitize(name)]
+        exact = next((c for c in ((preferred or {}).get(name), name) if c in keys), None)
+        if exact is not None:
+            mapping[name] = exact
+    taken = set(mapping.values())
+    by_sanitized: dict[str, list[str]] = {}
+    for k in keys:
+        if k not in taken:
+            by_sanitized.setdefault(_sanitize(k), []).append(k)
+    for name in onnx_names:
+        if name not in mapping:
+            found = by_sanitized.get(_sanitize(name), [])
+            if len(found) == 1 and found[0] not in taken:
+                mapping[name] = found[0]
+                taken.add(found[0])
     return mapping
 
 
