@@ -156,20 +156,32 @@ def confirm_deterministic(
 
 
 def _difference(name: str, a: np.ndarray | None, b: np.ndarray | None) -> str | None:
-    """None when two runs agree exactly (NaN equal to NaN), else a line of figures."""
+    """None when two runs agree exactly (NaN equal to NaN), else a line of figures; slice by slice,
+    so a large output costs no copy of itself."""
+    from ..judge.slices import flat_slices
+
     if a is None or b is None:
         return f"output {name!r}: present in one run only"
     if a.shape != b.shape or a.dtype != b.dtype:
         return f"output {name!r}: {a.dtype}{list(a.shape)} in one run, {b.dtype}{list(b.shape)} in the other"
-    equal = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind in "fc" else (a == b)
-    if bool(np.all(equal)):
+    differing, largest, worst = 0, -1.0, 0
+    for start, (x, y) in flat_slices(a, b):
+        equal = (x == y) | (np.isnan(x) & np.isnan(y)) if a.dtype.kind in "fc" else (x == y)
+        if bool(np.all(equal)):
+            continue
+        differing += int((~equal).sum())
+        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+        diff[equal] = 0
+        diff[np.isnan(diff)] = np.inf  # NaN in one run only: as far apart as can be
+        i = int(np.argmax(diff))
+        if diff[i] > largest:
+            largest, worst = float(diff[i]), start + i
+    if not differing:
         return None
-    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    diff[equal] = 0
-    worst = np.unravel_index(int(np.nanargmax(diff)), diff.shape) if diff.size else ()
+    at = np.unravel_index(worst, a.shape) if a.ndim else ()
     return (
-        f"output {name!r} {a.dtype}{list(a.shape)}: {int((~equal).sum())} / {a.size} elements differ between the runs, "
-        f"max abs difference {float(np.nanmax(diff)):.3g} at {list(map(int, worst))} ({a[worst].item():.6g} vs {b[worst].item():.6g})"
+        f"output {name!r} {a.dtype}{list(a.shape)}: {differing} / {a.size} elements differ between the runs, "
+        f"max abs difference {largest:.3g} at {list(map(int, at))} ({a[at].item():.6g} vs {b[at].item():.6g})"
     )
 
 

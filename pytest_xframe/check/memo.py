@@ -221,7 +221,8 @@ class SessionMemo:
         outputs = compute()
         size = sum(a.nbytes for a in outputs.values())
         if size <= REFERENCE_CACHE_BYTES:
-            self._references[entry] = {k: np.array(a, copy=True) for k, a in outputs.items()}
+            # a copy (forward may return a tensor it writes later), returned in place of the original
+            outputs = self._references[entry] = {k: np.array(a, copy=True) for k, a in outputs.items()}
             self._reference_bytes += size
             while self._reference_bytes > REFERENCE_CACHE_BYTES:
                 _, dropped = self._references.popitem(last=False)

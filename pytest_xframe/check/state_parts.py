@@ -112,11 +112,21 @@ class TensorPart:
         moved, found = self._moved(), []
         if moved:
             found.append(f"{self.kind} {self.where} ({moved})")
-        elif version(self.obj) != self.version:
+        elif version(self.obj) != self.version and not self._same_values():
             found.append(f"{self.kind} {self.where}")
         if self.obj.requires_grad != self.requires_grad:
             found.append(f"{self.kind} {self.where} (requires_grad {self.requires_grad} -> {self.obj.requires_grad})")
         return found
+
+    def _same_values(self) -> bool:
+        """Written in place but to the values it had (a converter that copies weights in and out
+        bumps their write count): not a change. Unknown without a copy."""
+        import torch
+
+        if self.saved is None:
+            return False
+        now, saved = self.obj.detach(), self.saved
+        return bool(torch.equal(now, saved) or (now.is_floating_point() and ((now == saved) | (now.isnan() & saved.isnan())).all()))
 
     def restore(self) -> str | None:
         """Put the object's values, dtype, device and requires_grad back; the name of what could

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import metrics
+from .slices import Top, flat_slices
 
 
 @dataclass(frozen=True)
@@ -54,53 +55,98 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rto
         return OutputComparison(ok=False, problem=f"shape differs: reference {list(ref.shape)}, backend {list(got.shape)}", **base)
     if ref.dtype != got.dtype:
         return OutputComparison(ok=False, problem=f"dtype differs: reference {ref.dtype}, backend {got.dtype}", **base)
-    total = ref.size
-    if ref.dtype.kind not in "fc":
-        bad = ref != got
-        diff = np.abs(ref.astype(np.float64) - got.astype(np.float64)) if ref.dtype.kind != "b" else bad.astype(np.float64)
-        return _summarise(base, ref, got, diff, bad, diff, total, nan=(0, 0, 0, 0))
-    r64, g64 = ref.astype(np.float64), got.astype(np.float64)
+    if ref.size == 0:
+        return OutputComparison(ok=True, **base)
+    exact = ref.dtype.kind not in "fc"
+    errors = _Errors(ref.size)
+    for start, (r, g) in flat_slices(ref, got):
+        errors.add(start, *(_exact_errors(r, g) if exact else _float_errors(r, g, atol, rtol, equal_nan)))
+    return errors.comparison(base, ref, got, cos=None if exact or ref.size <= 1 else _cosine(ref, got))
+
+
+def _exact_errors(r: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Integer and bool outputs: any difference is a mismatch; (diff, bad, ratio, |ref|, NaN/Inf counts)."""
+    bad = r != g
+    diff = np.abs(r.astype(np.float64) - g.astype(np.float64)) if r.dtype.kind != "b" else bad.astype(np.float64)
+    return diff, bad, diff, np.abs(r.astype(np.float64)), np.zeros(4, dtype=np.int64)
+
+
+def _float_errors(r: np.ndarray, g: np.ndarray, atol: float, rtol: float, equal_nan: bool) -> tuple[np.ndarray, ...]:
+    """One slice of a float output: (|got - ref|, out of tolerance, |got - ref| / allowed, |ref|,
+    NaN and Inf counts of each side). Equal infinities and, with ``equal_nan``, paired NaNs agree."""
+    r64, g64 = r.astype(np.float64), g.astype(np.float64)
     nan_r, nan_g = np.isnan(r64), np.isnan(g64)
     inf_r, inf_g = np.isinf(r64), np.isinf(g64)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(g64 - r64)
-        same_special = (r64 == g64) | (equal_nan & nan_r & nan_g)  # equal infinities, paired NaNs
+        same_special = (r64 == g64) | (equal_nan & nan_r & nan_g)
         diff = np.where(same_special, 0.0, diff)
         diff = np.where(nan_r | nan_g, np.where(same_special, 0.0, np.inf), diff)
         allowed = atol + rtol * np.abs(r64)
         bad = ~(diff <= allowed) & ~same_special
         ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
         ratio = np.where(same_special, 0.0, ratio)
-    return _summarise(
-        base, ref, got, diff, bad, ratio, total,
-        nan=(int(nan_r.sum()), int(nan_g.sum()), int(inf_r.sum()), int(inf_g.sum())),
-        cos=_cosine(r64, g64) if total > 1 else None,
-    )
+    counts = np.array([nan_r.sum(), nan_g.sum(), inf_r.sum(), inf_g.sum()], dtype=np.int64)
+    return diff, bad, ratio, np.abs(r64), counts
 
 
-def _summarise(base, ref, got, diff, bad, ratio, total, nan, cos=None) -> OutputComparison:
-    if total == 0:
-        return OutputComparison(ok=True, **base)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(np.abs(ref.astype(np.float64)) > 0, diff / np.abs(ref.astype(np.float64)), np.where(diff > 0, np.inf, 0.0))
-    finite = diff[np.isfinite(diff)]
-    worst = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), ref.shape) if ref.ndim else ()
-    return OutputComparison(
-        ok=not bool(bad.any()),
-        max_abs=float(diff.max()),
-        max_rel=float(np.nanmax(rel)),
-        mean_abs=float(finite.mean()) if finite.size else float("inf"),
-        p99_abs=float(np.percentile(finite, 99)) if finite.size else float("inf"),
-        cosine=cos,
-        mismatches=int(bad.sum()),
-        total=int(total),
-        worst_index=tuple(int(i) for i in worst),
-        worst_ref=_scalar(ref[worst]),
-        worst_got=_scalar(got[worst]),
-        tolerance_ratio=float(np.nanmax(ratio)) if ratio.size else 0.0,
-        nan_ref=nan[0], nan_got=nan[1], inf_ref=nan[2], inf_got=nan[3],
-        **base,
-    )
+class _Errors:
+    """The figures of a comparison, gathered slice by slice."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.mismatches = 0
+        self.max_abs = -np.inf
+        self.max_rel = self.max_ratio = np.nan
+        self.finite_sum = 0.0
+        self.top = Top(total, 99)
+        self.worst = (-np.inf, 0)  # (ratio with NaN as inf, flat index of its first occurrence)
+        self.specials = np.zeros(4, dtype=np.int64)
+
+    def add(self, start: int, diff: np.ndarray, bad: np.ndarray, ratio: np.ndarray, abs_ref: np.ndarray, specials: np.ndarray) -> None:
+        self.mismatches += int(bad.sum())
+        self.max_abs = max(self.max_abs, float(diff.max()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(abs_ref > 0, diff / abs_ref, np.where(diff > 0, np.inf, 0.0))
+        self.max_rel = _nanmax(self.max_rel, rel)
+        self.max_ratio = _nanmax(self.max_ratio, ratio)
+        finite = diff[np.isfinite(diff)]
+        self.finite_sum += float(finite.sum())
+        self.top.add(finite)
+        ranked = np.where(np.isnan(ratio), np.inf, ratio)
+        i = int(np.argmax(ranked))
+        if ranked[i] > self.worst[0]:
+            self.worst = (float(ranked[i]), start + i)
+        self.specials += specials
+
+    def comparison(self, base: dict, ref: np.ndarray, got: np.ndarray, cos: float | None) -> OutputComparison:
+        worst = np.unravel_index(self.worst[1], ref.shape) if ref.ndim else ()
+        count = self.top.count
+        return OutputComparison(
+            ok=self.mismatches == 0,
+            max_abs=self.max_abs,
+            max_rel=self.max_rel,
+            mean_abs=self.finite_sum / count if count else float("inf"),
+            p99_abs=self.top.percentile(),
+            cosine=cos,
+            mismatches=self.mismatches,
+            total=int(self.total),
+            worst_index=tuple(int(i) for i in worst),
+            worst_ref=_scalar(ref[worst]),
+            worst_got=_scalar(got[worst]),
+            tolerance_ratio=self.max_ratio,
+            nan_ref=int(self.specials[0]), nan_got=int(self.specials[1]), inf_ref=int(self.specials[2]), inf_got=int(self.specials[3]),
+            **base,
+        )
+
+
+def _nanmax(seen: float, values: np.ndarray) -> float:
+    """The largest of ``seen`` and ``values`` ignoring NaN; NaN while every value so far was NaN."""
+    present = values[~np.isnan(values)]
+    if not present.size:
+        return seen
+    top = float(present.max())
+    return top if np.isnan(seen) else max(seen, top)
 
 
 def _scalar(value: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 """Error metrics: small pure functions of a reference array and a candidate array (numpy only).
 
 A metric returns a figure; a policy (elsewhere) decides pass or fail from figures, so reports can
-show every figure even when only one decides. All arithmetic is in float64.
+show every figure even when only one decides. All arithmetic is in float64, slice by slice
+(``slices.py``): a large output costs a few MiB of temporaries, not copies of itself.
 """
 
 from __future__ import annotations
@@ -10,22 +11,18 @@ import math
 
 import numpy as np
 
-
-def _pair(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r, g = np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64)
-    if r.shape != g.shape:
-        raise ValueError(f"shapes differ: reference {list(r.shape)}, candidate {list(g.shape)}")
-    return r, g
+from .slices import float_slices, row_blocks
 
 
 def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
     """Signal-to-noise ratio in dB: 10·log10(Σref² / Σ(got-ref)²). +inf when identical, -inf when
     the reference is all zeros and the candidate is not, NaN when either holds NaN or Inf."""
-    r, g = _pair(ref, got)
-    if not (np.isfinite(r).all() and np.isfinite(g).all()):
-        return math.nan
-    noise = float(np.sum((g - r) ** 2))
-    signal = float(np.sum(r**2))
+    noise = signal = 0.0
+    for r, g in float_slices(ref, got):
+        if not (np.isfinite(r).all() and np.isfinite(g).all()):
+            return math.nan
+        noise += float(np.sum((g - r) ** 2))
+        signal += float(np.sum(r**2))
     if noise == 0.0:
         return math.inf
     if signal == 0.0:
@@ -36,36 +33,37 @@ def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
 def cosine(ref: np.ndarray, got: np.ndarray) -> float:
     """Cosine similarity of the flattened arrays: 1.0 when both are all zeros, 0.0 when only one
     is, NaN when either holds NaN or Inf."""
-    r, g = _pair(ref, got)
-    r, g = r.ravel(), g.ravel()
-    if not (np.isfinite(r).all() and np.isfinite(g).all()):
-        return math.nan
-    nr, ng = float(np.linalg.norm(r)), float(np.linalg.norm(g))
+    dot = rr = gg = 0.0
+    for r, g in float_slices(ref, got):
+        if not (np.isfinite(r).all() and np.isfinite(g).all()):
+            return math.nan
+        dot, rr, gg = dot + float(np.dot(r, g)), rr + float(np.dot(r, r)), gg + float(np.dot(g, g))
+    nr, ng = math.sqrt(rr), math.sqrt(gg)
     if nr == 0.0 or ng == 0.0:
         return 1.0 if nr == ng else 0.0
-    return float(np.clip(np.dot(r, g) / (nr * ng), -1.0, 1.0))
+    return float(np.clip(dot / (nr * ng), -1.0, 1.0))
 
 
 def mismatch_share(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float, equal_nan: bool = False) -> float:
     """Share of elements outside ``|got - ref| <= atol + rtol·|ref|`` (0.0 for an empty array)."""
-    r, g = _pair(ref, got)
-    if r.size == 0:
-        return 0.0
-    close = np.isclose(g, r, atol=atol, rtol=rtol, equal_nan=equal_nan)
-    return float(np.count_nonzero(~close)) / r.size
+    outside = total = 0
+    for r, g in float_slices(ref, got):
+        outside += int(np.count_nonzero(~np.isclose(g, r, atol=atol, rtol=rtol, equal_nan=equal_nan)))
+        total += r.size
+    return outside / total if total else 0.0
 
 
 def smallest_passing_atol(ref: np.ndarray, got: np.ndarray, rtol: float) -> float:
     """The smallest atol with which every element passes at ``rtol``: max(|got-ref| - rtol·|ref|, 0).
     +inf when NaN or Inf differ."""
-    r, g = _pair(ref, got)
-    if r.size == 0:
-        return 0.0
-    with np.errstate(invalid="ignore", over="ignore"):
-        same = (r == g) | (np.isnan(r) & np.isnan(g))
-        need = np.where(same, 0.0, np.abs(g - r) - rtol * np.abs(r))
-    need = np.where(np.isnan(need), np.inf, need)
-    return float(max(np.max(need), 0.0))
+    worst = 0.0
+    for r, g in float_slices(ref, got):
+        with np.errstate(invalid="ignore", over="ignore"):
+            same = (r == g) | (np.isnan(r) & np.isnan(g))
+            need = np.where(same, 0.0, np.abs(g - r) - rtol * np.abs(r))
+        need = np.where(np.isnan(need), np.inf, need)
+        worst = max(worst, float(np.max(need)))
+    return worst
 
 
 def topk_hits(ref: np.ndarray, got: np.ndarray, k: int) -> tuple[int, int]:
@@ -73,11 +71,17 @@ def topk_hits(ref: np.ndarray, got: np.ndarray, k: int) -> tuple[int, int]:
 
     Callers aggregate over examples by adding the pairs, so the figure is agreement over every row
     of every example."""
-    r, g = _pair(ref, got)
+    r, g = np.asarray(ref), np.asarray(got)
+    if r.shape != g.shape:
+        raise ValueError(f"shapes differ: reference {list(r.shape)}, candidate {list(g.shape)}")
     if r.ndim == 0 or r.shape[-1] == 0:
         return (0, 0)
     k = min(int(k), r.shape[-1])
-    r2, g2 = r.reshape(-1, r.shape[-1]), g.reshape(-1, g.shape[-1])
-    top_r = np.sort(np.argsort(-r2, axis=-1, kind="stable")[:, :k], axis=-1)
-    top_g = np.sort(np.argsort(-g2, axis=-1, kind="stable")[:, :k], axis=-1)
-    return int(np.all(top_r == top_g, axis=-1).sum()), int(r2.shape[0])
+    hits = rows = 0
+    for r2, g2 in zip(row_blocks(r), row_blocks(g)):
+        r2, g2 = r2.astype(np.float64), g2.astype(np.float64)
+        top_r = np.sort(np.argsort(-r2, axis=-1, kind="stable")[:, :k], axis=-1)
+        top_g = np.sort(np.argsort(-g2, axis=-1, kind="stable")[:, :k], axis=-1)
+        hits += int(np.all(top_r == top_g, axis=-1).sum())
+        rows += r2.shape[0]
+    return hits, rows

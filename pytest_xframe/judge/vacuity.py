@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import VacuousCheckWarning
+from .slices import flat_slices
 
 
 # -- vacuous checks ----------------------------------------------------------------------------
 @dataclass
 class VacuityTracker:
     """Watches the reference outputs over a check's examples: an output that is constant over
-    different inputs, all zeros or all NaN makes a check that cannot fail (``VacuousCheckWarning``)."""
+    different inputs, all zeros or all NaN makes a check that cannot fail (``VacuousCheckWarning``).
+    It keeps a digest of each output's first value, not a copy: an output may be gigabytes."""
 
-    first: dict[str, np.ndarray] = field(default_factory=dict)
+    first: dict[str, bytes] = field(default_factory=dict)
     constant: dict[str, bool] = field(default_factory=dict)
     zeros: dict[str, bool] = field(default_factory=dict)
     nans: dict[str, bool] = field(default_factory=dict)
@@ -28,19 +30,16 @@ class VacuityTracker:
         for name, value in reference.items():
             a = np.asarray(value)
             if name not in self.first:
-                self.first[name] = np.array(a, copy=True)
+                self.first[name] = _digest(a)
                 self.constant[name] = self.zeros[name] = self.nans[name] = True
             elif self.constant[name]:
-                first = self.first[name]
-                self.constant[name] = first.shape == a.shape and bool(np.array_equal(first, a, equal_nan=a.dtype.kind in "fc"))
+                self.constant[name] = self.first[name] == _digest(a)
             if not (self.zeros[name] or self.nans[name]):
-                continue  # both settled on the first informative example: no conversion per example after that
-            as_float = np.abs(a).astype(np.float64) if a.dtype.kind == "c" else a.astype(np.float64) if a.dtype.kind in "biuf" else None
-            if as_float is not None:
-                self.zeros[name] &= a.size > 0 and not np.any(as_float)
-                self.nans[name] &= a.size > 0 and bool(np.all(np.isnan(as_float)))
-            else:
-                self.zeros[name] = self.nans[name] = False
+                continue  # both settled on the first informative example: nothing to scan after that
+            numeric = a.dtype.kind in "biufc"
+            self.zeros[name] &= numeric and a.size > 0 and not any(np.any(s) for _, (s,) in flat_slices(a))
+            self.nans[name] &= a.dtype.kind in "fc" and a.size > 0 and all(bool(np.all(np.isnan(s))) for _, (s,) in flat_slices(a))
+
 
     def reasons(self) -> dict[str, str]:
         out = {}
@@ -67,3 +66,14 @@ class VacuityTracker:
                 ),
                 stacklevel=5,
             )
+
+
+def _digest(a: np.ndarray) -> bytes:
+    """The output's shape, dtype and bytes, hashed in place (an output equal to another has its
+    digest; NaN payloads and the sign of zero count, which only makes "constant" rarer)."""
+    import hashlib
+
+    h = hashlib.sha256(f"{a.dtype.str}:{a.shape}".encode())
+    for _, (s,) in flat_slices(a):
+        h.update(np.ascontiguousarray(s).view(np.uint8) if s.size and not s.dtype.hasobject else s.tobytes())
+    return h.digest()

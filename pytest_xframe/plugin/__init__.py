@@ -188,6 +188,9 @@ class _Collector:
         self.session = session
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.session.records.extend(self.session.ledger.see(report))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         self.session.records.extend(getattr(report, "xframe", None) or [])
 
 
@@ -266,11 +269,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         from ..report.terminal import short_failure
 
         report.longrepr = short_failure(item, excinfo, item.config.get_verbosity())
+    from .checks import annotate
+
+    annotate(item, call, report, item.config.stash[SESSION_KEY])
     records = item.stash.get(RECORDS_KEY, None)
     if records and report.when == "call":
         if hasattr(report, "wasxfail"):  # an expected failure is not an error in the summary
             records = [{**r, "verdict": "xfailed"} if r["verdict"] in ("failed", "error") else r for r in records]
         report.xframe = records  # plain JSON data: travels from pytest-xdist workers too
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A declared model that fails to collect is a check in the report too (``checks.collection_records``)."""
+    report = yield
+    if report.failed:
+        from .checks import collection_records
+
+        records = collection_records(collector, report, collector.config.stash[SESSION_KEY])
+        if records:
+            report.xframe = records
     return report
 
 

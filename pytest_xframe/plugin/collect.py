@@ -160,7 +160,7 @@ class DeclaredModels(pytest.Module):
                 decls.append(parse_declaration(raw, where))
             except XframeError as exc:
                 name = str(raw.get("id") or raw.get("factory")) if isinstance(raw, Mapping) else where
-                broken.append(_Broken.from_parent(self, name=name, error=str(exc)))
+                broken.append(_Broken.from_parent(self, name=name, error=str(exc), declaration=raw))
         seen: set[str] = set()
         for decl in decls:
             if decl.id in seen:
@@ -181,12 +181,29 @@ class DeclaredModels(pytest.Module):
 class _Broken(pytest.Collector):
     """A declaration that did not validate: reported as its own collection error."""
 
-    def __init__(self, *, error: str, **kwargs: Any) -> None:
+    def __init__(self, *, error: str, declaration: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.error = error
+        #: the raw declaration, for the backends its error record names
+        self.declaration = declaration
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         raise self.CollectError(self.error)
+
+
+def is_broken_declaration(collector: Any) -> bool:
+    return isinstance(collector, _Broken)
+
+
+def declared_backends(collector: Any, known: Sequence[str]) -> tuple[str, ...]:
+    """The backends a declaration that failed to collect asked for, when it names valid ones."""
+    raw = getattr(collector, "declaration", None)
+    if not isinstance(raw, Mapping) or "backends" not in raw:
+        return ()
+    try:
+        return tuple(validate({"backends": raw["backends"]}, "a declaration", known)["backends"])
+    except XframeError:
+        return ()
 
 
 def models_file(file_path: Path, parent: pytest.Collector) -> DeclaredModels | None:

@@ -63,6 +63,7 @@ class Xframe:
             resolved = replace(resolved, backends=available)
         check, resolved, extra = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved)
+        self._session.note_running(report.test_id, resolved, resolved.name or type(model).__name__)
         try:
             run_check(
                 self._session.memo(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
+from ..report.ledger import Ledger, placeholder_records, read_running, write_running
 from .options import MARKER, CheckOptions, parse_backends, resolve, validate
 
 #: the key of ``worker_input`` in pytest-xdist's ``workerinput``
@@ -26,6 +27,8 @@ class XframeSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.records: list[dict[str, Any]] = []
+        #: settles the records of checks that never recorded their own (``report.ledger``)
+        self.ledger = Ledger(running=self._running_records)
         #: the backends this run knows: built-ins, entry points, and what plugins' hooks registered
         self.backends = self._registry()
         self._memo: SessionMemo | None = None
@@ -226,6 +229,17 @@ class XframeSession:
         if self._run_dir is None:
             self._run_dir = Path(tempfile.mkdtemp(prefix="pytest-xframe-run-"))
         return {RUN_DIR_KEY: str(self._run_dir)}
+
+    def note_running(self, test_id: str, options: CheckOptions, model: str) -> None:
+        """pytest-xdist worker: the records of a check about to run, where the controller finds
+        them should this worker crash (``report.ledger``)."""
+        run_dir = getattr(self.config, "workerinput", {}).get(RUN_DIR_KEY)
+        if run_dir:
+            precision = {b: self.backends.get(b).precision for b in options.backends}
+            write_running(Path(run_dir), test_id, placeholder_records(test_id, options, model, precision))
+
+    def _running_records(self, test_id: str) -> list[dict[str, Any]] | None:
+        return read_running(self._run_dir, test_id) if self._run_dir is not None else None
 
     def close(self) -> None:
         for path in (self._workdir, self._run_dir):

@@ -11,7 +11,7 @@ from pathlib import Path
 def test_replay_of_a_backend_without_load_case_says_to_rerun(tmp_path: Path) -> None:
     import numpy as np
 
-    case = {"test_id": "t.py::test[litert-torch]", "backend": "litert-torch", "model": "Net", "onnx": "-", "comparisons": []}
+    case = {"version": 1, "test_id": "t.py::test[litert-torch]", "backend": "litert-torch", "model": "Net", "onnx": "-", "comparisons": []}
     (tmp_path / "case.json").write_text(json.dumps(case))
     for name in ("inputs.npz", "reference.npz"):
         np.savez(tmp_path / name, x=np.zeros(2, np.float32))
