@@ -169,6 +169,98 @@ class TwoIn(nn.Module):
         return a + b
 
 
+class StateChanger(nn.Module):
+    """A correct model whose forward also changes its own state by ``change(self)``: the check must
+    pass, name the change in a ModelStateWarning and leave the model as it was."""
+
+    def __init__(self, change: Callable[[nn.Module], Any]) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3, 2)
+        self.seen: list[Any] = []
+        self.change = change
+
+    def forward(self, x):
+        self.change(self)
+        return self.lin(x.to(self.lin.weight.dtype)).float()
+
+
+def _double(m: nn.Module) -> None:
+    m.double()
+
+
+def _freeze(m: nn.Module) -> None:
+    m.lin.weight.requires_grad_(False)
+
+
+def _hook(m: nn.Module) -> None:
+    m.lin.register_forward_hook(lambda module, args, out: None)
+
+
+def _kwargs_pre_hook(m: nn.Module) -> None:
+    m.lin.register_forward_pre_hook(lambda module, args, kwargs: None, with_kwargs=True)
+
+
+def _global_hook(m: nn.Module) -> None:
+    nn.modules.module.register_module_forward_hook(lambda module, args, out: None)
+
+
+def _state_dict_hook(m: nn.Module) -> None:
+    m.register_state_dict_pre_hook(lambda module, prefix, keep_vars: None)
+
+
+def _replace_bias(m: nn.Module) -> None:
+    m.lin.bias = nn.Parameter(m.lin.bias.detach().clone())
+
+
+def _new_buffer(m: nn.Module) -> None:
+    m.register_buffer("cache", torch.ones(2))
+
+
+def _new_submodule(m: nn.Module) -> None:
+    m.extra = nn.Identity()
+
+
+def _remember(m: nn.Module) -> None:
+    m.seen.append(1)
+
+
+def _new_attribute(m: nn.Module) -> None:
+    m.warmed_up = True
+
+
+class InPlaceInput(nn.Module):
+    """Deterministic, but writes its input in place."""
+
+    def forward(self, x):
+        x.mul_(2)
+        return x + 1
+
+
+class InPlaceTwoInputs(nn.Module):
+    def forward(self, a, b):
+        a.add_(b)
+        b.zero_()
+        return a * 2
+
+
+class ComplexOut(nn.Module):
+    def forward(self, x):
+        return torch.complex(x, x * 2), x + 1
+
+
+class Classes(nn.Module):
+    """Three-class logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.lin(x)
+
+
 def eval_(cls: type, *args: Any) -> nn.Module:
     return cls(*args).eval()
 
@@ -280,6 +372,55 @@ CASES = [
     Case("string-array-input", lin, lambda: [np.array(["a", "b", "c"])], "SpecError", "input 'input' is an array of dtype <U1"),
     Case("star-args", lambda: StarArgs().eval(), lambda: [TensorSpec((3,)), TensorSpec((3,))], "SpecError", "StarArgs.forward takes *xs"),
     Case("star-kwargs", lambda: StarKwargs().eval(), lambda: {"x": TensorSpec((3,)), "y": TensorSpec((3,))}, "SpecError", "takes **extra"),
+    # forward changes the model's own state: the check passes, names it, and the model is restored
+    Case("forward-calls-double", lambda: eval_(StateChanger, _double), spec(3), "passed"),
+    Case("forward-freezes-a-weight", lambda: eval_(StateChanger, _freeze), spec(3), "passed"),
+    Case("forward-registers-hooks", lambda: eval_(StateChanger, _hook), spec(3), "passed", {"max_examples": 5}),
+    Case("forward-registers-a-kwargs-pre-hook", lambda: eval_(StateChanger, _kwargs_pre_hook), spec(3), "passed"),
+    Case("forward-registers-a-global-hook", lambda: eval_(StateChanger, _global_hook), spec(3), "passed"),
+    Case("forward-registers-a-state-dict-hook", lambda: eval_(StateChanger, _state_dict_hook), spec(3), "passed"),
+    Case("forward-replaces-a-parameter", lambda: eval_(StateChanger, _replace_bias), spec(3), "passed"),
+    Case("forward-registers-a-buffer", lambda: eval_(StateChanger, _new_buffer), spec(3), "passed"),
+    Case("forward-adds-a-submodule", lambda: eval_(StateChanger, _new_submodule), spec(3), "passed"),
+    Case("forward-appends-to-a-list", lambda: eval_(StateChanger, _remember), spec(3), "passed"),
+    Case("forward-sets-a-new-attribute", lambda: eval_(StateChanger, _new_attribute), spec(3), "passed"),
+    # correct models a check must not misjudge
+    Case("forward-writes-its-input", lambda: InPlaceInput().eval(), spec(2, 3), "passed"),
+    Case("forward-writes-both-inputs", lambda: InPlaceTwoInputs().eval(), lambda: [TensorSpec((3,)), TensorSpec((3,))], "passed"),
+    Case("complex-output", lambda: ComplexOut().eval(), spec(2, 3), "passed"),
+    Case("torch-jit-script", lambda: torch.jit.script(lin()), spec(3), "passed"),
+    Case("torch-jit-trace", lambda: torch.jit.trace(lin(), torch.zeros(1, 3)), spec(3), "passed"),
+    # outputs whose names would not tell them apart
+    Case("dict-empty-key", lambda: eval_(Returns, lambda x: {"": x + 1, "output": x * 2}), spec(3), "SpecError", "output[''] has an empty dict key"),
+    Case("nested-key-collision", lambda: eval_(Returns, lambda x: {"a": {"b": x + 1}, "a.b": x * 2}), spec(3), "SpecError",
+         "output['a']['b'] and output['a.b'] both flatten to the output name 'a.b'"),
+    Case("tuple-in-dict-collision", lambda: eval_(Returns, lambda x: {"a": (x, x + 1), "a.1": x * 2}), spec(3), "SpecError",
+         "output['a'][1] and output['a.1'] both flatten to the output name 'a.1'"),
+    Case("output-named-like-the-input", lambda: eval_(Returns, lambda x: {"x": x + 1}), spec(3), "SpecError", "is named 'x', like the input 'x'"),
+    # SystemExit and GeneratorExit in the user's code are its failures, not the session's end
+    Case("system-exit-in-forward", lambda: eval_(Raises, lambda: SystemExit(3)), spec(3), "SpecError", "SystemExit: 3"),
+    Case("sys-exit-on-some-draws", lambda: eval_(Raises, lambda: SystemExit("bad size"), lambda x: x.shape[0] != 2),
+         lambda: [TensorSpec((Dim("n", 1, 6), 3))], "SpecError", "SystemExit: bad size", {"max_examples": 5}),
+    Case("generator-exit-in-forward", lambda: eval_(Raises, GeneratorExit), spec(3), "SpecError", "GeneratorExit"),
+    Case("backend-run-exits", lin, spec(3), "XframeError", "fault-exit raised while running the converted model", {"backends": ["fault-exit"]}),
+    Case("backend-prepare-exits", lin, spec(3), "ConversionError", "backend fault-prepare-exit raised while preparing the model",
+         {"backends": ["fault-prepare-exit"]}),
+    # TorchScript modules export with the TorchScript exporter only
+    Case("torch-jit-script-with-dynamo", lambda: torch.jit.script(lin()), spec(3), "SpecError",
+         "a TorchScript module exports through the TorchScript exporter only", {"exporter": "dynamo"}),
+    Case("torch-jit-script-into-litert-torch", lambda: torch.jit.script(lin()), spec(3), "SpecError",
+         "converts the torch module itself with torch.export, which cannot take a TorchScript module", {"backends": ["litert-torch"]}),
+    # specs and policies that cannot mean what they say
+    Case("int-spec-fractional-bounds", lambda: nn.Embedding(5, 2).eval(), lambda: [TensorSpec((3,), "int64", low=0.5, high=3.5)], "SpecError",
+         "has a fractional bound (low=0.5, high=3.5)"),
+    Case("int-spec-fractional-high", lambda: nn.Embedding(5, 2).eval(), lambda: [TensorSpec((3,), "int64", low=0, high=2.5)], "SpecError",
+         "has a fractional bound (high=2.5)"),
+    Case("bool-spec-with-bounds", lambda: eval_(Returns, lambda x: x), lambda: [TensorSpec((3,), "bool", low=0, high=1)], "SpecError",
+         "is bool: it draws False and True, so low=0 and high=1 cannot apply"),
+    Case("topk-k-equals-classes", lambda: Classes().eval(), spec(2, 4), "SpecError", "judges top-3 agreement of output 'output', which has 3 classes",
+         {"policy": {"topk": {"k": 3, "min_agreement": 0.9}}}),
+    Case("topk-k-above-classes", lambda: Classes().eval(), spec(2, 4), "SpecError", "judges top-5 agreement of output 'output', which has 3 classes",
+         {"policy": {"outputs": {"output": {"topk": {"k": 5, "min_agreement": 0.5}}}}}),
     # what must work
     Case("keyword-only-parameter", lambda: KwOnly().eval(), lambda: {"x": TensorSpec((3,)), "scale": TensorSpec((3,))}, "passed"),
     Case("numpy-int-shape-and-dims", lin, lambda: [TensorSpec((Dim("n", np.int64(1), np.int32(3)), np.int64(3)))], "passed"),
@@ -300,6 +441,7 @@ if importlib.util.find_spec("onnxscript") is None:
 BY_ID = {c.id: c for c in CASES}
 
 SPEC_REFUSES = {
+    "int-spec-fractional-bounds", "int-spec-fractional-high", "bool-spec-with-bounds",
     "dim-min-over-max", "dim-negative-min", "dim-bad-name", "dim-float-bound", "dtype-typo", "dtype-complex", "dtype-string",
     "low-nan", "high-inf", "low-over-high", "int-without-bounds", "int-bound-overflow", "float16-bound-overflow",
     "negative-shape", "float-shape", "bool-shape", "shape-not-sequence", "huge-rank",

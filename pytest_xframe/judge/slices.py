@@ -13,16 +13,17 @@ import numpy as np
 SLICE = 1 << 20
 
 
-def flat_slices(*arrays: np.ndarray, size: int = SLICE) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+def flat_slices(*arrays: np.ndarray, size: int | None = None) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
     """``(start, (a[start:stop], b[start:stop], ...))`` over the arrays flattened in C order (views
-    where the arrays are contiguous)."""
+    where the arrays are contiguous); ``size`` elements each, ``SLICE`` unless given."""
+    size = size or SLICE
     flats = [np.asarray(a).reshape(-1) for a in arrays]
     total = flats[0].size if flats else 0
     for start in range(0, total, size):
         yield start, tuple(f[start : start + size] for f in flats)
 
 
-def float_slices(ref: np.ndarray, got: np.ndarray, size: int = SLICE) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def float_slices(ref: np.ndarray, got: np.ndarray, size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The two arrays' slices as float64; a shape mismatch is a ValueError."""
     ref, got = np.asarray(ref), np.asarray(got)
     if ref.shape != got.shape:
@@ -31,8 +32,9 @@ def float_slices(ref: np.ndarray, got: np.ndarray, size: int = SLICE) -> Iterato
         yield r.astype(np.float64), g.astype(np.float64)
 
 
-def row_blocks(a: np.ndarray, size: int = SLICE) -> Iterator[np.ndarray]:
+def row_blocks(a: np.ndarray, size: int | None = None) -> Iterator[np.ndarray]:
     """Blocks of whole rows (the last axis) of ``a`` as a 2-D array, about ``size`` elements each."""
+    size = size or SLICE
     rows = a.reshape(-1, a.shape[-1])
     step = max(1, size // max(1, a.shape[-1]))
     for start in range(0, rows.shape[0], step):

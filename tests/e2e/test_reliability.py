@@ -10,6 +10,7 @@ drop torch's operator libraries from ``sys.modules`` and break later tests that 
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import subprocess
@@ -52,19 +53,29 @@ INNER_HOOKS = textwrap.dedent(
 
     RESULTS = {}
 
+    HOOKS = [k for k in vars(torch.nn.Linear(1, 1)) if k.endswith("hooks")]
+    GLOBAL_HOOKS = [k for k in dir(torch.nn.modules.module) if k.startswith("_global_") and k.endswith("hooks")]
+
     def _state(model):
+        # everything the check promises to leave as it was: tensors (identity, dtype, requires_grad,
+        # values), the module tree, every hook dictionary (global ones too), attributes, modes
         if not isinstance(model, torch.nn.Module):
             return None
-        tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        plain = {(n, k): v for n, m in model.named_modules() for k, v in vars(m).items() if isinstance(v, (int, float, bool, str))}
-        return tensors, plain, [m.training for m in model.modules()]
+        tensors = {k: (id(v), v.dtype, v.requires_grad, v.detach().clone()) for k, v in (*model.named_parameters(), *model.named_buffers())}
+        plain = {(n, k): list(v) if isinstance(v, list) else v for n, m in model.named_modules() for k, v in vars(m).items() if isinstance(v, (int, float, bool, str, list))}
+        hooks = [(n, k, len(vars(m).get(k) or ())) for n, m in model.named_modules() for k in HOOKS]
+        hooks += [(k, len(getattr(torch.nn.modules.module, k))) for k in GLOBAL_HOOKS]
+        modules = [(n, id(m)) for n, m in model.named_modules()]
+        return tensors, plain, hooks, modules, [m.training for m in model.modules()]
 
     def _same(a, b):
         if a is None or b is None:
             return a is b
-        (ta, pa, ma), (tb, pb, mb) = a, b
-        same_tensors = ta.keys() == tb.keys() and all(v.is_meta or torch.equal(v, tb[k]) for k, v in ta.items())
-        return same_tensors and pa == pb and ma == mb
+        (ta, *rest_a), (tb, *rest_b) = a, b
+        same_tensors = ta.keys() == tb.keys() and all(
+            v[:3] == tb[k][:3] and (v[3].is_meta or torch.equal(v[3], tb[k][3])) for k, v in ta.items()
+        )
+        return same_tensors and rest_a == rest_b
 
     @pytest.fixture
     def watch(request):
@@ -99,6 +110,8 @@ INNER_HOOKS = textwrap.dedent(
 
         def run(self, feeds):
             got = dict(zip([o.name for o in self.session.get_outputs()], self.session.run(None, dict(feeds))))
+            if self.fault == "exit":
+                raise SystemExit(1)
             if self.fault == "oom":
                 raise MemoryError
             if self.fault == "tf-oom":
@@ -118,12 +131,14 @@ INNER_HOOKS = textwrap.dedent(
         def prepare(artifact, ctx):
             if fault == "prepare":
                 raise RuntimeError("converter bug: unexpected node")
+            if fault == "prepare-exit":
+                raise SystemExit("the converter called sys.exit")
             return Prepared(FaultyRunner(artifact.path, fault), convert_seconds=0.0, load_seconds=0.0)
         return Backend(name=f"fault-{fault}", prepare=prepare, modules=("onnxruntime",), exports=(("torchscript", 17),))
 
 
     def pytest_xframe_register_backends(config):
-        return [_faulty(f) for f in ("prepare", "oom", "tf-oom", "crash", "no-outputs", "nan", "wrong-shape")]
+        return [_faulty(f) for f in ("prepare", "oom", "tf-oom", "crash", "no-outputs", "nan", "wrong-shape", "exit", "prepare-exit")]
 
 
     def pytest_sessionfinish(session):
@@ -191,8 +206,8 @@ def test_the_session_survives_and_the_report_has_every_check(case_run: dict) -> 
     checks = {c["test"]: c for c in case_run["report"]["checks"]}
     for case in CASES:
         check = checks.get(f"test_inner.py::test_case[{case.id}]")
-        if case.spec_refuses:  # TensorSpec/Dim refused itself in the test's code: no check ran
-            assert check is None
+        if case.spec_refuses:  # TensorSpec/Dim refused itself in the test's code: the check never started, and says why
+            assert check is not None and check["verdict"] == "error" and case.says in check["message"], (case.id, check)
             continue
         assert check is not None, f"{case.id}: no check in the JSON report"
         assert check["verdict"] == {"passed": "passed", "ParityError": "failed"}.get(case.kind, "error"), (case.id, check)
@@ -201,9 +216,30 @@ def test_the_session_survives_and_the_report_has_every_check(case_run: dict) -> 
     assert "pending" not in case_run["stdout"]
 
 
+#: what the ModelStateWarning of each ``forward-*`` state case names (fnmatch patterns)
+STATE_WARNINGS = [
+    "(parameter lin.weight (dtype float32 -> float64), parameter lin.bias (dtype float32 -> float64))",
+    "(parameter lin.weight (requires_grad True -> False))",
+    "(forward hooks of lin (* added))",
+    "(forward pre-hooks of lin (* added))",
+    "(global forward hooks (* added))",
+    "(state_dict pre-hooks (* added))",
+    "(parameter lin.bias replaced)",
+    "(buffer cache added)",
+    "(submodule extra added)",
+    "(attribute seen (contents))",
+    "(attribute warmed_up added)",
+]
+
+
 def test_a_forward_that_writes_its_state_is_restored_and_named_in_a_warning(case_run: dict) -> None:
     assert "ModelStateWarning: Counter.forward changes the model's own state (buffer n, attribute calls); xframe restored it" in case_run["stdout"]
     assert "ModelStateWarning: ParamWriter.forward changes the model's own state (parameter momentum); xframe restored it" in case_run["stdout"]
+    warned = [line for line in case_run["stdout"].splitlines() if "ModelStateWarning: StateChanger.forward changes the model's own state" in line]
+    for expected in STATE_WARNINGS:
+        assert any(fnmatch.fnmatch(line, f"*changes the model's own state {expected}; xframe restored it after the check*") for line in warned), (
+            expected, warned
+        )
 
 
 def test_parameters_over_the_snapshot_budget_are_reported_not_restored(tmp_path: Path, shared_cache: Path) -> None:
@@ -236,8 +272,10 @@ def test_the_cases_cover_the_issue(case_run: dict) -> None:
     """The docs' reliability page states how many bad inputs and faults are tested: keep it honest."""
     page = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text()
     failing = sum(c.kind != "passed" for c in ALL_CASES)  # on a stack with every exporter
+    assert f"tries\n{len(ALL_CASES)} cases" in page or f"tries {len(ALL_CASES)} cases" in page
     assert f"{failing} bad inputs and injected faults" in page
     assert f"{len(ALL_CASES) - failing} awkward models" in page
+    assert f"all {len(ALL_CASES)} are clean" in page  # each case test above passed, or this run fails
 
 
 def test_the_summary_counts_every_check(case_run: dict) -> None:
@@ -324,6 +362,19 @@ def _damage(case: Path, how: str) -> Path:
         (case / "model.onnx").write_bytes(b"\x00garbage")
     elif how == "no-model":
         (case / "model.onnx").unlink()
+    elif how == "replaced-model":  # a valid ONNX model, not the one the case kept
+        import onnx
+
+        model = onnx.load(str(case / "model.onnx"))
+        model.doc_string = "edited after the case was kept"
+        (case / "model.onnx").unlink()  # kept as a hard link to the export: write a new file
+        onnx.save(model, str(case / "model.onnx"))
+    elif how in ("unknown-version", "no-version"):
+        data = json.loads((case / "case.json").read_text())
+        data["version"] = 99
+        if how == "no-version":
+            del data["version"]
+        (case / "case.json").write_text(json.dumps(data))
     return case
 
 
@@ -337,7 +388,11 @@ def test_replay_of_an_intact_case_reports_the_mismatch(saved_case: Path) -> None
     assert "verdict: MISMATCH" in proc.stdout
 
 
-@pytest.mark.parametrize("how", ["missing-dir", "garbage-case-json", "case-json-without-fields", "no-inputs", "truncated-reference", "garbage-model", "no-model"])
+@pytest.mark.parametrize(
+    "how",
+    ["missing-dir", "garbage-case-json", "case-json-without-fields", "no-inputs", "truncated-reference", "garbage-model", "no-model",
+     "replaced-model", "unknown-version", "no-version"],
+)
 def test_replay_of_a_damaged_case_says_what_is_wrong_in_one_line_and_exits_2(saved_case: Path, tmp_path: Path, how: str) -> None:
     copy = shutil.copytree(saved_case, tmp_path / "case")
     proc = _replay(_damage(copy, how))
@@ -345,6 +400,33 @@ def test_replay_of_a_damaged_case_says_what_is_wrong_in_one_line_and_exits_2(sav
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("replay: "), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("how", "says"),
+    [
+        ("replaced-model", "model.onnx in {case} is not what the case kept (missing, replaced or edited since: the sha256 differs)"),
+        ("unknown-version", "has version 99, which this pytest-xframe does not read (1, 2)"),
+        ("no-version", "has version None, which this pytest-xframe does not read (1, 2)"),
+    ],
+)
+def test_replay_refuses_a_replaced_model_and_an_unknown_case_version(saved_case: Path, tmp_path: Path, how: str, says: str) -> None:
+    """A replay runs the model the case kept, under a case.json it knows, or refuses: it never blames
+    a stale exporter for another file, nor reads a format it does not know."""
+    copy = shutil.copytree(saved_case, tmp_path / "case")
+    proc = _replay(_damage(copy, how))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert says.format(case=copy) in proc.stderr, proc.stderr
+    assert "ONNX from" not in proc.stdout
+
+
+def test_a_kept_case_records_the_sha256_of_every_file(saved_case: Path) -> None:
+    from pytest_xframe.identity import file_sha256
+
+    case = json.loads((saved_case / "case.json").read_text())
+    assert case["version"] == 2
+    assert {"model.onnx", "inputs.npz", "reference.npz", "backend.npz"} <= set(case["sha256"])
+    assert all(file_sha256(saved_case / name) == digest for name, digest in case["sha256"].items())
 
 
 def test_keyboard_interrupt_in_forward_stops_the_session_and_the_model_is_restored(tmp_path: Path, shared_cache: Path) -> None:

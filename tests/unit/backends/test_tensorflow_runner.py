@@ -39,3 +39,14 @@ def test_saved_model_signature_is_reused_without_retracing(frameworks: None, tmp
     assert tracing_count() == traced_before
     # a new session (new memo, same disk cache) reads the conversion back instead of converting
     assert get("tensorflow").prepare(artifact, BuildContext("mlp", tmp_path, ArtifactCache(tmp_path / "cache"))).cache_hit
+
+
+def test_signature_keys_match_each_onnx_output_once() -> None:
+    """A sanitized name ("a.b" -> "a_b") never takes the key another output has exactly: an output
+    the signature cannot tell apart is missing (a failure naming it), never another's values."""
+    from pytest_xframe.backends.tensorflow.runner import match_names
+
+    assert match_names(["a.b"], ["a_b"]) == {"a.b": "a_b"}
+    assert match_names(["a.b", "a_b"], ["a_b"]) == {"a_b": "a_b"}
+    assert match_names(["a.b", "a_b"], ["a_b", "a_b_1"]) == {"a_b": "a_b"}
+    assert match_names(["x", "y"], ["out_y", "x"], {"y": "out_y"}) == {"x": "x", "y": "out_y"}
