@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.parametrize
 from torch import nn
 
 from pytest_xframe import Dim, TensorSpec
@@ -229,6 +230,21 @@ def _new_attribute(m: nn.Module) -> None:
     m.warmed_up = True
 
 
+class Same(nn.Module):
+    """A parametrization that leaves the weight as it is."""
+
+    def forward(self, w):
+        return w
+
+
+def _parametrize(m: nn.Module) -> None:
+    torch.nn.utils.parametrize.register_parametrization(m.lin, "weight", Same())
+
+
+def _set_grad(m: nn.Module) -> None:
+    m.lin.weight.grad = torch.zeros_like(m.lin.weight)
+
+
 class InPlaceInput(nn.Module):
     """Deterministic, but writes its input in place."""
 
@@ -384,6 +400,8 @@ CASES = [
     Case("forward-adds-a-submodule", lambda: eval_(StateChanger, _new_submodule), spec(3), "passed"),
     Case("forward-appends-to-a-list", lambda: eval_(StateChanger, _remember), spec(3), "passed"),
     Case("forward-sets-a-new-attribute", lambda: eval_(StateChanger, _new_attribute), spec(3), "passed"),
+    Case("forward-parametrizes-a-weight", lambda: eval_(StateChanger, _parametrize), spec(3), "passed"),
+    Case("forward-sets-a-grad", lambda: eval_(StateChanger, _set_grad), spec(3), "passed"),
     # correct models a check must not misjudge
     Case("forward-writes-its-input", lambda: InPlaceInput().eval(), spec(2, 3), "passed"),
     Case("forward-writes-both-inputs", lambda: InPlaceTwoInputs().eval(), lambda: [TensorSpec((3,)), TensorSpec((3,))], "passed"),

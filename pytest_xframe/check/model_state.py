@@ -29,6 +29,8 @@ class ModelState:
 
     #: (module, dotted name, training) for every place a module appears
     modes: list[tuple[Any, str, bool]] = field(default_factory=list)
+    #: (module, dotted name, class): ``torch.nn.utils.parametrize`` swaps a module's class
+    classes: list[tuple[Any, str, type]] = field(default_factory=list)
     tensors: list[TensorPart] = field(default_factory=list)
     dicts: list[DictPart] = field(default_factory=list)
     attrs: list[AttrPart] = field(default_factory=list)
@@ -48,6 +50,7 @@ class ModelState:
                 state.modes.append((module, prefix, module.training))
                 if id(module) not in seen:
                     seen.add(id(module))
+                    state.classes.append((module, prefix, type(module)))
                     state._add(prefix, module, copy_parameters, copies)
         return state
 
@@ -74,6 +77,7 @@ class ModelState:
         found += [c for part in self.dicts for c in part.changes()]
         found += [c for part in self.attrs for c in part.changes()]
         found += [f"training mode of {prefix or 'the model'} ({mode} -> {m.training})" for m, prefix, mode in self.modes if m.training != mode]
+        found += [f"class of {prefix or 'the model'} ({cls.__name__} -> {type(m).__name__})" for m, prefix, cls in self.classes if type(m) is not cls]
         return list(dict.fromkeys(found))
 
     def restore(self) -> list[str]:
@@ -81,6 +85,9 @@ class ModelState:
         mode; returns what could not be (parameters over ``PARAMETER_SNAPSHOT_BYTES`` written in place)."""
         import torch
 
+        for module, _, cls in self.classes:
+            if type(module) is not cls:
+                module.__class__ = cls
         with torch.no_grad():
             for part in self.dicts:
                 part.restore()

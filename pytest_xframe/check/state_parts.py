@@ -93,10 +93,12 @@ class TensorPart:
     requires_grad: bool
     #: a copy of its values, or None (a parameter over the snapshot budget)
     saved: Any
+    #: its ``.grad`` (a leaf's), by identity
+    grad: Any = None
 
     @classmethod
     def of(cls, kind: str, where: str, obj: Any, saved: Any) -> TensorPart:
-        return cls(kind, where, obj, version(obj), obj.dtype, obj.device, tuple(obj.shape), obj.requires_grad, saved)
+        return cls(kind, where, obj, version(obj), obj.dtype, obj.device, tuple(obj.shape), obj.requires_grad, saved, _grad(obj))
 
     def _moved(self) -> str:
         """'dtype float32 -> float64', 'device ...', 'shape ...': how the object now differs, or ''."""
@@ -116,6 +118,8 @@ class TensorPart:
             found.append(f"{self.kind} {self.where}")
         if self.obj.requires_grad != self.requires_grad:
             found.append(f"{self.kind} {self.where} (requires_grad {self.requires_grad} -> {self.obj.requires_grad})")
+        if _grad(self.obj) is not self.grad:
+            found.append(f"{self.kind} {self.where} (grad {'set' if self.grad is None else 'replaced'})")
         return found
 
     def _same_values(self) -> bool:
@@ -145,7 +149,14 @@ class TensorPart:
                 t.data = t.data.to(device=self.device, dtype=self.dtype)
         if t.requires_grad != self.requires_grad and t.is_leaf:
             t.requires_grad_(self.requires_grad)
+        if _grad(t) is not self.grad:
+            t.grad = self.grad
         return lost
+
+
+def _grad(tensor: Any) -> Any:
+    """A leaf tensor's ``.grad`` (reading a non-leaf's warns; it has none to keep)."""
+    return tensor.grad if tensor.is_leaf else None
 
 
 def _short(value: Any) -> str:

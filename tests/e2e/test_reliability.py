@@ -65,7 +65,7 @@ INNER_HOOKS = textwrap.dedent(
         plain = {(n, k): list(v) if isinstance(v, list) else v for n, m in model.named_modules() for k, v in vars(m).items() if isinstance(v, (int, float, bool, str, list))}
         hooks = [(n, k, len(vars(m).get(k) or ())) for n, m in model.named_modules() for k in HOOKS]
         hooks += [(k, len(getattr(torch.nn.modules.module, k))) for k in GLOBAL_HOOKS]
-        modules = [(n, id(m)) for n, m in model.named_modules()]
+        modules = [(n, id(m), type(m), id(getattr(m, "weight", None)), id(getattr(getattr(m, "weight", None), "grad", None))) for n, m in model.named_modules()]
         return tensors, plain, hooks, modules, [m.training for m in model.modules()]
 
     def _same(a, b):
@@ -229,6 +229,8 @@ STATE_WARNINGS = [
     "(submodule extra added)",
     "(attribute seen (contents))",
     "(attribute warmed_up added)",
+    "(parameter lin.weight removed, submodule lin.parametrizations added, class of lin (Linear -> ParametrizedLinear))",
+    "(parameter lin.weight (grad set))",
 ]
 
 
