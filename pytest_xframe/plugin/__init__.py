@@ -269,7 +269,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     records = item.stash.get(RECORDS_KEY, None)
     if records and report.when == "call":
         if hasattr(report, "wasxfail"):  # an expected failure is not an error in the summary
-            records = [{**r, "verdict": "xfailed"} if r["verdict"] in ("failed", "error") else r for r in records]
+            from ..judge.decide import expected_failure
+
+            records = [{**r, "verdict": expected_failure(r["verdict"])} for r in records]
         report.xframe = records  # plain JSON data: travels from pytest-xdist workers too
     return report
 
