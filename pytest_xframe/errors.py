@@ -8,7 +8,7 @@ line or two, and what to try next. Long framework tracebacks are kept on the exc
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,14 @@ def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> st
 def describe_exception(exc: BaseException, limit: int = 300) -> str:
     """``TypeName: first line of the message``."""
     return first_line(f"{type(exc).__name__}: {exc}", limit)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'atol'?)`` when one of ``choices`` is close to ``word``, else an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def informative_lines(text: str, limit: int = 400) -> str:

@@ -29,12 +29,12 @@ from ..judge.policy import check_names
 from ..judge.results import BackendResult, ParityReport
 from ..judge.vacuity import VacuityTracker
 from ..judge.verdict import judge_example, policy_for, snr_judged
-from ..plugin.options import CheckOptions
 from . import preflight
 from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .memo import SessionMemo
 from .model_state import ModelState, note_state, restore_and_warn
+from .options import CheckOptions
 from .subject import Subject
 from .targets import export_plan, prepare_target
 from .threads import limit_torch

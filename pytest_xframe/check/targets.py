@@ -17,8 +17,8 @@ from ..identity import keyed_entry, text_digest
 if TYPE_CHECKING:
     from ..inputs.calibration import Calibration
     from ..judge.results import BackendResult
-    from ..plugin.options import CheckOptions
     from .memo import SessionMemo
+    from .options import CheckOptions
     from .subject import Subject
 
 

@@ -19,9 +19,9 @@ from . import artifacts
 
 if TYPE_CHECKING:
     from ..backends import Target
+    from ..check.options import CheckOptions
     from ..check.subject import Subject
     from ..judge.mismatch import Mismatch
-    from ..plugin.options import CheckOptions
 
 
 def for_backend(exc: XframeError, backend: str, artifact: OnnxArtifact | None) -> XframeError:

@@ -12,7 +12,7 @@ from .compare import OutputComparison
 from .verdict import Judged, MetricAggregate
 
 if TYPE_CHECKING:
-    from ..plugin.options import CheckOptions
+    from ..check.options import CheckOptions
     from .mismatch import Mismatch
 
 

@@ -28,7 +28,7 @@ from .compare import OutputComparison, compare_output, format_comparison, missin
 from .policy import DEFAULT_TOLERANCES, Thresholds, resolve
 
 if TYPE_CHECKING:
-    from ..plugin.options import CheckOptions
+    from ..check.options import CheckOptions
 
 
 def policy_for(options: CheckOptions, backend: str, precision: str) -> Callable[[str, str], Thresholds]:

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from pytest_xframe import BackendUnavailable, ConversionError, ParityError
+from pytest_xframe.check.options import CheckOptions
 from pytest_xframe.judge.compare import compare_output
 from pytest_xframe.judge.decide import decide, expected_failure
 from pytest_xframe.judge.mismatch import Mismatch
 from pytest_xframe.judge.policy import Thresholds
 from pytest_xframe.judge.results import BackendResult, ParityReport
 from pytest_xframe.judge.verdict import judge_example
-from pytest_xframe.plugin.options import CheckOptions
 
 
 def _report(*backends: str, ended: BaseException | None = None) -> ParityReport:
