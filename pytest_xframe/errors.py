@@ -8,6 +8,9 @@ line or two, and what to try next. Long framework tracebacks are kept on the exc
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 #: what the user's code (``forward``, a model factory, a plugin's backend) may raise that a check
 #: reports as a named error: any exception, and ``SystemExit`` and ``GeneratorExit`` (a stray
@@ -28,6 +31,14 @@ def describe_exception(exc: BaseException, limit: int = 300) -> str:
     return first_line(f"{type(exc).__name__}: {exc}", limit)
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'atol'?)`` when one of ``choices`` is close to ``word``, else an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def informative_lines(text: str, limit: int = 400) -> str:
     """The lines of a framework error that say what broke, without TensorFlow's boilerplate and stacks."""
     import re
@@ -44,6 +55,11 @@ def informative_lines(text: str, limit: int = 400) -> str:
 
 class XframeError(Exception):
     """Base class of every error pytest-xframe raises on purpose."""
+
+    #: an export or conversion failure: the ONNX model the backend had, and its external data files
+    #: (kept with the failure's artifacts)
+    onnx_path: Path | None = None
+    external_data: tuple[Path, ...] = ()
 
     def __init__(
         self,
@@ -132,10 +148,14 @@ class BackendUnavailable(XframeError):
 
 
 class ParityError(XframeError, AssertionError):
-    """Outputs differ beyond tolerance. The message is the full mismatch report."""
+    """Outputs differ beyond tolerance. The message is the full mismatch report; ``mismatches``
+    holds what failed on the minimal example, one ``judge.mismatch.Mismatch`` per failing backend
+    (empty when the failure is over all the examples, top-k agreement, or drift). Errors are the
+    base every layer imports, so the type is named here, not imported."""
 
-    def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None) -> None:
+    def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None, mismatches: Sequence[Any] = ()) -> None:
         self.report_text = report_text
+        self.mismatches: tuple[Any, ...] = tuple(mismatches)
         super().__init__(report_text.splitlines()[0] if report_text else "", model=model, backend=backend)
 
     def _format(self) -> str:

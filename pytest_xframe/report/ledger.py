@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..plugin.options import CheckOptions
+    from ..check.options import CheckOptions
 
 #: on a setup report: the records of the check this test is, verdicts to be settled
 ANNOUNCED = "xframe_check"
@@ -42,7 +42,7 @@ def placeholder_records(test_id: str, options: CheckOptions, model: str, precisi
     report = ParityReport(test_id=test_id, options=options, model=model)
     for name in options.backends:
         report.backends[name] = BackendResult(name, precision=precision.get(name, "fp32"), verdict="error")
-    return records_from(report, [])
+    return records_from(report)
 
 
 def settled(records: list[dict[str, Any]], verdict: str, message: str) -> list[dict[str, Any]]:

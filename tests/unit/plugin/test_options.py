@@ -42,3 +42,13 @@ def test_unknown_check_option_lists_the_valid_ones(xframe, torch_mod) -> None:
         xframe.check(MLP(4, 2).eval(), inputs=[TensorSpec((2, 4))], atool=1e-3)
     with pytest.raises(SpecError, match=r"(?s)unknown backend\(s\) 'tensorflw'.*valid backends: onnxruntime, tensorflow"):
         xframe.check(MLP(4, 2).eval(), inputs=[TensorSpec((2, 4))], backends=["tensorflw"])
+
+
+def test_every_check_option_is_in_the_table_once() -> None:
+    from dataclasses import fields
+
+    from pytest_xframe.plugin.options import OPTIONS, CheckOptions
+
+    names = [o.name for o in OPTIONS]
+    assert len(names) == len(set(names))
+    assert [o.name for o in OPTIONS if o.check] == [f.name for f in fields(CheckOptions)]
