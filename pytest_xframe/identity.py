@@ -114,8 +114,9 @@ def _code_and_globals(code: Any, namespace: Mapping[str, Any], h: Any) -> None:
 
 def model_fingerprint(model: Any, weights: str | None = None) -> str:
     """Identity of a model for this session: classes, code, the plain module globals that code
-    names, structure and every weight (``weights``: its ``weights_digest`` when known). Code that ``forward`` calls in other functions, and globals
-    those read, are not seen."""
+    names, each module's own plain attributes and functions, structure and every weight
+    (``weights``: its ``weights_digest`` when known). Code that ``forward`` calls in other
+    functions, and globals those read, are not seen."""
     h = hashlib.sha256()
     for module in model.modules():
         cls = type(module)
@@ -126,9 +127,26 @@ def model_fingerprint(model: Any, weights: str | None = None) -> str:
             _code_and_globals(code, getattr(forward, "__globals__", {}), h)
         else:
             h.update(_script_code(module).encode())
+        _own_attributes(module, h)
     h.update(safe_repr(model).encode())
     h.update((weights or weights_digest(model)).encode())
     return h.hexdigest()
+
+
+def _own_attributes(module: Any, h: Any) -> None:
+    """Hash a module's own attributes that ``forward`` may branch on: plain values (``self.mode =
+    "fast"``) and functions (their code), so that two instances of one class with the same weights
+    but other settings never share an export. Other objects count by their type only (their repr
+    may hold an address, which would differ from run to run)."""
+    for key, value in sorted(vars(module).items()):
+        if key.startswith("_") or key == "training":  # torch.nn.Module's registries, hooks, mode
+            continue
+        h.update(f"{key}:{type(value).__qualname__};".encode())
+        if isinstance(value, _PLAIN_VALUES):
+            h.update(repr(value)[:1000].encode())
+        code = getattr(getattr(value, "__func__", value), "__code__", None)
+        if code is not None:
+            _code_and_globals(code, getattr(getattr(value, "__func__", value), "__globals__", {}), h)
 
 
 def _script_code(module: Any) -> str:

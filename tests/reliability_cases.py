@@ -245,6 +245,14 @@ def _set_grad(m: nn.Module) -> None:
     m.lin.weight.grad = torch.zeros_like(m.lin.weight)
 
 
+def _train(m: nn.Module) -> None:
+    m.train()
+
+
+def _backward_hook(m: nn.Module) -> None:
+    m.lin.register_full_backward_hook(lambda module, grad_in, grad_out: None)
+
+
 class InPlaceInput(nn.Module):
     """Deterministic, but writes its input in place."""
 
@@ -258,6 +266,19 @@ class InPlaceTwoInputs(nn.Module):
         a.add_(b)
         b.zero_()
         return a * 2
+
+
+class Scaled(nn.Module):
+    """The same weights in every instance; ``scale``, a plain attribute, sets what forward returns."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3, 2)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.lin(x) * self.scale
 
 
 class ComplexOut(nn.Module):
@@ -402,10 +423,15 @@ CASES = [
     Case("forward-sets-a-new-attribute", lambda: eval_(StateChanger, _new_attribute), spec(3), "passed"),
     Case("forward-parametrizes-a-weight", lambda: eval_(StateChanger, _parametrize), spec(3), "passed"),
     Case("forward-sets-a-grad", lambda: eval_(StateChanger, _set_grad), spec(3), "passed"),
+    Case("forward-calls-train", lambda: eval_(StateChanger, _train), spec(3), "passed"),
+    Case("forward-registers-a-backward-hook", lambda: eval_(StateChanger, _backward_hook), spec(3), "passed"),
     # correct models a check must not misjudge
     Case("forward-writes-its-input", lambda: InPlaceInput().eval(), spec(2, 3), "passed"),
     Case("forward-writes-both-inputs", lambda: InPlaceTwoInputs().eval(), lambda: [TensorSpec((3,)), TensorSpec((3,))], "passed"),
     Case("complex-output", lambda: ComplexOut().eval(), spec(2, 3), "passed"),
+    # one class, the same weights, another setting: each instance gets its own export
+    Case("same-weights-scale-2", lambda: Scaled(2.0).eval(), spec(3), "passed"),
+    Case("same-weights-scale-3", lambda: Scaled(3.0).eval(), spec(3), "passed"),
     Case("torch-jit-script", lambda: torch.jit.script(lin()), spec(3), "passed"),
     Case("torch-jit-trace", lambda: torch.jit.trace(lin(), torch.zeros(1, 3)), spec(3), "passed"),
     # outputs whose names would not tell them apart

@@ -95,10 +95,12 @@ class TensorPart:
     saved: Any
     #: its ``.grad`` (a leaf's), by identity
     grad: Any = None
+    #: where its values live: ``t.data = other`` swaps them without counting a write
+    ptr: int = 0
 
     @classmethod
     def of(cls, kind: str, where: str, obj: Any, saved: Any) -> TensorPart:
-        return cls(kind, where, obj, version(obj), obj.dtype, obj.device, tuple(obj.shape), obj.requires_grad, saved, _grad(obj))
+        return cls(kind, where, obj, version(obj), obj.dtype, obj.device, tuple(obj.shape), obj.requires_grad, saved, _grad(obj), _ptr(obj))
 
     def _moved(self) -> str:
         """'dtype float32 -> float64', 'device ...', 'shape ...': how the object now differs, or ''."""
@@ -114,13 +116,17 @@ class TensorPart:
         moved, found = self._moved(), []
         if moved:
             found.append(f"{self.kind} {self.where} ({moved})")
-        elif version(self.obj) != self.version and not self._same_values():
+        elif self._written() and not self._same_values():
             found.append(f"{self.kind} {self.where}")
         if self.obj.requires_grad != self.requires_grad:
             found.append(f"{self.kind} {self.where} (requires_grad {self.requires_grad} -> {self.obj.requires_grad})")
         if _grad(self.obj) is not self.grad:
             found.append(f"{self.kind} {self.where} (grad {'set' if self.grad is None else 'replaced'})")
         return found
+
+    def _written(self) -> bool:
+        """Written in place (its write count moved) or given other values (``.data = ...``)."""
+        return version(self.obj) != self.version or _ptr(self.obj) != self.ptr
 
     def _same_values(self) -> bool:
         """Written in place but to the values it had (a converter that copies weights in and out
@@ -136,7 +142,7 @@ class TensorPart:
         """Put the object's values, dtype, device and requires_grad back; the name of what could
         not be (values written, narrowed or reshaped with no copy kept), else None."""
         t, lost = self.obj, None
-        moved, written = bool(self._moved()), version(t) != self.version
+        moved, written = bool(self._moved()), self._written()
         if self.saved is not None and moved:
             t.data = self.saved
         elif self.saved is not None and written:
@@ -157,6 +163,14 @@ class TensorPart:
 def _grad(tensor: Any) -> Any:
     """A leaf tensor's ``.grad`` (reading a non-leaf's warns; it has none to keep)."""
     return tensor.grad if tensor.is_leaf else None
+
+
+def _ptr(tensor: Any) -> int:
+    """The address of a tensor's values (0 where it has none to give: sparse, nested)."""
+    try:
+        return int(tensor.data_ptr())
+    except RuntimeError:
+        return 0
 
 
 def _short(value: Any) -> str:

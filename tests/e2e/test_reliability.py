@@ -227,10 +227,12 @@ STATE_WARNINGS = [
     "(parameter lin.bias replaced)",
     "(buffer cache added)",
     "(submodule extra added)",
-    "(attribute seen (contents))",
+    "(attribute seen*)",  # "(contents)", or replaced where the dynamo exporter put a copy of the list back
     "(attribute warmed_up added)",
     "(parameter lin.weight removed, submodule lin.parametrizations added, class of lin (Linear -> ParametrizedLinear))",
     "(parameter lin.weight (grad set))",
+    "(training mode of the model (False -> True), training mode of lin (False -> True))",
+    "(backward hooks of lin (* added))",
 ]
 
 

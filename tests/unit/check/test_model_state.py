@@ -1,0 +1,35 @@
+"""The model's state: parts a check's cases cannot reach through a passing model (a ``forward``
+that gives a weight other values through ``.data`` changes what the export captures)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from pytest_xframe.check.model_state import ModelState, restore_and_warn
+from pytest_xframe.errors import ModelStateWarning
+
+
+def test_new_values_through_data_are_named_and_restored() -> None:
+    model = nn.Sequential(nn.Linear(3, 2))
+    weight = model[0].weight
+    before = weight.detach().clone()
+    state = ModelState.of(model)
+    weight.data = torch.zeros_like(weight)  # no write is counted: only the values' address moves
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        restore_and_warn(state, "Net")
+    assert [str(w.message).split(";")[0] for w in caught if w.category is ModelStateWarning] == [
+        "Net.forward changes the model's own state (parameter 0.weight)"
+    ]
+    assert model[0].weight is weight and torch.equal(weight, before)
+    assert state.changes() == []
+
+
+def test_the_same_values_at_a_new_address_are_not_a_change() -> None:
+    model = nn.Sequential(nn.Linear(3, 2))
+    state = ModelState.of(model)
+    model[0].weight.data = model[0].weight.data.clone()
+    assert state.changes() == []
