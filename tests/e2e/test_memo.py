@@ -56,8 +56,9 @@ def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> No
     (first, examples), (second, _) = found["onnxruntime"], found["tensorflow"]
     assert examples == 20 and first >= 5  # the first runs torch for each distinct input, + the output-name run
     # generation draws the same inputs; only hypothesis's targeting (steered by each backend's
-    # own errors) leaves the second backend inputs of its own
-    assert second <= first // 2, found
+    # own errors) leaves the second backend inputs of its own: how many depends on the seed,
+    # which is derived from the model's fingerprint, so only "some were shared" is certain
+    assert second < first, found
     # another test of the same model draws inputs of its own and shares nothing (its forward may
     # read state the model's fingerprint cannot see)
     assert found["other"][0] >= 5, found
