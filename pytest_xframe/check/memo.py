@@ -61,6 +61,12 @@ def _return_freed_memory() -> None:
         pass
 
 
+def _file_bytes(artifact: OnnxArtifact) -> int:
+    """The bytes of the export's files that exist (a backend that converts the torch module may
+    be prepared from an export it never wrote)."""
+    return sum(f.stat().st_size for f in artifact.files if f.exists())
+
+
 class SessionMemo:
     """Session-wide: exports and prepared backends, memoised by what determines them.
 
@@ -150,7 +156,7 @@ class SessionMemo:
         found = self._prepared.get(key)
         fresh = found is None
         import_seconds = 0.0
-        size = sum(f.stat().st_size for f in artifact.files)
+        size = _file_bytes(artifact)
         if fresh:
             self._make_room(size)
             found, import_seconds = self._build(spec, artifact, model_name, source, calibration, int8_io)
@@ -197,7 +203,7 @@ class SessionMemo:
         """A full disk while converting, as DiskFullError: the conversion writes about the export's
         size (a SavedModel's variables, a flatbuffer) into the cache, or the scratch dir without one."""
         where = self.cache.root or self.cache.scratch or artifact.path.parent
-        needed = sum(f.stat().st_size for f in artifact.files)
+        needed = _file_bytes(artifact)
         return disk_full(exc, where, needed, doing=f"converting for {spec.name}", model=model_name, backend=spec.name)
 
     def _keep_prepared(self, key: tuple, value: Prepared | XframeError, size: int) -> None:
