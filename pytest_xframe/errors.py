@@ -205,3 +205,54 @@ class SpecTextError(SpecError):
 class VacuousCheckWarning(UserWarning):
     """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
     zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""
+
+
+class DiskFullError(ResourceError):
+    """The disk filled up while an export or a conversion was written: that check fails, the
+    session goes on, and the cache keeps no partial entry (builds are moved in only when whole)."""
+
+
+#: what a full disk or an exhausted quota says when a framework's C++ reports it as text
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+
+
+def disk_full(
+    exc: BaseException, directory: object, needed: int, *, doing: str, model: str | None = None, backend: str | None = None
+) -> DiskFullError | None:
+    """A DiskFullError naming the directory, the bytes needed (about ``needed``) and the bytes
+    free, when ``exc`` or an exception it came from is a full disk (``ENOSPC``, ``EDQUOT``, or a
+    framework's message saying so); None otherwise."""
+    import errno
+    import os
+    import shutil
+
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    hit = next(
+        (e for e in seen if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(t in str(e) for t in _DISK_FULL_TEXT)),
+        None,
+    )
+    if hit is None:
+        return None
+    filename = getattr(hit, "filename", None)
+    where = os.path.dirname(os.fspath(filename)) if filename else os.fspath(directory)  # type: ignore[arg-type]
+    probe = where
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free = shutil.disk_usage(probe or ".").free
+    return DiskFullError(
+        f"the disk filled up while {doing}: {where} needs about {shown_bytes(needed)}, and {shown_bytes(free)} is free there",
+        model=model,
+        backend=backend,
+        cause=describe_exception(hit),
+        hint="free space on that disk, or write elsewhere: --xframe-cache-dir for conversions and kept exports, "
+        "TMPDIR for the run's working files",
+    )
+
+
+def shown_bytes(n: int) -> str:
+    """``1.63 GiB``, ``12.0 MiB``, ``4 KiB``: a size in a message."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB" if n >= 2**10 else f"{n} bytes"

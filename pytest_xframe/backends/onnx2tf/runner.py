@@ -75,10 +75,9 @@ def load_saved_model(path: Path) -> Onnx2tfRunner:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
-    from ..conversion import refuse_external_data
-    from .convert import convert, converter_revision
+    from .convert import convert, converter_revision, refuse_whole_model_limit
 
-    refuse_external_data(artifact, converter="onnx2tf", backend="onnx2tf", model_name=ctx.model_name)
+    refuse_whole_model_limit(artifact, ctx.model_name)
 
     return convert_and_load(
         ctx,

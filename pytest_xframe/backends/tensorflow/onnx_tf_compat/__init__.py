@@ -43,14 +43,25 @@ import threading
 
 from .handlers import RECURRENT_OPS, handled_versions, handler_table
 from .mapping import ensure_onnx_mapping
-from .patches import last_failed_node, register_handlers, reset_failed_node, trace_without_autograph, track_failing_node, with_autograph
+from .patches import (
+    hold_as_variables,
+    last_failed_node,
+    prepare_unchecked,
+    register_handlers,
+    reset_failed_node,
+    trace_without_autograph,
+    track_failing_node,
+    with_autograph,
+)
 from .stand_ins import MissingOptionalModule, ensure_stand_ins
 
 __all__ = [
     "MissingOptionalModule",
     "handled_versions",
+    "hold_as_variables",
     "install",
     "last_failed_node",
+    "prepare_unchecked",
     "reset_failed_node",
     "with_autograph",
 ]
