@@ -1,7 +1,7 @@
 """TensorFlow through onnx2tf: convert to a SavedModel, load it back, compare in the ONNX layout.
 
 onnx2tf makes image-like tensors channels-last. Inputs stay in the ONNX layout at conversion
-(see :mod:`pytest_xframe.convert.onnx2tf`); outputs it made channels-last are transposed back
+(see :mod:`pytest_xframe.backends.onnx2tf.convert`); outputs it made channels-last are transposed back
 here, and outputs whose dtype onnx2tf narrowed are cast back to the ONNX dtype so that the
 comparison shows values, not a dtype mismatch.
 """

@@ -2,7 +2,7 @@
 
 Kept apart from the TensorFlow side so each rewrite can be tested with onnx alone. Op-version gaps
 (Unsqueeze-13, Reduce*-18, LayerNormalization, ...) are closed by handlers in
-:mod:`pytest_xframe.convert.onnx_tf_compat`, not here: a handler reads a constant ``axes`` input
+:mod:`pytest_xframe.backends.tensorflow.onnx_tf_compat`, not here: a handler reads a constant ``axes`` input
 directly, which is simpler than folding it into an attribute and faking an older op version.
 """
 

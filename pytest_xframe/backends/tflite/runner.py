@@ -14,7 +14,7 @@ ops only: the standalone LiteRT interpreter has no TensorFlow "select" ops), whi
   dimensions (a batch ``Dim``) work.
 
 The interpreter, the feed casting and :class:`TfliteRunner` are shared with the ``litert-torch``
-backend (:mod:`.litert_torch_runner`), which makes its flatbuffer from the torch module instead.
+backend (:mod:`pytest_xframe.backends.litert_torch.runner`), which makes its flatbuffer from the torch module instead.
 """
 
 from __future__ import annotations
