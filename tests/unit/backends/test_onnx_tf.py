@@ -289,6 +289,56 @@ def test_grid_sample_every_mode_matches_onnxruntime(opset: int, spatial: int, wo
     _check_ort(model, {"x": x, "grid": grid}, workdir, f"grid_sample{opset}_{spatial}d")
 
 
+WARP_MODEL = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Warp(nn.Module):
+    """A spatial transformer's core: pads (reflect, replicate), predicts an offset field and
+    resamples the image with F.grid_sample in three modes and three padding modes."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.offsets = nn.Conv2d(3, 2, 3)
+
+    def forward(self, image):
+        n, _, h, w = image.shape
+        padded = F.pad(image, (1, 1, 1, 1), mode="reflect") + F.pad(image, (1, 1, 1, 1), mode="replicate")
+        offsets = torch.tanh(self.offsets(padded)).permute(0, 2, 3, 1) * 0.3
+        ys, xs = torch.meshgrid(torch.linspace(-1.2, 1.2, h), torch.linspace(-1.2, 1.2, w), indexing="ij")
+        grid = torch.stack([xs, ys], -1).unsqueeze(0) + offsets
+        a = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        b = F.grid_sample(image, grid, mode="nearest", padding_mode="border", align_corners=True)
+        c = F.grid_sample(image, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+        return F.pad(a + b, (0, 2, 1, 0)), c
+'''
+
+
+def test_grid_sample_and_pad_through_the_plugin(xf_pytester: pytest.Pytester) -> None:
+    """A torch model using F.pad and F.grid_sample, checked on tensorflow through a real session by
+    each exporter: the dynamo export (GridSample-20, Pad-18+) and the TorchScript one at opset 17
+    (GridSample-16, Pad-13 with its constant value given as '')."""
+    xf_pytester.makepyfile(warp_model=WARP_MODEL)
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from warp_model import Warp
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.parametrize("route", [{"exporter": "dynamo"}, {"exporter": "torchscript", "opset": 17}])
+        def test_warp(xframe, route):
+            report = xframe.check(Warp().eval(), [TensorSpec((1, 3, 8, 10))], backends=["tensorflow"], max_examples=3, seed=0, **route)
+            assert report["tensorflow"].verdict == "passed"
+            assert report["tensorflow"].onnx.startswith(route["exporter"])
+        """
+    )
+    result = xf_pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
 def test_resize19_from_interpolate(workdir: Path) -> None:
     class Up(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
