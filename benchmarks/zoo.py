@@ -104,14 +104,23 @@ def _fig(value: float | None, fmt: str = ".2g") -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def rows(report: Path, scales: Path) -> list[str]:
+def vacuous(output: Path) -> set[str]:
+    """The ``<model>-<backend>`` ids of the checks that warned VacuousCheckWarning (their message names the test)."""
+    text = output.read_text(errors="replace") if output.exists() else ""
+    return set(re.findall(r"VacuousCheckWarning: test_zoo\.py::test_zoo\[([^\]]+)\]", text))
+
+
+def rows(report: Path, scales: Path, output: Path) -> list[str]:
     per_output = read_scales(scales)
     scale = {model: max(outputs.values(), default=None) for model, outputs in per_output.items()}
+    warned = vacuous(output)
     lines = ["| model | backend | verdict | ran | scale | max abs | smallest atol | snr dB | cosine | message |", "|---|" + "---|" * 9]
     for rec in json.loads(report.read_text())["checks"]:
         metrics = [o["metrics"] for o in rec["outputs"] if o.get("metrics")]
         worst = {k: [m[k] for m in metrics if m[k] is not None] for k in ("smallest_atol", "snr_db", "cosine")}
         message = (rec.get("message") or "").splitlines()[0][:110] if rec.get("message") else ""
+        if f"{rec['model']}-{rec['backend']}" in warned:
+            message = ("VacuousCheckWarning; " + message).rstrip("; ")
         lines.append(
             f"| {rec['model']} | {rec['backend']} | {rec['verdict']} | {rec['onnx'] or '-'} | {_fig(scale.get(rec['model']))} | "
             f"{_fig(rec['max_abs'])} | {_fig(max(worst['smallest_atol'], default=None))} | {_fig(min(worst['snr_db'], default=None), '.0f')} | "
@@ -168,7 +177,7 @@ def main() -> None:
     report, output, scales, seconds = run(args, extra)
     if not report.exists():
         sys.exit(f"no report written; see {output}")
-    print("\n".join(measured(report, scales) if args.measure else rows(report, scales)))
+    print("\n".join(measured(report, scales) if args.measure else rows(report, scales, output)))
     print(f"\n{noise(output)}; {seconds:.0f} s")
 
 

@@ -205,7 +205,8 @@ def _require_exporter(exporter: str, model_name: str) -> None:
         raise ExportError(
             "the dynamo exporter needs onnxscript, which is not installed",
             model=model_name,
-            hint="pip install 'pytest-xframe[dynamo]', or pass exporter='torchscript'",
+            hint="pip install 'pytest-xframe[dynamo]'",
+            routes=(("torchscript", None),),
         )
 
 
@@ -231,7 +232,7 @@ def _require_opset(exporter: str, opset: int | None, opset_used: int, model_name
             f"the {exporter} exporter produced opset {opset_used}, not the requested opset {opset}",
             model=model_name,
             cause="torch.onnx could not convert the model to the requested opset and kept its own",
-            hint=f"pass opset={opset_used}, or another exporter (exporter='torchscript' / 'dynamo')",
+            routes=((exporter, opset_used), (_other_exporter(exporter), opset)),
         )
 
 

@@ -111,10 +111,10 @@ def _cubic_weights(t: Any) -> list[Any]:
 def _taps(tf: Any, c: Any, mode: str) -> tuple[Any, Any]:
     """(integer index, weight) of the taps along one axis at coordinate ``c``, stacked on a new last axis."""
     if mode == "nearest":
-        return tf.cast(tf.math.round(c), tf.int32)[..., None], tf.ones_like(c)[..., None]  # half to even, as nearbyint
+        return tf.expand_dims(tf.cast(tf.math.round(c), tf.int32), -1), tf.expand_dims(tf.ones_like(c), -1)  # half to even, as nearbyint
     base = tf.math.floor(c)
     t = c - base
-    first = tf.cast(base, tf.int32)[..., None]
+    first = tf.expand_dims(tf.cast(base, tf.int32), -1)
     if mode == "linear":
         return tf.concat([first, first + 1], -1), tf.stack([1.0 - t, t], -1)
     return first + tf.range(-1, 3), tf.stack(_cubic_weights(t), -1)
@@ -150,8 +150,10 @@ def grid_sample_16(cls: type, node: Any, **kwargs: Any) -> list[Any]:
     channels_last = tf.transpose(x, [0, *range(2, rank), 1])  # [N, D1..Dk, C]: gather_nd reads C at once
     shape = tf.shape(x)
     axes = [_Axis(tf, shape[2 + d], align_corners, grid.dtype) for d in range(spatial)]
-    # the grid's last axis lists coordinates innermost first (x = width, then y = height, ...)
-    coords = [axis.coordinate(grid[..., spatial - 1 - d]) for d, axis in enumerate(axes)]
+    # the grid's last axis lists coordinates innermost first (x = width, then y = height, ...);
+    # no ellipsis slicing here: TFLite has no builtin kernel for it on dynamic shapes
+    components = tf.unstack(grid, num=spatial, axis=-1)
+    coords = [axis.coordinate(components[spatial - 1 - d]) for d, axis in enumerate(axes)]
     any_outside = tf.reduce_any(tf.stack([axis.outside(c) for axis, c in zip(axes, coords)]), axis=0)
     # cubic reads 4 taps around the point itself: a clamped point would move them (onnxruntime, torch)
     moved = "zeros" if mode == "cubic" and padding == "border" else padding
@@ -163,5 +165,5 @@ def grid_sample_16(cls: type, node: Any, **kwargs: Any) -> list[Any]:
         per_axis.append((index, weight * tf.cast(inside, weight.dtype)))
     index, weight = _every_tap(tf, per_axis)
     values = tf.gather_nd(channels_last, index, batch_dims=1)  # [N, O1..Ok, T, C]
-    out = tf.reduce_sum(values * tf.cast(weight, x.dtype)[..., None], axis=-2)
+    out = tf.reduce_sum(values * tf.expand_dims(tf.cast(weight, x.dtype), -1), axis=-2)
     return [tf.transpose(out, [0, rank - 1, *range(1, rank - 1)])]
