@@ -48,7 +48,7 @@ class Scaled(torch.nn.Module):
         self.model, self.factor = model, factor
 
         def forward(*args, **kwargs):  # the model's own signature, so inputs bind to it as before
-            from pytest_xframe.outputs import flatten
+            from pytest_xframe.export.outputs import flatten
             out = model(*args, **kwargs)
             return {{name: t * factor if t.is_floating_point() else t for name, t in flatten(out, torch.is_tensor)}}
 
@@ -56,9 +56,9 @@ class Scaled(torch.nn.Module):
 
 def _scales(model, inputs):
     """RMS of each of torch's float outputs on the export example (numbers, no plugin involved)."""
-    from pytest_xframe.export import example_feeds
-    from pytest_xframe.spec import bind_inputs
-    from pytest_xframe.outputs import as_numpy
+    from pytest_xframe.export.to_onnx import example_feeds
+    from pytest_xframe.inputs.spec import bind_inputs
+    from pytest_xframe.export.outputs import as_numpy
     slots = bind_inputs(model, inputs, "zoo")
     feeds = {{k: torch.from_numpy(v) for k, v in example_feeds(slots).items()}}
     with torch.no_grad():
