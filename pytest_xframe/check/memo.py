@@ -23,6 +23,7 @@ from ..export.cache import KEYED_KIND, shared_export, stored_export
 from ..export.to_onnx import OnnxArtifact
 from ..identity import feeds_digest, int_digest
 from ..inputs.calibration import Calibration
+from ..quiet import captured
 from .hypothesis_compat import forced_seed
 
 #: torch outputs kept for reuse across a model's checks in one session (least recently used go first)
@@ -177,26 +178,30 @@ class SessionMemo:
         )
         import_seconds = 0.0
         try:
-            # missing: a skip naming the extra; installed but broken: a ConversionError
-            import_seconds = import_converter(
-                spec.import_framework, name=", ".join(spec.framework), backend=spec.name, model_name=model_name,
-                hint=spec.install_hint,
-            )
-            self.limit_threads(spec.limit_threads)
-            return spec.prepare(artifact, ctx), import_seconds
+            # the converters' logs (absl, TensorFlow's C++ lines) go into an error's details, not the report
+            with captured() as printed:
+                # missing: a skip naming the extra; installed but broken: a ConversionError
+                import_seconds = import_converter(
+                    spec.import_framework, name=", ".join(spec.framework), backend=spec.name, model_name=model_name,
+                    hint=spec.install_hint,
+                )
+                self.limit_threads(spec.limit_threads)
+                return spec.prepare(artifact, ctx), import_seconds
+        except XframeError as exc:
+            if exc.details:  # an error without a traceback (a refusal up front) stays without one
+                exc.details += printed.section()
+            return self._disk_full(exc, spec, artifact, model_name) or exc, import_seconds
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a backend plugin's bug must not surface as its traceback
             full = self._disk_full(exc, spec, artifact, model_name)
             if full is not None:
                 return full, import_seconds
-            if isinstance(exc, XframeError):
-                return exc, import_seconds
             return ConversionError(
                 f"backend {spec.name} raised while preparing the model (a bug in the backend or its converter)",
                 model=model_name, backend=spec.name, cause=describe_exception(exc),
                 hint="run with -v for the full traceback; report it to the backend's authors",
-                details="".join(traceback.format_exception(exc)),
+                details="".join(traceback.format_exception(exc)) + printed.section(),
             ), import_seconds
 
     def _disk_full(self, exc: BaseException, spec: Backend, artifact: OnnxArtifact, model_name: str) -> XframeError | None:

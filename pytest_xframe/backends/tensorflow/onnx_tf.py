@@ -34,7 +34,9 @@ __all__ = [
 BACKEND = "tensorflow (onnx-tf)"
 _INSTALL_HINT = "pip install pytest-xframe[tf]"
 _OTHER_ROUTES = "try backends=['onnx2tf'] or ['tflite'], or check against onnxruntime only"
-_ALTERNATIVES = f"pass exporter='torchscript', opset=13 (or 17), or exporter='dynamo'; or {_OTHER_ROUTES}"
+#: the exports worth trying when one fails to convert (the errors name them; ``check`` drops those tried)
+_ROUTES: tuple[tuple[str, int | None], ...] = (("torchscript", 13), ("torchscript", 17), ("dynamo", None))
+_ALTERNATIVES = _OTHER_ROUTES
 #: weights above which a conversion ends with a garbage collection (see :func:`convert_file`)
 COLLECT_BYTES = 64 * 2**20
 _NOT_IMPLEMENTED = re.compile(r"(\w+)(?: version (\d+))? is not implemented")
@@ -181,13 +183,16 @@ def _conversion_error(exc: BaseException, model: onnx.ModelProto, model_name: st
         summary = f"onnx-tf failed converting {op_label} ({where}{opset_text})"
         cause = f"{type(exc).__name__}: {_first_line(message)}"
         hint = _ALTERNATIVES
+    routes = () if "at any opset" in hint else _ROUTES  # no other export helps an op without any handler
     return ConversionError.from_exception(
-        exc, summary, op_type=op_type, op_version=version, node_name=node_name, model=model_name, backend=BACKEND, cause=cause, hint=hint
+        exc, summary, op_type=op_type, op_version=version, node_name=node_name, model=model_name, backend=BACKEND, cause=cause, hint=hint,
+        routes=routes,
     )
 
 
 def _not_implemented_hint(op_type: str | None) -> str:
-    """Point at an older op version when onnx-tf has one, else at other routes."""
+    """Point at an older op version when onnx-tf has one (the exports to try are the error's
+    ``routes``), else at other backends."""
     if op_type:
         try:
             from onnx_tf.common.handler_helper import get_all_backend_handlers
@@ -198,7 +203,7 @@ def _not_implemented_hint(op_type: str | None) -> str:
         versions = sorted(handler.get_versions()) if handler is not None else []
         if not versions:
             return f"{op_type} has no onnx-tf handler at any opset: avoid it in the model, {_OTHER_ROUTES}"
-        return f"onnx-tf has {op_type} versions {versions}: " + _ALTERNATIVES
+        return f"onnx-tf has {op_type} versions {versions} (an export at another opset may use one); " + _ALTERNATIVES
     return _ALTERNATIVES
 
 
@@ -284,6 +289,7 @@ def _convert_split(split: Any, out_dir: pathlib.Path, model_name: str) -> None:
             backend=BACKEND,
             cause=f"{type(exc).__name__}: {_first_line(str(exc))}",
             hint=_ALTERNATIVES,
+            routes=_ROUTES,
         ) from exc
 
     def export() -> None:

@@ -35,6 +35,8 @@ from .. import Backend, BuildContext, Prepared, convert_and_load
 from ..tensorflow.runner import ONNX_TF_DISTS, limit_tensorflow, match_names, onnx_tf_key
 
 NAME = "tflite"
+#: exports worth trying when the converter fails on one (``check`` drops those already tried)
+_ROUTES: tuple[tuple[str, int | None], ...] = (("dynamo", None), ("torchscript", 17), ("torchscript", 13))
 SIGNATURE = "serving_default"
 FLATBUFFER_NAME = "model.tflite"
 
@@ -137,7 +139,7 @@ def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
             model=model_name,
             backend=NAME,
             cause=f"the converter would need TensorFlow 'select' ops ({ops}), which the LiteRT interpreter does not include",
-            hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
+            hint="try the tensorflow or onnx2tf backend", routes=_ROUTES,
         )
     line = next((ln.strip() for ln in text.splitlines() if "error:" in ln), text.strip().splitlines()[0] if text.strip() else "")
     op = re.search(r'fused\["([A-Za-z0-9_.]+):', line)
@@ -151,7 +153,7 @@ def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
         model=model_name,
         backend=NAME,
         cause=f"{type(exc).__name__}: {message[:300]}",
-        hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
+        hint="try the tensorflow or onnx2tf backend", routes=_ROUTES,
     )
 
 
@@ -249,7 +251,7 @@ BACKEND = Backend(
     prepare=prepare,
     modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
     extra="tflite",
-    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+    exports=_ROUTES,
     framework=("tensorflow",),
     load_case=load_case,
     distributions=(*ONNX_TF_DISTS, "ai-edge-litert"),
