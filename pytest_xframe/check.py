@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import guard, validation
+from . import check_data, guard, quantization, validation
 from .backends import Backend, Prepared, TorchSource
 from .calibration import Calibration
+from .check_data import ExampleHooks
 from .engine import Engine, model_fingerprint
 from .errors import (
     BackendUnavailable,
@@ -44,6 +45,7 @@ from .results import BackendResult, ParityReport, Subject, Target
 from .settings import CheckOptions
 from .spec import InputSlot, bind_inputs, calls_positionally
 from .strategies import Feeds, feeds_strategy, shared_dims
+from .structured import check_declared, rates_failure
 
 __all__ = ["BackendResult", "ParityReport", "run_check", "slots_key"]
 
@@ -73,15 +75,23 @@ def run_check(
     try:
         subject = _subject(engine, model, slots, name, state)
         check_names(options.policy, subject.output_names, engine.backends.names(), name)
+        check_declared(options.detections, options.sequences, subject.output_names, name)
+        data = check_data.open_for(engine, subject, options, report)  # before preparing: calibration may read it
         # only with the user's word for the code: an export reused across runs (export_cache.py)
         vouched = None if options.export_key is None else vouched_key(options.export_key, engine.rootdir, name)
-        targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report, vouched) for b in options.backends]
+        targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report, vouched, data) for b in options.backends]
+        for t in targets:
+            quantization.note(report.backends[t.name], t, options, name)
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
         model_key = (siblings, subject.fingerprint, subject.slots_key)
         vacuity = VacuityTracker()
-        parity = _hypothesis_test(engine, subject, targets, options, report, model_key, vacuity)
+        hooks = ExampleHooks.for_check(options, targets)
+        run_one = _example_runner(engine, subject, targets, options, report, model_key, vacuity, hooks)
+        parity = _hypothesis_test(engine, subject, options, report, model_key, run_one, data)
         try:
+            if data is not None:
+                guard.bounded(lambda: _over_data(data, run_one, hooks, report, subject, targets), name)
             guard.bounded(parity, name)
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
@@ -90,7 +100,7 @@ def run_check(
             guard.note_state(failure, state)
             finish_failure(failure, report, targets, subject, options, artifacts_root, engine.workdir)
         _warn_vacuous(vacuity, report)
-        failed_over_examples = aggregate_failure(report)
+        failed_over_examples = aggregate_failure(report) or rates_failure(report, hooks.rates)
         if failed_over_examples is not None:
             raise failed_over_examples
         for result in _pending(report):
@@ -108,6 +118,15 @@ def run_check(
     finally:
         # forward and the exporters may change buffers, attributes and modes: put everything back
         guard.restore_and_warn(state, name)
+
+
+def _over_data(data: Any, run_one: Callable[..., None], hooks: ExampleHooks, report: ParityReport, subject: Subject, targets: list[Target]) -> None:
+    """Every sample of ``data=`` as it is, then the thresholds over them (``check_data``)."""
+    __tracebackhide__ = True
+    check_data.run_samples(data, run_one, hooks, report)
+    failure = check_data.over_data_failure(data, run_one, hooks, report, subject, targets)
+    if failure is not None:
+        raise failure
 
 
 def _admit(engine: Engine, model: Any, inputs: Any, options: CheckOptions, name: str) -> tuple[InputSlot, ...]:
@@ -189,7 +208,7 @@ def _keyed(subject: Subject, vouched: str | None, exporter: str, opset: int | No
 
 
 def _prepare_target(
-    engine: Engine, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport, vouched: str | None = None
+    engine: Engine, backend: Backend, subject: Subject, options: CheckOptions, report: ParityReport, vouched: str | None = None, data: Any = None
 ) -> Target:
     """The backend's runner on the first export in its plan that exports and converts."""
     result = report.backends.setdefault(backend.name, BackendResult(backend.name, precision=backend.precision))
@@ -204,7 +223,7 @@ def _prepare_target(
         except ExportError as exc:
             errors.append(for_backend(exc, backend.name, None))
             continue
-        calibration = _calibration(subject, options) if backend.calibrated else None
+        calibration = _calibration(subject, options, data) if backend.calibrated else None
         try:
             prepared, fresh_prepare, import_seconds = engine.prepare(
                 backend, artifact, subject.name, TorchSource(subject.model, subject.slots, subject.positional),
@@ -225,12 +244,15 @@ def _prepare_target(
     raise first
 
 
-def _calibration(subject: Subject, options: CheckOptions) -> Calibration:
-    """The samples a calibrated (quantized) backend quantizes with: the user's, or drawn from the spec."""
+def _calibration(subject: Subject, options: CheckOptions, data: Any = None) -> Calibration:
+    """The samples a calibrated (quantized) backend quantizes with: the user's, those of ``data=``,
+    or drawn from the spec."""
     from . import calibration
 
     if options.calibration is not None:
         return calibration.from_user(options.calibration, subject.slots, subject.name)
+    if data is not None:
+        return data.calibration(options.calibration_samples)
     return calibration.from_spec(subject.slots, options.calibration_samples, options.calibration_seed)
 
 
@@ -250,12 +272,18 @@ def _note_preparation(
 
 
 def _hypothesis_test(
-    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
+    engine: Engine, subject: Subject, options: CheckOptions, report: ParityReport, model_key: tuple, run_one: Callable[[Feeds], None], data: Any = None
 ) -> Any:
-    """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database."""
+    """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database:
+    from the specs, or around the samples of ``data=`` (``data.explore``)."""
     from hypothesis import HealthCheck, given, seed, settings
 
-    run_one = _example_runner(engine, subject, targets, options, report, model_key, vacuity)
+    if data is not None:
+        from .data.explore import around_samples
+
+        strategy = around_samples(data, options.data_scale)
+    else:
+        strategy = feeds_strategy(subject.slots)
 
     @settings(
         max_examples=options.max_examples,
@@ -265,7 +293,7 @@ def _hypothesis_test(
         # the explain phase lists lines of our own code that only failing runs took: noise here
         phases=[p for p in settings.default.phases if p.name != "explain"],
     )
-    @given(feeds_strategy(subject.slots))
+    @given(strategy)
     def parity(feeds: Feeds) -> None:
         __tracebackhide__ = True
         run_one(feeds)
@@ -275,6 +303,17 @@ def _hypothesis_test(
         return seed(options.seed)(parity)
     seed_keeping_database(parity, engine.example_seed(model_key))
     return parity
+
+
+def _steer(backend: str, comparisons: list, judged: list[Judged]) -> None:
+    """hypothesis.target: toward the inputs with the largest error (and lowest SNR where judged)."""
+    from hypothesis import target
+
+    worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)
+    target(min(worst, 1e12), label=f"tolerance ratio, {backend}")
+    snr = snr_judged(judged)
+    if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
+        target(-snr, label=f"-SNR dB, {backend}")
 
 
 class _RuntimeCrash(BaseException):
@@ -306,17 +345,18 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
 
 
 def _example_runner(
-    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker
-) -> Callable[[Feeds], None]:
-    """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a failure raises."""
-    from hypothesis import target
-
+    engine: Engine, subject: Subject, targets: list[Target], options: CheckOptions, report: ParityReport, model_key: tuple, vacuity: VacuityTracker,
+    hooks: ExampleHooks,
+) -> Callable[..., None]:
+    """One input: torch's outputs (memoised), each backend's, judged by its policy (and the hooks:
+    structured outputs, the observer of the data's samples); a failure raises. ``record=False``
+    runs an input again without counting it (the data's worst sample, for its failure)."""
     forward = _forward(subject)
     from .engine import feeds_digest
 
     policies = {t.name: policy_for(options, t.name, t.backend.precision) for t in targets}
 
-    def run_one(feeds: Feeds) -> None:
+    def run_one(feeds: Feeds, record: bool = True) -> None:
         __tracebackhide__ = True
         start = time.perf_counter()
         digest = feeds_digest(feeds)  # hashed once: the torch-output memo's key and the vacuity check's
@@ -333,14 +373,14 @@ def _example_runner(
             start = time.perf_counter()
             got = _run_target(t, feeds, subject.name)
             result.run_seconds += time.perf_counter() - start + torch_seconds / len(targets)
-            judged = judge_example(reference, got, policies[t.name], options.equal_nan)
-            result.record_judged(judged)
+            judged = hooks.restructure(t.name, judge_example(reference, got, policies[t.name], options.equal_nan), reference, got)
+            if record:
+                result.record_judged(judged)
             comparisons = [j.comparison for j in judged]
-            worst = max((c.tolerance_ratio for c in comparisons if not c.problem), default=0.0)
-            target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
-            snr = snr_judged(judged)
-            if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
-                target(-snr, label=f"-SNR dB, {t.name}")
+            if hooks.observe is not None:  # a sample of data=, outside hypothesis
+                hooks.observe(t.name, reference, got, judged)
+            else:
+                _steer(t.name, comparisons, judged)
             outputs[t.name] = got
             if not all(c.ok for c in comparisons):
                 failing[t.name] = judged

@@ -185,3 +185,12 @@ class SpecTextError(SpecError):
 class VacuousCheckWarning(UserWarning):
     """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
     zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""
+
+
+class QuantizationError(XframeError, AssertionError):
+    """A quantized target quantized none of the model's weights, under ``strict_quantization``."""
+
+
+class NothingQuantizedWarning(XframeWarning):
+    """A quantized target stores none of the model's weight tensors as integers: it runs the float
+    model, so its pass says nothing about quantization. ``strict_quantization`` makes it a failure."""

@@ -38,7 +38,7 @@ def policy_for(options: CheckOptions, backend: str, precision: str) -> Callable[
         if key not in memo:
             # float outputs start from the dtype's tolerances; integer and bool ones compare exactly
             dtype_tolerance = options.tolerance(dtype) if dtype in DEFAULT_TOLERANCES else None
-            memo[key] = resolve(options.policy, backend, output, dtype, precision, dtype_tolerance)
+            memo[key] = resolve(options.policy, backend, output, dtype, precision, dtype_tolerance, over_data=options.data is not None)
         return memo[key]
 
     return thresholds

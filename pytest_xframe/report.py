@@ -39,6 +39,8 @@ POLICY_SCHEMA = {
             "required": ["k", "min_agreement"],
             "properties": {"k": {"type": "integer", "minimum": 1}, "min_agreement": _NUMBER},
         },
+        # thresholds over the samples of data= (``data_policy.DataThresholds.to_dict``), where any are set
+        "data": {"type": "object"},
     },
 }
 OUTPUT_SCHEMA = {
@@ -79,6 +81,35 @@ BASELINE_RECORD_SCHEMA = {
         "missing": {"type": "array", "items": {"type": "string"}},
     },
 }
+#: an int8 target's weight tensors, quantized of total, from the converted model (null elsewhere)
+QUANTIZATION_SCHEMA = {
+    "type": ["object", "null"],
+    "properties": {**{k: {"type": "integer"} for k in ("quantized", "total", "quantized_bytes", "total_bytes")},
+                   "reason": {"type": ["string", "null"]}, "error": {"type": "string"}},
+}
+_DISTRIBUTION = {"type": ["object", "null"], "properties": {k: _NUMBER for k in ("mean", "p50", "p95", "worst")}}
+#: per output, its figures over the samples of data= (``aggregate.OverData.to_dict``)
+DATA_OUTPUT_SCHEMA = {
+    "type": "object",
+    "required": ["snr_db", "psnr_db", "cosine", "worst_sample", "top1_agreement", "exact_match", "accuracy", "failed", "summary"],
+    "properties": {
+        "samples": {"type": ["integer", "null"]},
+        **{k: _DISTRIBUTION for k in ("snr_db", "psnr_db", "cosine")},
+        "worst_sample": {"type": ["string", "null"]},
+        "top1_agreement": _NUMBER,
+        "exact_match": _NUMBER,
+        "accuracy": {"type": ["object", "null"], "properties": {"torch": _NUMBER, "backend": _NUMBER, "labels": {"type": "integer"}}},
+        "detections": {"type": ["object", "null"]},
+        "failed": {"type": "array", "items": {"type": "string"}},
+        "summary": {"type": "string"},
+    },
+}
+#: the samples of data= a check ran, and each output's figures over them (null without data=)
+DATA_SCHEMA = {
+    "type": ["object", "null"],
+    "required": ["source", "outputs"],
+    "properties": {"source": {"type": "string"}, "outputs": {"type": "object", "additionalProperties": DATA_OUTPUT_SCHEMA}},
+}
 _ENTRY_KEYS = ("test", "check", "backend", "output", "reason")
 _ENTRY = {"type": "object", "required": list(_ENTRY_KEYS), "properties": {k: {"type": "string"} for k in _ENTRY_KEYS}}
 #: the run's baseline: the file, and stale entries (checking) or what the update wrote
@@ -117,7 +148,8 @@ RECORD_SCHEMA = {
         "calibration": {
             "type": ["object", "null"],
             "properties": {
-                "source": {"enum": ["spec", "user"]},
+                "source": {"enum": ["spec", "user", "data"]},
+                "data": {"type": "string"},
                 "samples": {"type": "integer"},
                 "seed": {"type": ["integer", "null"]},
                 "digest": {"type": "string"},
@@ -131,6 +163,8 @@ RECORD_SCHEMA = {
         },
         "outputs": {"type": "array", "items": OUTPUT_SCHEMA},
         "baseline": BASELINE_RECORD_SCHEMA,
+        "quantization": QUANTIZATION_SCHEMA,
+        "data": DATA_SCHEMA,
     },
 }
 REPORT_SCHEMA = {
@@ -181,6 +215,8 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None, str]
                 "seed": report.options.seed,
                 "precision": r.precision,
                 "outputs": [_output_record(c, r.metrics.get(c.name)) for c in r.worst.values()],
+                "quantization": r.quantization,
+                "data": _data_record(report, r),
             }
         )
     for name, reason, precision in skipped:
@@ -191,6 +227,14 @@ def records_from(report: ParityReport, skipped: list[tuple[str, str | None, str]
              "seconds": {"export": 0.0, "import": 0.0, "convert": 0.0, "load": 0.0, "run": 0.0}, "outputs": []}
         )
     return records
+
+
+def _data_record(report: ParityReport, r: Any) -> dict[str, Any] | None:
+    """A backend's figures over the samples of data=, per output, each with its summary line."""
+    if report.data is None or report.where is None:
+        return None
+    outputs = {name: {**over.to_dict(report.where), "summary": over.describe(report.where)} for name, over in r.over_data.items()}
+    return {"source": report.data, "outputs": outputs}
 
 
 def _output_record(c: Any, aggregate: Any) -> dict[str, Any]:
@@ -295,11 +339,12 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
             (
                 r["test"], r["backend"], r["onnx"] or "-", str(r["examples"]), _fmt(r["max_abs"]),
                 _fmt(tol["atol"]) if tol else "-", _fmt(r["max_rel"]), _fmt(tol["rtol"]) if tol else "-",
-                r["verdict"] + (" (cached)" if r["cache_hit"] and r["verdict"] == "passed" else ""),
+                r["verdict"] + (" (cached)" if r["cache_hit"] and r["verdict"] == "passed" else "") + _vacuous(r),
                 "cached" if r.get("export_cache_hit") else f"{r['seconds']['export']:.2f}", f"{r['seconds']['import']:.2f}",
                 f"{r['seconds']['convert'] + r['seconds']['load']:.2f}", f"{r['seconds']['run']:.2f}",
             )
         )
+        rows.extend(deployment_lines(r))
         if verbosity > 0:
             for o in r["outputs"]:
                 rows.append((f"  {o['name']}", "", f"{o['dtype']}{o['shape']}", "", _fmt(o["max_abs"]), _fmt(o["atol"]),
@@ -316,6 +361,36 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
         markup = {"red": True} if i and any(word in row[8] for word in ("failed", "error")) else {}
         tr.write_line(line, **markup)
     tr.write_line(f"xframe: {headline}")
+
+
+def _vacuous(r: dict[str, Any]) -> str:
+    """A quantized target that quantized nothing never reads as a quantization pass."""
+    return " (nothing quantized)" if (r.get("quantization") or {}).get("quantized") == 0 else ""
+
+
+def deployment_lines(r: dict[str, Any]) -> list[str]:
+    """Under a record's row: its figures over the data, its calibration, what it quantized."""
+    lines = []
+    data = r.get("data")
+    if data:
+        lines.extend(f"    {name} over the data ({data['source']}): {o['summary']}" for name, o in data["outputs"].items())
+    calibration = r.get("calibration")
+    if calibration:
+        spec = f"drawn from the input spec, seed {calibration['seed']}"
+        where = calibration.get("data") or ("calibration= samples" if calibration["source"] == "user" else spec)
+        lines.append(f"    calibration: {where}" if calibration.get("data") else f"    calibration: {calibration['samples']} sample(s), {where}")
+    q = r.get("quantization")
+    if q:
+        text = q.get("error") and f"could not be counted ({q['error']})"
+        if not text:
+            text = f"{q['quantized']} of {q['total']} weight tensor(s) quantized, {_kib(q['quantized_bytes'])} of {_kib(q['total_bytes'])} as stored"
+            text += f"; NOTHING QUANTIZED: {q['reason'] or 'reason unknown'}" if not q["quantized"] else ""
+        lines.append(f"    quantization: {text}")
+    return lines
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
 
 
 def environment() -> dict[str, str]:

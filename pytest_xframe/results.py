@@ -4,9 +4,11 @@ reports read it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .aggregate import OverData
 from .backends import Backend, Prepared
 from .compare import OutputComparison
 from .export import OnnxArtifact
@@ -43,6 +45,10 @@ class BackendResult:
     precision: str = "fp32"
     #: per output: the policy in force and the metrics over every example (``judge.MetricAggregate``)
     metrics: dict[str, MetricAggregate] = field(default_factory=dict)
+    #: per output: its figures over the samples of ``data=`` (``aggregate.OverData``)
+    over_data: dict[str, OverData] = field(default_factory=dict)
+    #: an int8 target's weight tensors, quantized of total (``quantization.QuantizationCount.to_dict``)
+    quantization: dict[str, Any] | None = None
 
     @property
     def max_abs(self) -> float:
@@ -80,6 +86,9 @@ class ParityReport:
     options: CheckOptions
     model: str = ""
     backends: dict[str, BackendResult] = field(default_factory=dict)
+    #: the samples of ``data=``: what they are ("200 samples in data.npz"), and where each one is
+    data: str | None = None
+    where: Callable[[int], str] | None = None
 
     def __getitem__(self, backend: str) -> BackendResult:
         return self.backends[backend]

@@ -15,8 +15,11 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .backends import DEFAULT as DEFAULT_BACKENDS
+from .data.options import DEFAULT_SCALE as DEFAULT_DATA_SCALE
+from .data.options import validate_data_options
 from .errors import SpecError
 from .policy import Layer, Rule, parse_policy
+from .structured import DetectionRule, parse_detections, parse_sequences
 
 MARKER = "xframe_parity"
 EXPORTERS = ("dynamo", "torchscript")
@@ -69,6 +72,18 @@ class CheckOptions:
     #: judging policies (metrics): one layer per place that wrote one (project, marker, check()),
     #: lowest precedence first; ``policy.resolve`` applies them per backend x output
     policy: tuple[Layer, ...] = ()
+    #: the user's samples (``data/``): a path (a directory of .npz, one stacked .npz) or an iterable;
+    #: every sample (the first ``data_limit``) runs as it is, then hypothesis explores around them,
+    #: moving float values by up to ``data_scale`` standard deviations
+    data: Any = None
+    data_limit: int | None = None
+    data_scale: float = DEFAULT_DATA_SCALE
+    #: quantized targets: a target that quantized no weight tensor fails instead of warning
+    strict_quantization: bool = False
+    #: outputs judged by their structure (``structured.py``): detection heads compared as sets,
+    #: token-id outputs by exact-match rate
+    detections: tuple[DetectionRule, ...] = ()
+    sequences: tuple[tuple[str, float | None], ...] = ()
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""
@@ -98,8 +113,26 @@ def validate(options: Mapping[str, Any], where: str, known: Collection[str] | No
     if out.get("export_key") is not None:
         out["export_key"] = _export_key(out["export_key"], where)
     _validate_calibration(out, where)
+    validate_data_options(out, where)
+    _structured(out, where)
     _policy_layer(out, where)
     return out
+
+
+def _structured(out: dict[str, Any], where: str) -> None:
+    """``strict_quantization``, ``detections`` and ``sequences`` (idempotent, as ``_policy_layer``)."""
+    if "strict_quantization" in out and not isinstance(out["strict_quantization"], bool):
+        raise SpecError(f"strict_quantization must be True or False, got {out['strict_quantization']!r} in {where}")
+    value = out.get("detections")
+    if value is not None and not (isinstance(value, tuple) and all(isinstance(r, DetectionRule) for r in value)):
+        out["detections"] = parse_detections(value, where)
+    elif "detections" in out and value is None:
+        out["detections"] = ()
+    value = out.get("sequences")
+    if value is not None and not (isinstance(value, tuple) and all(isinstance(v, tuple) for v in value)):
+        out["sequences"] = parse_sequences(value, where)
+    elif "sequences" in out and value is None:
+        out["sequences"] = ()
 
 
 def _is_int(value: Any) -> bool:

@@ -15,6 +15,9 @@ Optional capabilities (None when a backend lacks them; callers test for them):
   first ONNX node this backend's conversion got wrong.
 * ``layer_report(prepared, artifact, feeds, workdir) -> str | None``: extra diagnosis text for
   a failing check (a quantized target's SNR per layer, say).
+* ``quantization_count(prepared, artifact) -> QuantizationCount``: how many weight tensors the
+  converted model stores quantized (``pytest_xframe.quantization``); an int8 target that counts
+  none warns, or fails under ``strict_quantization``.
 * per-input converted model: a runner that converts per input shape has
   ``converted_path_for(feeds) -> Path``; :meth:`Prepared.converted_path_for` asks it, and a
   failing case keeps that model.
@@ -152,6 +155,9 @@ class Backend:
     #: True when preparing needs calibration samples (``BuildContext.calibration``); they and
     #: ``int8_io`` then key the prepared runner too
     calibrated: bool = False
+    #: optional: ``quantization_count(prepared, artifact) -> quantization.QuantizationCount``, the
+    #: weight tensors the converted model really stores quantized (an int8 target's capability)
+    quantization_count: Callable[[Prepared, OnnxArtifact], Any] | None = None
 
     @property
     def install_hint(self) -> str:

@@ -134,6 +134,65 @@ def layer_report(prepared: Prepared, artifact: OnnxArtifact, feeds: Mapping[str,
     )
 
 
+#: op type -> index of its weight operand, in a float graph and in what the quantizers make of it
+WEIGHT_OPERANDS = {
+    "Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1, "Gather": 0, "ConvInteger": 1, "MatMulInteger": 1, "QLinearConv": 3, "QLinearMatMul": 3,
+    "DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1,
+}
+#: ops a weight passes through on its way from the stored constant to the op that uses it
+_PASS_THROUGH = ("DequantizeLinear", "Transpose", "Reshape", "Cast", "Identity")
+
+
+def weights(model: Any) -> list[tuple[Any, str]]:
+    """Each weight initializer of the graph (once) and the op type that uses it: the weight operand
+    of a matmul, convolution or embedding, followed back through dequantize, transpose, reshape."""
+    initializers = {i.name: i for i in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    found: dict[str, tuple[Any, str]] = {}
+    for node in model.graph.node:
+        position = WEIGHT_OPERANDS.get(node.op_type)
+        if position is None or len(node.input) <= position:
+            continue
+        name = node.input[position]
+        while name not in initializers and name in producer and producer[name].op_type in _PASS_THROUGH:
+            name = producer[name].input[0]
+        if name in initializers and _stored_kind(initializers[name]) in ("float", "quantized"):  # not an index table or a shape
+            found.setdefault(name, (initializers[name], node.op_type))
+    return list(found.values())
+
+
+def _stored_kind(init: Any) -> str:
+    """"float", "quantized" (an integer of 16 bits or fewer) or "other" (int32/int64 indices, shapes)."""
+    import onnx
+
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type))
+    return "float" if dtype.kind == "f" else "quantized" if dtype.kind in "iu" and dtype.itemsize <= 2 else "other"
+
+
+def quantization_count(prepared: Prepared, artifact: OnnxArtifact) -> Any:
+    """The weights the quantized ONNX model stores as integers, against all its weights; where it
+    quantized none, the reason: the ops using them, which the chosen quantizer leaves in float."""
+    import onnx
+
+    from ..quantization import QuantizationCount
+
+    if prepared.converted_path is None:
+        raise ValueError("no quantized model to count")
+    model = onnx.load(str(prepared.converted_path / QUANTIZED_NAME), load_external_data=False)
+    found = weights(model)
+
+    def size(init: Any) -> int:
+        return int(np.prod(init.dims, dtype=np.int64)) * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+
+    quantized = [init for init, _ in found if _stored_kind(init) == "quantized"]
+    reason = None
+    if not quantized:
+        ops = sorted({op for _, op in found})
+        reason = (f"its weights feed {', '.join(ops)}, which onnxruntime.quantization ({mode(onnx.load(str(artifact.path), load_external_data=False))}) "
+                  "leaves in float" if ops else "the model has no matmul, convolution or embedding weights")
+    return QuantizationCount(len(quantized), len(found), sum(map(size, quantized)), sum(size(i) for i, _ in found), reason)
+
+
 def load_case(case_dir: Path, case: Mapping[str, Any]) -> Any:
     """A saved failing case's runner: its quantized model in a fresh session."""
     return make_session(str(case_dir / "converted" / QUANTIZED_NAME))
@@ -150,4 +209,5 @@ BACKEND = Backend(
     load_case=load_case,
     layer_report=layer_report,
     calibrated=True,
+    quantization_count=quantization_count,
 )
