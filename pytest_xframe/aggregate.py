@@ -2,7 +2,7 @@
 the verdict of the policy's thresholds over the data (``data_policy.DataThresholds``).
 
 A float output gets SNR, PSNR and cosine per sample (``metrics``); a classifier-like output
-(float, rows x classes, more than one class) the top-1 agreement of its rows and, where the
+(float, batch x classes, more than one class) the top-1 agreement of its rows and, where the
 samples carry labels that fit its rows, torch's and the backend's accuracy; every output the
 share of rows (all axes but the last) exactly equal, which is the exact-match rate of a sequence
 output. NaN figures (NaN or Inf in an output) count as -inf: the worst. numpy only.
@@ -38,8 +38,9 @@ def statistic(values: np.ndarray, stat: str) -> float:
 
 
 def classifier_rows(ref: np.ndarray) -> bool:
-    """An output whose last axis holds class scores: float, rank >= 1, more than one class."""
-    return ref.dtype.kind == "f" and ref.ndim >= 1 and ref.shape[-1] > 1
+    """An output that looks like classifier logits, as ``judge.wants_topk`` sees it: float,
+    (batch, classes), more than one class. Hidden states [batch, seq, features] are not."""
+    return ref.dtype.kind == "f" and ref.ndim == 2 and ref.shape[-1] > 1
 
 
 def label_fits(ref: np.ndarray, label: np.ndarray | None) -> bool:

@@ -105,6 +105,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="inputs of --xframe-model, e.g. \"x=float32[batch:1..8,20]\" (grammar in the README).")
     group.addoption("--xframe-model-option", action="append", default=[], metavar="KEY=VALUE",
                     help="an option of --xframe-model (atol=1e-4, exporter=\"torchscript\", ...); repeatable.")
+    group.addoption("--xframe-strict-quantization", action="store_true", default=False,
+                    help="fail a quantized target that quantized none of the model's weight tensors (default: warn); "
+                    "overrides markers and check().")
     parser.addini("xframe_backends", "default backends for parity checks (comma or space separated).", type="args", default=[])
     parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
     parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
@@ -114,6 +117,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "exports are then reused across runs (README: export_key).", type="args", default=[])
     parser.addini("xframe_baseline", "the baseline file of error figures, relative to the ini file.", default="")
     parser.addini("xframe_drift_factor", "how much worse than its baseline a figure may get (default 2).", default="")
+    parser.addini("xframe_strict_quantization", "fail quantized targets that quantized nothing (default: warn).", type="bool", default=False)
     parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
 
 

@@ -74,6 +74,8 @@ class XframeSession:
                     ini[key] = int(raw)
                 except ValueError:
                     raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
+        if self.config.getini("xframe_strict_quantization"):
+            ini["strict_quantization"] = True
         ini.update(self._ini_drift_factor())
         ini = validate(ini, "the ini file", self.backend_names)
         ini.update(self._project_policy())
@@ -120,6 +122,8 @@ class XframeSession:
             cli["max_input_bytes"] = self.config.getoption("xframe_max_input_bytes")
         if self.config.getoption("xframe_export_key") is not None:
             cli["export_key"] = self.config.getoption("xframe_export_key")
+        if self.config.getoption("xframe_strict_quantization"):
+            cli["strict_quantization"] = True
         if self.config.getoption("xframe_drift_factor") is not None:
             cli["drift_factor"] = self.config.getoption("xframe_drift_factor")
         return cli

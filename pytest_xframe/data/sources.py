@@ -91,6 +91,9 @@ class _Member:
     dtype: np.dtype
     #: bytes before the first row (the .npy magic and header)
     offset: int
+    #: where the member's bytes start in the file when it is stored uncompressed (np.savez), else
+    #: None (np.savez_compressed: rows are reached by decompressing the bytes before them, 1 MiB at a time)
+    stored_at: int | None = None
 
     @property
     def row_bytes(self) -> int:
@@ -104,7 +107,28 @@ class _Member:
         return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:]).copy()
 
 
+def _skip(handle: Any, count: int) -> None:
+    """Read past ``count`` bytes of a compressed member, 1 MiB at a time (zipfile's own seek reads
+    16 MiB at once, and the decompressor holds several times that)."""
+    while count > 0:
+        chunk = handle.read(min(count, 2**20))
+        if not chunk:
+            raise EOFError("the member ends before the row")
+        count -= len(chunk)
+
+
+def _stored_at(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int | None:
+    """The file offset of an uncompressed member's data: after its local header (30 bytes, then
+    the name and the extra field, whose lengths the header gives at bytes 26 and 28)."""
+    if info.compress_type != zipfile.ZIP_STORED or archive.fp is None:
+        return None
+    archive.fp.seek(info.header_offset)
+    header = archive.fp.read(30)
+    return info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+
+
 def _member(archive: zipfile.ZipFile, name: str) -> _Member:
+    stored_at = _stored_at(archive, archive.getinfo(name))
     with archive.open(name) as handle:
         version = np.lib.format.read_magic(handle)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -113,7 +137,7 @@ def _member(archive: zipfile.ZipFile, name: str) -> _Member:
     if dtype.hasobject or fortran or not shape:
         what = "of objects" if dtype.hasobject else "in Fortran order" if fortran else "a scalar"
         raise ValueError(f"array {name!r} is {what}: no sample axis to read rows of")
-    return _Member(name, tuple(shape), dtype, offset)
+    return _Member(name, tuple(shape), dtype, offset, stored_at)
 
 
 class NpzStack:
@@ -145,11 +169,15 @@ class NpzStack:
 
     def read(self, index: int) -> dict[str, np.ndarray]:
         try:
-            with zipfile.ZipFile(self.path) as archive:
+            with zipfile.ZipFile(self.path) as archive, open(self.path, "rb") as raw:
                 values = {}
                 for key, m in self.members.items():
+                    if m.stored_at is not None:  # straight to the row
+                        raw.seek(m.stored_at + m.offset + index * m.row_bytes)
+                        values[key] = m.row(raw)
+                        continue
                     with archive.open(m.member) as handle:
-                        handle.seek(m.offset + index * m.row_bytes)
+                        _skip(handle, m.offset + index * m.row_bytes)
                         values[key] = m.row(handle)
         except _BAD_FILE as exc:
             raise _corrupt(self.path, exc, self.model_name) from None
@@ -161,7 +189,7 @@ class NpzStack:
             with zipfile.ZipFile(self.path) as archive, contextlib.ExitStack() as stack:
                 handles = {key: stack.enter_context(archive.open(m.member)) for key, m in self.members.items()}
                 for key, m in self.members.items():
-                    handles[key].seek(m.offset)
+                    _skip(handles[key], m.offset)
                 for _ in range(min(stop, self.count)):
                     yield {key: m.row(handles[key]) for key, m in self.members.items()}
         except _BAD_FILE as exc:
