@@ -235,7 +235,7 @@ def _prepare_target(
                 break
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
-        result.calibration = calibration.describe() if calibration is not None else None
+        result.calibration = calibration.describe() if calibration is not None and prepared.used_calibration else None
         result.export_cache_hit = engine.from_cache(key)
         return Target(backend, artifact, prepared)
     first = errors[0]

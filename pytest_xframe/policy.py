@@ -8,8 +8,12 @@ in pyproject.toml, ``policy=`` in the marker or in ``check()``)::
      "backends": {"tflite-*": {"snr_db": 30,                   # backends by id (fnmatch globs)
                                "outputs": {"logits": {"cosine": 0.99}}}}}   # backend, then output
 
+At any scope, a ``data`` table sets thresholds over the samples of ``data=`` (``data_policy.py``):
+``{"backends": {"*int8*": {"data": {"snr_db": {"p50": 25}, "top1_agreement": 0.98}}}}``.
+
 Resolution per key, lowest first: the defaults of the backend's precision (``PRECISION_DEFAULTS``,
-with the dtype tolerances of ``settings.DEFAULT_TOLERANCES``) < project < marker < ``check()``;
+with the dtype tolerances of ``settings.DEFAULT_TOLERANCES``; with data, a reduced-precision
+target's are ``data_policy.DATA_DEFAULTS`` instead of its per-example floors) < project < marker < ``check()``;
 within one layer top-level < ``backends`` < ``outputs`` < ``backends.*.outputs``, and among globs
 of one kind the later-written one wins. A higher layer wins over a more specific entry of a lower one.
 

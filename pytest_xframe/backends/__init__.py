@@ -114,6 +114,9 @@ class Prepared:
     converted_path: Path | None = None
     #: what the runner runs, for reports, when it is not the ONNX model (a route from torch)
     route: str | None = None
+    #: False when a calibrated backend did not use the calibration samples after all (a dynamic
+    #: quantization), so reports do not claim a calibration that was not used
+    used_calibration: bool = True
 
     def converted_path_for(self, feeds: Mapping[str, np.ndarray]) -> Path | None:
         """The converted model that ran ``feeds``: the runner's own answer when it converts per

@@ -99,6 +99,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     return Prepared(
         runner, convert_seconds=converted - start, load_seconds=time.perf_counter() - converted, cache_hit=result.hit,
         converted_path=result.path, route=f"ONNX from {artifact.label}, int8 {mode(model)} (onnxruntime.quantization)",
+        used_calibration=mode(model) == "static",
     )
 
 
