@@ -123,8 +123,9 @@ def test_a_row_of_a_large_stacked_npz_is_read_without_loading_the_array(tmp_path
         finally:
             tracemalloc.stop()
         assert np.array_equal(row, rows[2000]) and streamed == pytest.approx(float(rows[:, 0].astype(np.float64).sum()), rel=1e-5)
-        # a plain member's row is read in place; a compressed one is decompressed up to it, 1 MiB at a time
-        assert peak < 8 * 2**20, f"{name}: {peak / 2**20:.1f} MiB held to read rows of a 64 MiB array"
+        # a plain member's row is read in place (measured 0.1 MiB); a compressed one is decompressed up
+        # to it, 1 MiB at a time (measured 4.1 MiB, zlib's state included)
+        assert peak < (1 if name == "plain.npz" else 8) * 2**20, f"{name}: {peak / 2**20:.1f} MiB held to read rows of a 64 MiB array"
 
 
 def test_options_are_validated() -> None:
@@ -156,6 +157,9 @@ def test_perturb_crops_pads_and_bounds_the_noise() -> None:
     moved = np.abs(shorter["x"] - feeds["x"][:, :2])
     assert moved.max() <= 0.5 + 1e-6 and moved.max() > 0 and shorter["x"].max() <= 1.0, "within data_scale x std, and the spec's high"
     assert perturb(feeds, slots, stats, 0.5, 1.0, 7, {"seq": None})["x"].shape == (1, 3, 2)
+    unbounded = (InputSlot("x", TensorSpec((1, Dim("seq", 1, 8), 2))), slots[1])
+    far = perturb({"x": np.full((1, 3, 2), 2.0, np.float32), "ids": feeds["ids"]}, unbounded, stats, 0.5, 1.0, 3, {})
+    assert far["x"].max() <= 2.5 + 1e-6 and far["x"].max() > 2.0, "no spec range: the data's [0, 2], widened by 0.5 std"
 
 
 _DATA: list = []

@@ -6,7 +6,9 @@ Each drawn input starts from one sample of the data and changes it within a stat
   entries kept) or padded (its last entry repeated) to any size within the ``Dim``'s range;
 * every float value moves by at most ``data_scale`` times its input's standard deviation over the
   data (uniform noise, scaled by an amplitude in [0, 1]), then stays within the spec's ``low`` and
-  ``high`` where the spec sets them; integer and bool values (token ids, masks) are not changed.
+  ``high`` where the spec sets them, else within the range the data spans, widened by
+  ``data_scale`` standard deviations: the spec's range is taken from the data; integer and bool
+  values (token ids, masks) are not changed.
 
 hypothesis shrinks toward the sample itself: the first sample, amplitude 0, dims kept. The search
 stays adversarial (``hypothesis.target`` steers it toward the largest error) but inside the
@@ -67,11 +69,12 @@ def perturb(
         for axis, entry in enumerate(spec.shape):
             if isinstance(entry, Dim) and sizes.get(entry.name) is not None:
                 array = _resize(array, axis, sizes[entry.name])
-        if array.dtype.kind == "f" and amplitude > 0 and array.size:
-            spread = stats[slot.name].std if slot.name in stats else 0.0
-            moved = array.astype(np.float64) + amplitude * scale * spread * rng.uniform(-1.0, 1.0, array.shape)
-            low = -np.inf if spec.low is None else spec.low
-            high = np.inf if spec.high is None else spec.high
+        if array.dtype.kind == "f" and amplitude > 0 and array.size and slot.name in stats:
+            seen = stats[slot.name]
+            moved = array.astype(np.float64) + amplitude * scale * seen.std * rng.uniform(-1.0, 1.0, array.shape)
+            # the spec's range where it sets one, else the data's, widened by the same scale
+            low = seen.low - scale * seen.std if spec.low is None else spec.low
+            high = seen.high + scale * seen.std if spec.high is None else spec.high
             array = np.clip(moved, low, high).astype(array.dtype)
         out[slot.name] = np.ascontiguousarray(array)
     return out
