@@ -77,11 +77,7 @@ def run_check(
         check_names(options.policy, subject.output_names, engine.backends.names(), name)
         check_declared(options.detections, options.sequences, subject.output_names, name)
         data = check_data.open_for(engine, subject, options, report)  # before preparing: calibration may read it
-        # only with the user's word for the code: an export reused across runs (export_cache.py)
-        vouched = None if options.export_key is None else vouched_key(options.export_key, engine.rootdir, name)
-        targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report, vouched, data) for b in options.backends]
-        for t in targets:
-            quantization.note(report.backends[t.name], t, options, name)
+        targets = _prepare_targets(engine, subject, options, report, data)
         # torch's outputs are shared only between the runs of one test: a model's forward may read
         # state its fingerprint cannot see (a global flag another test sets)
         model_key = (siblings, subject.fingerprint, subject.slots_key)
@@ -118,6 +114,17 @@ def run_check(
     finally:
         # forward and the exporters may change buffers, attributes and modes: put everything back
         guard.restore_and_warn(state, name)
+
+
+def _prepare_targets(engine: Engine, subject: Subject, options: CheckOptions, report: ParityReport, data: Any) -> list[Target]:
+    """Every backend prepared (calibrated on ``data=`` where given), and what each int8 target quantized."""
+    __tracebackhide__ = True
+    # only with the user's word for the code: an export reused across runs (export_cache.py)
+    vouched = None if options.export_key is None else vouched_key(options.export_key, engine.rootdir, subject.name)
+    targets = [_prepare_target(engine, engine.backends.get(b), subject, options, report, vouched, data) for b in options.backends]
+    for t in targets:
+        quantization.note(report.backends[t.name], t, options, subject.name)
+    return targets
 
 
 def _over_data(data: Any, run_one: Callable[..., None], hooks: ExampleHooks, report: ParityReport, subject: Subject, targets: list[Target]) -> None:

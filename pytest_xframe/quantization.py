@@ -47,7 +47,8 @@ def _size(n: int) -> str:
 
 def note(result: BackendResult, target: Target, options: CheckOptions, model_name: str) -> None:
     """Count what ``target`` quantized into ``result``; warn, or raise under ``strict_quantization``,
-    when it quantized nothing. The warning points at the test's ``check`` call."""
+    when it quantized nothing. The warning points at the test's ``check`` call (warn < note <
+    _prepare_targets < run_check < Xframe.check < the test)."""
     __tracebackhide__ = True
     counter = target.backend.quantization_count
     if counter is None or target.backend.precision != "int8":
@@ -68,7 +69,7 @@ def note(result: BackendResult, target: Target, options: CheckOptions, model_nam
         raise QuantizationError(text, model=model_name, backend=target.name,
                                 hint="quantize a model with larger weight tensors, or drop strict_quantization to only warn")
     try:
-        warnings.warn(NothingQuantizedWarning(text), stacklevel=4)
+        warnings.warn(NothingQuantizedWarning(text), stacklevel=5)
     except NothingQuantizedWarning:  # -W error: the check fails, and its report says why
         result.verdict, result.message = "failed", first_line(text)
         raise

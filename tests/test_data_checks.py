@@ -164,8 +164,9 @@ def test_tiny_model_that_quantizes_nothing_warns_and_fails_when_strict(data_pyte
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*NothingQuantizedWarning: tflite-int8 quantized nothing in TinyMLP: none of its 2 weight tensor(s) is stored as an integer, *"
+            "*_strict.py:*: NothingQuantizedWarning: tflite-int8 quantized nothing in TinyMLP: none of its 2 weight tensor(s) is stored as an integer, *"
             "(its weight tensors have at most 48 elements, and TFLite's converter leaves tensors with fewer than 1024 elements in float*",
+            "    xframe.check(TinyMLP(), TINY)",  # the warning points at the test's check call
         ]
     )
     result.stdout.fnmatch_lines(["*_tiny_strict?tflite-int8? _*", "*.py:*: pytest_xframe.QuantizationError", "tflite-int8 quantized nothing in TinyMLP*"])
