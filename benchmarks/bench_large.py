@@ -9,9 +9,9 @@ parameters, ~2.5 GB of float32 weights), then measures, each in this one process
 3. export         ``pytest_xframe.export.export``: .onnx + external data file
 4. ort load       ``onnxruntime.InferenceSession`` on the path (it reads the .data beside it)
 5. one run        ONNX Runtime on one input (batch 1, ``--seq`` tokens), torch on the same, compared
-6. check (cold)   ``xframe.check``'s engine, ``backends=["onnxruntime"]``, ``export_key`` set, an
+6. check (cold)   ``xframe.check``'s session memo, ``backends=["onnxruntime"]``, ``export_key`` set, an
                   empty cache: exports again, stores the export, loads ORT, runs the examples
-7. check (warm)   the same in a new engine (as a new pytest run would be): the export comes from
+7. check (warm)   the same in a new session memo (as a new pytest run would be): the export comes from
                   the cache, verified and hard-linked
 
 Peak memory per step is the highest resident set size sampled every 10 ms while the step runs
@@ -111,16 +111,16 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2, help="hypothesis examples in the check steps")
     args = parser.parse_args()
 
-    from pytest_xframe.backends.onnxruntime_runner import make_session
+    from pytest_xframe.backends.onnxruntime.runner import make_session
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.check import ParityReport, run_check
-    from pytest_xframe.compare import compare_all
-    from pytest_xframe.engine import Engine
-    from pytest_xframe.export import example_feeds, export, weight_bytes
-    from pytest_xframe.export_cache import weights_digest
-    from pytest_xframe.outputs import torch_outputs
-    from pytest_xframe.settings import CheckOptions
-    from pytest_xframe.spec import TensorSpec, bind_inputs
+    from pytest_xframe.check.memo import SessionMemo
+    from pytest_xframe.check.run import ParityReport, run_check
+    from pytest_xframe.export.outputs import torch_outputs
+    from pytest_xframe.export.to_onnx import example_feeds, export, weight_bytes
+    from pytest_xframe.identity import weights_digest
+    from pytest_xframe.inputs.spec import TensorSpec, bind_inputs
+    from pytest_xframe.judge.compare import compare_all
+    from pytest_xframe.plugin.options import CheckOptions
 
     work = Path(tempfile.mkdtemp(prefix="bench-large-"))
     sampler = Sampler()
@@ -167,15 +167,15 @@ def main() -> None:
         options = CheckOptions(backends=("onnxruntime",), exporter=args.exporter, max_examples=args.examples, atol=1e-3, rtol=1e-3, export_key="bench-large-1")
         cache = ArtifactCache(work / "cache")
         for label in ("check (cold)", "check (warm)"):
-            engine = Engine(work / label.split()[1][1:-1], cache, rootdir=work)
+            memo = SessionMemo(work / label.split()[1][1:-1], cache, rootdir=work)
             with step(label) as info:
-                report = run_check(engine, model, inputs, options, report=ParityReport(test_id=label, options=options), artifacts_root=work / "artifacts")
+                report = run_check(memo, model, inputs, options, report=ParityReport(test_id=label, options=options), artifacts_root=work / "artifacts")
                 r = report.backends["onnxruntime"]
                 info["note"] = (
                     f"{r.verdict}, export {r.export_seconds:.1f} s (from cache: {r.export_cache_hit}), "
                     f"ORT load {r.load_seconds:.1f} s, {r.examples} examples"
                 )
-            del engine, report
+            del memo, report
     finally:
         sampler.stop()
         shutil.rmtree(work, ignore_errors=True)

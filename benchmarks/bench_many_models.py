@@ -1,9 +1,9 @@
-"""One session over many distinct models: resident memory after each, and the engine's memos.
+"""One session over many distinct models: resident memory after each, and the session memo's bounds.
 
-Runs ``xframe.check``'s engine (as one pytest session would) on ``--models`` different small
+Runs ``xframe.check``'s session memo (as one pytest session would) on ``--models`` different small
 models in turn: MLPs, CNNs and transformer encoders of growing width, each a new architecture
 with its own weights, checked on ``--backends``. After each model it prints the process's RSS and
-the sizes of the engine's memos (``Engine.memo_sizes``). ``--unbounded`` lifts the bounds on the
+the sizes of the session memo's bounds (``SessionMemo.memo_sizes``). ``--unbounded`` lifts the bounds on the
 memos (every prepared runner kept, as before they were bounded) for comparison.
 
     python benchmarks/bench_many_models.py                                # 20 models, onnxruntime
@@ -74,18 +74,18 @@ def main() -> None:
     parser.add_argument("--unbounded", action="store_true", help="keep every prepared runner (no memo bounds)")
     args = parser.parse_args()
 
-    from pytest_xframe import engine as memos
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.check import ParityReport, run_check
+    from pytest_xframe.check import memo as memos
+    from pytest_xframe.check.run import ParityReport, run_check
     from pytest_xframe.errors import XframeError
-    from pytest_xframe.export import weight_bytes
-    from pytest_xframe.settings import CheckOptions
+    from pytest_xframe.export.to_onnx import weight_bytes
+    from pytest_xframe.plugin.options import CheckOptions
 
     if args.unbounded:
         memos.PREPARED_MEMO = memos.EXPORT_MEMO = memos.OUTPUT_NAMES_MEMO = 10**9
         memos.PREPARED_MEMO_BYTES = 2**62
     work = Path(tempfile.mkdtemp(prefix="bench-many-"))
-    engine = memos.Engine(work / "run", ArtifactCache(work / "cache"), rootdir=work)
+    memo = memos.SessionMemo(work / "run", ArtifactCache(work / "cache"), rootdir=work)
     options = CheckOptions(backends=tuple(args.backends.split(",")), exporter="torchscript", max_examples=args.examples, atol=1e-4, rtol=1e-3)
     print(f"bench_many_models: {args.models} models (base width {args.width}), backends {args.backends}, memos {'unbounded' if args.unbounded else 'bounded'}")
     print(f"start: RSS {rss() / MiB:.0f} MiB")
@@ -96,14 +96,14 @@ def main() -> None:
         kind, size = KINDS[2 if args.fixed else i % 3], weight_bytes(net)
         report = ParityReport(test_id=f"model-{i}", options=options)
         try:
-            run_check(engine, net, inputs, options, report=report, artifacts_root=work / "artifacts")
+            run_check(memo, net, inputs, options, report=report, artifacts_root=work / "artifacts")
         except XframeError as exc:  # a failing model is reported, the session goes on
             print(f"  model {i}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         del net
         gc.collect()
         if args.trim:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-        sizes = engine.memo_sizes()
+        sizes = memo.memo_sizes()
         verdicts = ",".join(r.verdict for r in report.backends.values())
         print(f"| {i} | {kind} | {size / MiB:.2f} | {verdicts} | {rss() / MiB:.0f} | {sizes['prepared']} | {sizes['exports']} |", flush=True)
 

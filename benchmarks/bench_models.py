@@ -1,6 +1,6 @@
 """The benchmark's models, shared by every route so that each one builds exactly the same weights.
 
-* ``mlp``: the README's classifier, 20 -> 50 -> 50 -> 1 with ReLU and a sigmoid.
+* ``mlp``: the classifier of ``examples/test_mlp_classifier.py``, 20 -> 50 -> 50 -> 1 with ReLU and a sigmoid.
 * ``cnn``: the small image CNN of ``examples/test_cnn.py`` (Conv2d, BatchNorm, pooling), 3x16x16.
 * ``resnet18``: ResNet-18 (BasicBlock, [2, 2, 2, 2], 1000 classes, 11.7 M parameters) in plain torch
   (torchvision does not import here), with the standard torchvision layer layout.

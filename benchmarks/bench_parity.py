@@ -403,7 +403,7 @@ def main() -> None:
         # the first process to touch torch/TF pays cold page-cache reads: do it before timing anything
         print("warming the OS file cache (untimed) ...", file=sys.stderr, flush=True)
         run([sys.executable, "-c", "import torch, tensorflow, onnx, onnxruntime, hypothesis, pytest; "
-             "from pytest_xframe.convert import onnx_tf_compat; onnx_tf_compat.install()"], root, env, root / "warm.log")
+             "from pytest_xframe.backends.tensorflow import onnx_tf_compat; onnx_tf_compat.install()"], root, env, root / "warm.log")
         results: dict[str, list[dict]] = {m: [] for m in models}
         overheads: list[dict] = []
         overhead_model = "resnet18" if "resnet18" in models else models[-1]

@@ -36,7 +36,7 @@ def measured(run) -> tuple[float, float]:
 
 
 def main() -> None:
-    from pytest_xframe.data.sources import NpzStack
+    from pytest_xframe.inputs.data.sources import NpzStack
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=256, help="size of the array (float32, rows of 32 KiB)")

@@ -1,5 +1,5 @@
 """How much float32 rounding moves a check's error figures when nothing but the runtime's kernels
-change: the noise the baseline's floors (pytest_xframe/baseline.py) must absorb.
+change: the noise the baseline's floors (pytest_xframe/judge/baseline.py) must absorb.
 
 A small conv net is exported once and run in ONNX Runtime with its graph optimizations off and on
 (fused kernels sum in another order) and with 1 and 2 threads, on the same 20 inputs; each row is

@@ -8,7 +8,7 @@ InferenceSession, onnx-tf ``prepare(model).export_graph(dir)``, ``tf.saved_model
 onnxruntime and TensorFlow, compared with ``np.testing.assert_allclose``.
 
 onnx-tf 1.10 does not import on today's onnx / TensorFlow without
-``pytest_xframe.convert.onnx_tf_compat.install()``, so that one call is borrowed from the plugin
+``pytest_xframe.backends.tensorflow.onnx_tf_compat.install()``, so that one call is borrowed from the plugin
 (it is what such a user would have to copy). Everything else is plain framework API.
 
 Phase timings go to ``--json`` for the table; ``import_probe`` (benchmark instrumentation, not part
@@ -54,7 +54,7 @@ def main() -> None:
     import tensorflow as tf
     import torch
 
-    from pytest_xframe.convert import onnx_tf_compat
+    from pytest_xframe.backends.tensorflow import onnx_tf_compat
 
     onnx_tf_compat.install()
     import bench_models

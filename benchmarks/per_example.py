@@ -2,24 +2,24 @@
 
     python benchmarks/per_example.py MODEL --examples N [--json OUT]
 
-The model is exported and converted once with the plugin's own functions (TorchScript, opset 13),
-then hypothesis runs N examples with the settings ``pytest_xframe.check.run_check`` uses, drawing
-from ``pytest_xframe.strategies.feeds_strategy``. Each example does what the plugin's example
-runner does: torch reference, ONNX Runtime, TensorFlow, ``pytest_xframe.compare.compare_all`` per
-backend, ``BackendResult.record`` and ``hypothesis.target``. Timed apart:
+Runs the production loop itself: ``pytest_xframe.check.run.run_check`` on a session memo, as
+``xframe.check`` does (TorchScript, opset 13, onnxruntime and tensorflow). A first check with one
+example exports, converts and traces (untimed); the timed checks then find the export and the
+runners in the memo, so what they spend is the loop over examples. Timers wrap the pieces of that
+loop without changing them:
 
-* inference: torch forward + ORT run + TF ``serving_default`` call (the plugin's runners, so
-  numpy <-> tensor conversions are included, as in the hand-written route);
-* compare: ``compare_all`` + ``record`` + ``target``, for both backends;
-* draw + engine: everything hypothesis does between examples (drawing ``Feeds`` from the strategy,
-  its bookkeeping, the first-call setup), i.e. the wall time of the ``@given`` call minus the time
-  spent inside the test body; the garbage collections that happen there are reported apart too.
+* inference: torch's forward (``export.outputs.call_forward``, every torch run of the loop) and
+  each backend's runner (the runner ``SessionMemo.prepare`` hands the check, wrapped);
+* compare: ``judge_example`` (comparison, metrics and the policy's verdict for every output);
+* draw + engine: the rest of the hypothesis run (``check.forward.bounded``, which runs it): drawing
+  ``Feeds`` from the strategy, hypothesis's bookkeeping, the feeds digest, the memo lookup, the
+  vacuity tracker, ``record_judged`` and ``hypothesis.target``; the garbage collections in there
+  are reported apart too (``gc outside body``).
 
 Layout "one check" is ``xframe.check`` without the marker (both backends in one hypothesis run);
-"marked" is what ``@pytest.mark.xframe_parity`` does: one hypothesis run per backend, both from one
-seed, so inputs are drawn twice and torch's outputs are reused for the inputs the first run drew
-(hypothesis's targeting gives the second run some inputs of its own). Both are measured; in each,
-an input drawn again reuses torch's outputs, as the plugin's ``Engine.reference`` does.
+"marked" is what ``@pytest.mark.xframe_parity`` does: one check per backend with the same test key,
+so both draw from one seed and the second reuses torch's outputs (``SessionMemo.reference``) for
+the inputs the first drew (``reused``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,125 @@ import argparse
 import gc
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+BACKENDS = ("onnxruntime", "tensorflow")
+
+
+class Timers:
+    """Seconds per piece of the loop, counted only while the hypothesis run is going."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.in_loop = False
+        self.inside = 0  # > 0 while a timed piece runs: a collection then is not "outside body"
+        self.gc_outside = 0.0
+        self._gc_start = 0.0
+        #: the batch size of every example drawn (the first input's leading dim)
+        self.batches: list[int] = []
+
+    def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not self.in_loop:
+                return function(*args, **kwargs)
+            self.inside += 1
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.inside -= 1
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                self.calls[name] = self.calls.get(name, 0) + 1
+
+        return wrapper
+
+    def on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif self.in_loop and not self.inside:
+            self.gc_outside += time.perf_counter() - self._gc_start
+
+
+class _TimedRunner:
+    def __init__(self, runner: Any, run: Callable[..., Any]) -> None:
+        self._runner, self.run = runner, run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+
+@contextmanager
+def timing(memo: Any, timers: Timers) -> Iterator[None]:
+    """Wrap torch's forward, every runner the memo hands out, the judging and the hypothesis run;
+    note each example's batch where the loop asks the memo for torch's outputs."""
+    from pytest_xframe.check import run
+    from pytest_xframe.export import outputs
+
+    prepare, reference = memo.prepare, memo.reference
+    call_forward, judge_example, bounded = outputs.call_forward, run.judge_example, run.bounded
+
+    def noted_reference(key: Any, feeds: Any, *args: Any, **kwargs: Any) -> Any:
+        timers.batches.append(int(next(iter(feeds.values())).shape[0]))
+        return reference(key, feeds, *args, **kwargs)
+
+    def timed_prepare(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        prepared, fresh, seconds = prepare(spec, *args, **kwargs)
+        runner = _TimedRunner(prepared.runner, timers.timed(spec.name, prepared.runner.run))
+        return replace(prepared, runner=runner), fresh, seconds
+
+    def timed_bounded(test: Any, model_name: str) -> None:
+        timers.in_loop = True
+        start = time.perf_counter()
+        try:
+            bounded(test, model_name)
+        finally:
+            timers.seconds["total"] = timers.seconds.get("total", 0.0) + time.perf_counter() - start
+            timers.in_loop = False
+
+    memo.prepare, memo.reference = timed_prepare, noted_reference
+    outputs.call_forward = timers.timed("torch", call_forward)
+    run.judge_example = timers.timed("compare", judge_example)
+    run.bounded = timed_bounded
+    gc.callbacks.append(timers.on_gc)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(timers.on_gc)
+        del memo.prepare, memo.reference
+        outputs.call_forward, run.judge_example, run.bounded = call_forward, judge_example, bounded
+
+
+def measure(memo: Any, model: Any, inputs: Any, options: Any, test_key: tuple, work: Path) -> dict:
+    """One ``run_check`` with its loop timed: the figures bench_parity.py reads."""
+    from pytest_xframe.check.run import run_check
+    from pytest_xframe.judge.results import ParityReport
+
+    timers = Timers()
+    report = ParityReport(test_id="::".join(test_key), options=options)
+    with timing(memo, timers):
+        run_check(memo, model, inputs, options, report=report, artifacts_root=work / "artifacts", test_key=test_key)
+    s = timers.seconds
+    examples = max(r.examples for r in report.backends.values())
+    inference = s.get("torch", 0.0) + sum(s.get(b, 0.0) for b in options.backends)
+    t = {"torch": s.get("torch", 0.0), **{b: s.get(b, 0.0) for b in BACKENDS}, "compare": s.get("compare", 0.0), "total": s["total"]}
+    t["draw+engine"] = s["total"] - inference - t["compare"]
+    t["gc outside body"] = timers.gc_outside
+    t["examples"] = examples
+    t["reused"] = examples - timers.calls.get("torch", 0)
+    t["mean batch"] = sum(timers.batches) / len(timers.batches) if timers.batches else float("nan")
+    t["max_abs"] = {b: r.max_abs for b, r in report.backends.items()}
+    return t
 
 
 def main() -> None:
@@ -46,122 +157,30 @@ def main() -> None:
     args = parser.parse_args()
 
     import bench_models
-    import numpy as np
-    import onnx
-    from hypothesis import HealthCheck, given, settings, target
-    from hypothesis.database import DirectoryBasedExampleDatabase
 
-    from pytest_xframe.backends.onnxruntime_runner import make_session
-    from pytest_xframe.backends.tensorflow_runner import load_saved_model
-    from pytest_xframe.compare import compare_all
-    from pytest_xframe.convert.onnx_tf import convert
-    from pytest_xframe.engine import feeds_digest
-    from pytest_xframe.export import export
-    from pytest_xframe.outputs import torch_outputs
-    from pytest_xframe.results import BackendResult
-    from pytest_xframe.settings import CheckOptions
-    from pytest_xframe.spec import Dim, TensorSpec, bind_inputs
-    from pytest_xframe.strategies import feeds_strategy
+    from pytest_xframe.cache import ArtifactCache
+    from pytest_xframe.check.memo import SessionMemo
+    from pytest_xframe.inputs.spec import Dim, TensorSpec
+    from pytest_xframe.plugin.options import CheckOptions
 
     model = bench_models.build(args.model)
     atol, rtol = bench_models.TOLERANCES[args.model]
-    options = CheckOptions(atol=atol, rtol=rtol, max_examples=args.examples, exporter="torchscript", opset=13)
-    slots = bind_inputs(model, [TensorSpec((Dim("batch", bench_models.BATCH_MIN, bench_models.BATCH_MAX), *bench_models.SPECS[args.model]))], args.model)
-    names = [s.name for s in slots]
+    inputs = [TensorSpec((Dim("batch", bench_models.BATCH_MIN, bench_models.BATCH_MAX), *bench_models.SPECS[args.model]))]
+    options = CheckOptions(atol=atol, rtol=rtol, max_examples=args.examples, exporter="torchscript", opset=13, backends=BACKENDS)
     work = Path(tempfile.mkdtemp(prefix="bench-per-example-"))
-    artifact = export(model, slots, ("output",), exporter="torchscript", opset=13, out_dir=work / "export", model_name=args.model, positional=True)
-    ort_runner = make_session(str(artifact.path))
-    (work / "tf").mkdir()
-    convert(onnx.load(str(artifact.path)), work / "tf", model_name=args.model)
-    tf_runner = load_saved_model(work / "tf", artifact.input_names, artifact.output_names)
-    runners = {"onnxruntime": ort_runner, "tensorflow": tf_runner}
-    gc.freeze()  # as the plugin does after importing each framework (pytest_xframe.imports)
-
-    gc_log: list[tuple[bool, float]] = []  # (inside the test body, seconds) of every collection
-    in_body = [False]
-    gc_start = [0.0]
-
-    def on_gc(phase: str, info: dict) -> None:
-        if phase == "start":
-            gc_start[0] = time.perf_counter()
-        else:
-            gc_log.append((in_body[0], time.perf_counter() - gc_start[0]))
-
-    gc.callbacks.append(on_gc)
-
-    def measure(backend_names: tuple[str, ...], references: dict, seed: int) -> dict:
-        """One hypothesis run over ``backend_names``; torch's outputs are looked up in
-        ``references`` first, as ``Engine.reference`` does."""
-        t = {"torch": 0.0, "onnxruntime": 0.0, "tensorflow": 0.0, "compare": 0.0, "body": 0.0, "reused": 0}
-        gc_log.clear()
-        results = {b: BackendResult(b) for b in backend_names}
-        batches: list[int] = []
-
-        @settings(
-            max_examples=args.examples,
-            deadline=None,
-            database=DirectoryBasedExampleDatabase(str(work / f"hypothesis-{'-'.join(backend_names)}")),
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
-            report_multiple_bugs=False,
-        )
-        @given(feeds_strategy(slots))
-        def parity(feeds) -> None:
-            in_body[0] = True
-            entered = time.perf_counter()
-            batches.append(int(next(iter(feeds.values())).shape[0]))
-            key = feeds_digest(feeds)
-            reference = references.get(key)
-            if reference is None:
-                reference = references[key] = torch_outputs(model, feeds, names, True)
-            else:
-                t["reused"] += 1
-            t1 = time.perf_counter()
-            t["torch"] += t1 - entered
-            for b in backend_names:
-                s = time.perf_counter()
-                got = runners[b].run(feeds)
-                c = time.perf_counter()
-                comparisons = compare_all(reference, got, options.tolerance, options.equal_nan)
-                results[b].record(comparisons)
-                worst = max((x.tolerance_ratio for x in comparisons if not x.problem), default=0.0)
-                target(min(worst, 1e12), label=f"tolerance ratio, {b}")
-                assert all(x.ok for x in comparisons), comparisons
-                e = time.perf_counter()
-                t[b] += c - s
-                t["compare"] += e - c
-            t["body"] += time.perf_counter() - entered
-            in_body[0] = False
-
-        parity._hypothesis_internal_use_seed = seed  # as run_check does (Engine.example_seed)
-        start = time.perf_counter()
-        parity()
-        t["total"] = time.perf_counter() - start
-        t["draw+engine"] = t["total"] - t["body"]
-        # garbage collections hypothesis' allocations triggered between examples (part of draw+engine)
-        t["gc outside body"] = sum(d for inside, d in gc_log if not inside)
-        t["examples"] = len(batches)
-        t["mean batch"] = float(np.mean(batches)) if batches else 0.0
-        t["max_abs"] = {b: r.max_abs for b, r in results.items()}
-        return t
-
-    # warm every runtime once (first calls allocate / trace), as the timed runs below should not
-    # charge one-time initialisation to either side
-    warm = {n: np.zeros((1, *bench_models.SPECS[args.model]), np.float32) for n in names}
-    torch_outputs(model, warm, names, True)
-    for r in runners.values():
-        r.run(warm)
-
+    memo = SessionMemo(work / "run", ArtifactCache(work / "cache"), rootdir=work)
     try:
-        seed = random.getrandbits(64)
-        one = measure(("onnxruntime", "tensorflow"), {}, seed)
-        shared: dict = {}  # the marker: one run per backend, same seed, torch outputs reused
-        marked = [measure(("onnxruntime",), shared, seed), measure(("tensorflow",), shared, seed)]
+        # export, conversion, first calls (TF tracing): once, untimed, as a session's first check
+        measure(memo, model, inputs, replace(options, max_examples=1), ("warm",), work)
+        one = measure(memo, model, inputs, options, ("one check",), work)
+        marked = [measure(memo, model, inputs, replace(options, backends=(b,)), ("marked",), work) for b in BACKENDS]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"model": args.model, "one_check": one, "marked": marked}))
+    result = {"model": args.model, "one_check": one, "marked": marked}
+    print(json.dumps(result))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "one_check": one, "marked": marked}, f)
+            json.dump(result, f)
 
 
 if __name__ == "__main__":

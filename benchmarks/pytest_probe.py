@@ -4,7 +4,7 @@ startup (process start to this plugin's import: interpreter, pytest, plugins), c
 the test module: torch, the model code), each test's setup / call / teardown, session finish
 (terminal summary, JSON report). Imports are timed by :mod:`import_probe`; the results go to
 ``BENCH_PROBE_OUT`` at unconfigure. It also notes the batch size of every input the plugin runs
-through torch (by wrapping ``pytest_xframe.outputs.call_forward``, which it then calls
+through torch (by wrapping ``pytest_xframe.export.outputs.call_forward``, which it then calls
 unchanged), so the table can show that both routes ran inputs of similar size.
 """
 
@@ -43,9 +43,9 @@ batches: dict[str, list[int]] = {}
 
 
 def _record_batches(name: str) -> None:
-    """Wrap pytest_xframe.outputs.call_forward (every torch run of a check) to note each input's
+    """Wrap pytest_xframe.export.outputs.call_forward (every torch run of a check) to note each input's
     batch size (nothing else)."""
-    import pytest_xframe.outputs as pipeline  # imported by check() a moment later anyway
+    import pytest_xframe.export.outputs as pipeline  # imported by check() a moment later anyway
 
     inner = getattr(pipeline.call_forward, "__wrapped__", pipeline.call_forward)
     seen = batches.setdefault(name, [])

@@ -10,7 +10,7 @@ preferred exporter that works), then every target (fp32 ``tflite``, ``tflite-fp1
 on the same ``--examples`` inputs drawn with numpy from the spec (``--seed``; each ``Dim`` anywhere
 in its range, values uniform in the spec's range), which are not the calibration samples.
 
-Figures, from ``pytest_xframe.metrics`` over every float output and every input (the worst
+Figures, from ``pytest_xframe.judge.metrics`` over every float output and every input (the worst
 output of the worst input):
 
 * max abs / max rel: the largest elementwise errors (``compare.compare_output``);
@@ -46,7 +46,7 @@ FP32_DEFAULTS = (1e-5, 1e-4)
 
 def draw(slots, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One input from the spec: each Dim anywhere in its range (shared by name), values uniform."""
-    from pytest_xframe.spec import Dim
+    from pytest_xframe.inputs.spec import Dim
 
     sizes: dict[str, int] = {}
     feeds = {}
@@ -69,10 +69,11 @@ _EXPORTS: dict[tuple, object] = {}
 
 def prepare(name: str, model, slots, backend: str, workdir: Path, cache, threads: int):
     """(artifact, Prepared) through the backend's export plan, as the plugin's pipeline does."""
-    from pytest_xframe import backends, calibration
+    from pytest_xframe import backends
     from pytest_xframe.errors import XframeError, first_line
-    from pytest_xframe.export import example_feeds, export
-    from pytest_xframe.outputs import torch_outputs
+    from pytest_xframe.export.outputs import torch_outputs
+    from pytest_xframe.export.to_onnx import example_feeds, export
+    from pytest_xframe.inputs import calibration
 
     spec = backends.get(backend)
     spec.import_framework()
@@ -95,9 +96,9 @@ def prepare(name: str, model, slots, backend: str, workdir: Path, cache, threads
 
 
 def measure(model, slots, runner, inputs) -> dict[str, float | str]:
-    from pytest_xframe import metrics
-    from pytest_xframe.compare import compare_output
-    from pytest_xframe.outputs import torch_outputs
+    from pytest_xframe.export.outputs import torch_outputs
+    from pytest_xframe.judge import metrics
+    from pytest_xframe.judge.compare import compare_output
 
     fig = {"max_abs": 0.0, "max_rel": 0.0, "cosine": 1.0, "snr_db": math.inf, "mismatch": 0.0}
     top: dict[str, list[int]] = {}
@@ -150,7 +151,7 @@ def main() -> None:
     import coverage_models
 
     from pytest_xframe.cache import ArtifactCache
-    from pytest_xframe.spec import bind_inputs
+    from pytest_xframe.inputs.spec import bind_inputs
 
     results = []
     with tempfile.TemporaryDirectory(prefix="xframe-quant-") as tmp:

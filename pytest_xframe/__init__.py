@@ -1,8 +1,10 @@
 """pytest-xframe: parity-test torch models across torch, ONNX Runtime and TensorFlow.
 
-Public names only; importing this package imports no deep-learning framework.
+Public names only; importing this package imports no deep-learning framework. Module paths from
+before the package layout still import, with a DeprecationWarning (``_moved``).
 """
 
+from ._moved import install as _answer_moved_modules
 from .errors import (
     BackendUnavailable,
     ConversionError,
@@ -20,7 +22,7 @@ from .errors import (
     XframeError,
     XframeWarning,
 )
-from .spec import Dim, TensorSpec
+from .inputs.spec import Dim, TensorSpec
 
 __all__ = [
     "BackendUnavailable",
@@ -42,3 +44,5 @@ __all__ = [
     "XframeWarning",
 ]
 __version__ = "0.1.0"
+
+_answer_moved_modules()

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_xframe.errors import XframeError
-from pytest_xframe.provenance import file_sha256
+from .errors import XframeError
+from .identity import file_sha256
 
 __all__ = [
     "ArtifactCache",
@@ -126,7 +126,7 @@ def usable_root(root: Path | None) -> Path | None:
     file in its place, a read-only or full disk must not fail every conversion of the run."""
     if root is None:
         return None
-    from pytest_xframe.errors import StorageWarning, describe_exception
+    from .errors import StorageWarning, describe_exception
 
     try:
         Path(root).mkdir(parents=True, exist_ok=True)

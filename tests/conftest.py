@@ -67,7 +67,7 @@ def frameworks() -> None:
     if importlib.util.find_spec("onnx_tf") is None:  # importing it needs the compat layer first
         pytest.skip("these tests run the default backends; onnx-tf is not installed (extra 'tf')")
 
-    from pytest_xframe.convert.onnx_tf_compat import install
+    from pytest_xframe.backends.tensorflow.onnx_tf_compat import install
 
     install()
     import onnx_tf.backend  # noqa: F401
@@ -105,6 +105,16 @@ def _restore_hypothesis_seed():
     core.global_force_seed = forced
 
 
+@pytest.fixture
+def unforced_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For the tests of the example database: hypothesis uses no database under a forced seed, and
+    this suite's own ``--hypothesis-seed`` is forced in this process, so in-process inner sessions
+    would inherit it. These tests are about runs without one."""
+    from hypothesis import core
+
+    monkeypatch.setattr(core, "global_force_seed", None)
+
+
 #: the models of the data-set tests (``tests/data_models.py``), written as their projects' conftest
 DATA_MODELS = Path(__file__).with_name("data_models.py").read_text()
 
@@ -133,6 +143,8 @@ def data_artifacts(tmp_path_factory: pytest.TempPathFactory, frameworks: None) -
 
 @pytest.fixture
 def data_pytester(xf_pytester: pytest.Pytester, data_artifacts: Path) -> pytest.Pytester:
-    """A pytester project whose conftest is ``data_models``, pointed at the trained artifacts."""
+    """A pytester project whose conftest is ``data_models``, pointed at the trained artifacts, with
+    the shared models it builds on (``torch_models.py``) beside it."""
+    xf_pytester.makepyfile(torch_models=INNER_CONFTEST)
     xf_pytester.makeconftest(DATA_MODELS.replace("\nARTIFACTS = None\n", f"\nARTIFACTS = {str(data_artifacts)!r}\n"))
     return xf_pytester

@@ -1,16 +1,18 @@
-"""The models and data of the data-set tests (``tests/test_data_checks.py``), defined once.
+"""The models and data of the data-set tests (``tests/e2e/test_data.py``), defined once.
 
 Written as the ``conftest.py`` of their pytester projects, after a line that sets ``ARTIFACTS``
 (the directory where the outer session's fixture trained the classifier and wrote the data), so
-the inner tests say ``from conftest import trained_classifier``. Imports torch and numpy only at
-import time; transformers only when the detector is built.
+the inner tests say ``from conftest import trained_classifier``; ``torch_models.py`` is written
+beside it (``data_pytester``). Imports torch, numpy and ``torch_models`` at import time;
+transformers only when the detector is built.
 
 * ``Classifier``: 32 -> 64 -> 64 -> 4, trained for about a second on four Gaussian blobs
   (``blobs``), ~89% accurate: int8 quantization keeps its decisions.
 * ``Outlier``: the trained classifier with one extra hidden unit that is always 10000 and that
   nothing reads (its outgoing weights are 0): torch gives the very same outputs, but an int8
   activation range that must hold 10000 rounds every other unit to 0 or 1 step.
-* ``TinyMLP``: weight tensors of 48 and 24 elements, which TFLite's converter leaves in float.
+* ``TinyMLP``: ``torch_models.MLP``, whose weight tensors of 48 and 24 elements TFLite's
+  converter leaves in float.
 * ``Tagger``: the classifier on every position of a sequence, returning token ids (argmax).
 * ``Detector``: YOLOS from a tiny config with random weights; boxes, scores and labels as a
   post-processing head returns them. ``onnxruntime-sorted`` (registered below) is ONNX Runtime
@@ -25,6 +27,7 @@ import torch
 from torch import nn
 
 from pytest_xframe import Dim, TensorSpec
+from torch_models import MLP
 
 D, H, C = 32, 64, 4
 SPEC = [TensorSpec((Dim("batch", 1, 4), D))]
@@ -97,15 +100,12 @@ class Outlier(nn.Module):
         return self.head(self.second(torch.relu(self.first(x))))
 
 
-class TinyMLP(nn.Module):
+class TinyMLP(MLP):
+    """``MLP`` (6 -> 8 -> 3, seeded) in eval mode, under a name of its own in messages."""
+
     def __init__(self) -> None:
         super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
         self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 class Tagger(nn.Module):

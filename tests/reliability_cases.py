@@ -1,4 +1,4 @@
-"""Bad inputs and injected faults for tests/test_reliability.py: one row per case.
+"""Bad inputs and injected faults for tests/e2e/test_reliability.py: one row per case.
 
 Imported by the outer test (expected outcomes) and copied into the inner pytester project (the
 cases themselves). Each row builds its model and inputs inside the test, so a spec that refuses

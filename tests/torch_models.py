@@ -10,7 +10,7 @@ Two groups:
 
 * small models for the plugin's behaviour (``MLP``, ``Branchy``, ``TwoIn``, ``TokenModel``,
   ``Gated``, ``Upsampler``), each used by several test files;
-* the coverage architectures and their table ``CASES`` (``tests/test_coverage.py``): plain torch
+* the coverage architectures and their table ``CASES`` (``tests/unit/check/test_coverage.py``): plain torch
   (torchvision does not import beside torch 2.13 cpu), hidden sizes <= 32. ``CASES[name]`` is a
   :class:`Case`: ``build()`` makes the model (the same weights in every process, so the plugin's
   session cache shares one export between backends) and ``inputs`` is the ``inputs=`` of

@@ -1,4 +1,4 @@
-"""Backends: one module per target framework, each defining its :class:`Backend`, and the registry.
+"""Backends: one package per target framework, each defining its :class:`Backend`, and the registry.
 
 A backend is a :class:`Backend` object: which packages it needs (checked without importing them),
 which ONNX exports it prefers (its converter's coverage decides), and ``prepare``, which builds a
@@ -16,18 +16,20 @@ Optional capabilities (None when a backend lacks them; callers test for them):
 * ``layer_report(prepared, artifact, feeds, workdir) -> str | None``: extra diagnosis text for
   a failing check (a quantized target's SNR per layer, say).
 * ``quantization_count(prepared, artifact) -> QuantizationCount``: how many weight tensors the
-  converted model stores quantized (``pytest_xframe.quantization``); an int8 target that counts
+  converted model stores quantized (``pytest_xframe.backends.quantization``); an int8 target that counts
   none warns, or fails under ``strict_quantization``.
 * per-input converted model: a runner that converts per input shape has
   ``converted_path_for(feeds) -> Path``; :meth:`Prepared.converted_path_for` asks it, and a
   failing case keeps that model.
 
-How to add a backend: write ``pytest_xframe/backends/<name>_runner.py`` defining ``prepare`` (and
-any capability) with framework imports inside the functions, and ``BACKEND = Backend(...)``;
-then add one line to :data:`BUILTIN`. A package outside this repository instead declares an entry
-point in the ``pytest_xframe.backends`` group naming its Backend object, and a ``conftest.py``
-implements the ``pytest_xframe_register_backends(config)`` hook (:mod:`pytest_xframe.hooks`)
-returning a list of Backend objects. Options, test ids, reports and replay then know it by name.
+How to add a backend: write ``pytest_xframe/backends/<framework>/runner.py`` defining ``prepare``
+(and any capability) with framework imports inside the functions, and ``BACKEND = Backend(...)``
+(its converter and any compatibility code beside it, in the same package); then add one line to
+:data:`BUILTIN`. A package outside this repository instead declares an entry point in the
+``pytest_xframe.backends`` group naming its Backend object, and a ``conftest.py`` implements the
+``pytest_xframe_register_backends(config)`` hook (:mod:`pytest_xframe.plugin.hookspecs`) returning
+a list of Backend objects. Options, test ids, reports and replay then know it by name.
+``docs/contributing/architecture.md`` walks through it step by step.
 """
 
 from __future__ import annotations
@@ -46,21 +48,21 @@ if TYPE_CHECKING:
     import onnx
 
     from ..cache import ArtifactCache
-    from ..calibration import Calibration
-    from ..export import OnnxArtifact
-    from ..spec import InputSlot
+    from ..export.to_onnx import OnnxArtifact
+    from ..inputs.calibration import Calibration
+    from ..inputs.spec import InputSlot
 
 #: the built-in backends, one line each: name -> "module:attribute" of its Backend, imported on first use
 BUILTIN: dict[str, str] = {
-    "onnxruntime": "pytest_xframe.backends.onnxruntime_runner:BACKEND",
-    "tensorflow": "pytest_xframe.backends.tensorflow_runner:BACKEND",
-    "onnx2tf": "pytest_xframe.backends.onnx2tf_runner:BACKEND",
-    "tflite": "pytest_xframe.backends.tflite_runner:BACKEND",
-    "litert-torch": "pytest_xframe.backends.litert_torch_runner:BACKEND",
-    "tflite-fp16": "pytest_xframe.backends.tflite_fp16:BACKEND",
-    "tflite-int8": "pytest_xframe.backends.tflite_int8:BACKEND",
-    "tflite-int8-full": "pytest_xframe.backends.tflite_int8_full:BACKEND",
-    "onnxruntime-int8": "pytest_xframe.backends.onnxruntime_int8:BACKEND",
+    "onnxruntime": "pytest_xframe.backends.onnxruntime.runner:BACKEND",
+    "tensorflow": "pytest_xframe.backends.tensorflow.runner:BACKEND",
+    "onnx2tf": "pytest_xframe.backends.onnx2tf.runner:BACKEND",
+    "tflite": "pytest_xframe.backends.tflite.runner:BACKEND",
+    "litert-torch": "pytest_xframe.backends.litert_torch.runner:BACKEND",
+    "tflite-fp16": "pytest_xframe.backends.tflite.fp16:BACKEND",
+    "tflite-int8": "pytest_xframe.backends.tflite.int8:BACKEND",
+    "tflite-int8-full": "pytest_xframe.backends.tflite.int8_full:BACKEND",
+    "onnxruntime-int8": "pytest_xframe.backends.onnxruntime.int8:BACKEND",
 }
 #: the backends checked when no option names any
 DEFAULT: tuple[str, ...] = ("onnxruntime", "tensorflow")
@@ -137,7 +139,7 @@ class Backend:
     modules: tuple[str, ...] = ()
     extra: str | None = None
     #: (exporter, opset) tried in order when the user does not choose; opset None = exporter default.
-    #: Chosen from the coverage matrix (README): with our onnx-tf handlers the dynamo export converts
+    #: Chosen from the coverage matrix (docs/backends.md): with our onnx-tf handlers the dynamo export converts
     #: every architecture there, while TorchScript freezes attention's sequence length; onnx2tf
     #: handles the TorchScript graphs better. The next entry is tried when export or conversion fails.
     exports: tuple[tuple[str, int | None], ...] = (("dynamo", None), ("torchscript", 17))
@@ -158,7 +160,14 @@ class Backend:
     #: True when preparing needs calibration samples (``BuildContext.calibration``); they and
     #: ``int8_io`` then key the prepared runner too
     calibrated: bool = False
-    #: optional: ``quantization_count(prepared, artifact) -> quantization.QuantizationCount``, the
+    #: the distributions (pip names) whose versions decide this backend's results: the reports'
+    #: ``environment`` lists them for every backend a run checked
+    distributions: tuple[str, ...] = ()
+    #: optional: ``limit_threads(count)`` sizes the framework's process-wide thread pools, called
+    #: once per process before the first ``prepare`` when a count is set (``--xframe-threads``);
+    #: a framework that sizes per session reads ``BuildContext.threads`` instead
+    limit_threads: Callable[[int], object] | None = None
+    #: optional: ``quantization_count(prepared, artifact) -> backends.quantization.QuantizationCount``, the
     #: weight tensors the converted model really stores quantized (an int8 target's capability)
     quantization_count: Callable[[Prepared, OnnxArtifact], Any] | None = None
 
@@ -178,6 +187,24 @@ class Backend:
         start = time.perf_counter()
         import_frameworks(self.framework)
         return time.perf_counter() - start
+
+
+@dataclass
+class Target:
+    """A backend ready to run: the backend, its runner and the ONNX model it came from."""
+
+    backend: Backend
+    artifact: OnnxArtifact
+    prepared: Prepared
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def label(self) -> str:
+        """What the backend ran: the ONNX model's exporter and opset, or its own route from torch."""
+        return self.prepared.route or f"ONNX from {self.artifact.label}"
 
 
 class Registry:
@@ -244,7 +271,7 @@ def get(name: str) -> Backend:
 
 def conversion_key(artifact: OnnxArtifact, converter: str, revision: str, dists: tuple[str, ...]) -> dict[str, str]:
     """What decides a conversion: the ONNX bytes, the converter and its revision, the stack's versions."""
-    from ..provenance import export_sha256, versions
+    from ..identity import export_sha256, versions
 
     return {"onnx_sha256": ":".join(export_sha256(path) for path in artifact.files), "converter": converter, "revision": revision, **versions(*dists)}
 

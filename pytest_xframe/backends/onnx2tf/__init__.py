@@ -1,0 +1,1 @@
+"""TensorFlow through onnx2tf: the SavedModel runner (``runner``) and the conversion (``convert``)."""
