@@ -104,7 +104,8 @@ def _assignment() -> object:
         from scipy.optimize import linear_sum_assignment
     except ImportError as exc:
         raise XframeError(
-            "comparing detections needs scipy", cause=str(exc), hint="pip install scipy (its linear_sum_assignment matches the boxes)",
+            "comparing detections needs scipy", cause=str(exc),
+            hint="pip install 'pytest-xframe[detections]' (scipy: its linear_sum_assignment matches the boxes)",
         ) from None
     return linear_sum_assignment
 
