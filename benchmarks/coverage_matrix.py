@@ -1,14 +1,14 @@
 """Print the coverage suite's results as a Markdown matrix: models x (backend, exporter).
 
-    python benchmarks/coverage_matrix.py                      # runs tests/test_coverage.py, then prints
+    python benchmarks/coverage_matrix.py                      # runs tests/unit/check/test_coverage.py, then prints
     python benchmarks/coverage_matrix.py -k "not onnx2tf"     # extra arguments go to pytest
     python benchmarks/coverage_matrix.py --report r.json [--junit r.xml]   # print an earlier run
 
-Running means ``python -m pytest tests/test_coverage.py -p no:randomly --xframe-report=<tmp>.json
+Running means ``python -m pytest tests/unit/check/test_coverage.py -p no:randomly --xframe-report=<tmp>.json
 --junitxml=<tmp>.xml -q``. The JSON report gives each check's verdict, max abs error, the ONNX it
 ran (exporter, opset) and the error's first line; the JUnit XML gives what JSON cannot: the xfail
 and skip reasons and each test's duration. Given only a JSON report, xfail reasons are looked up
-in ``tests/test_coverage.py``'s ``KNOWN_FAILURES`` table.
+in ``tests/unit/check/test_coverage.py``'s ``KNOWN_FAILURES`` table.
 
 A backend that converts the torch module itself (litert-torch) has one column, ``torch.export``.
 
@@ -35,7 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_FILE = "tests/test_coverage.py"
+TEST_FILE = "tests/unit/check/test_coverage.py"
 BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
 EXPORTERS = ("dynamo", "torchscript")
 #: the one column of a backend that converts the torch module, not an ONNX export (as in the tests)
@@ -96,7 +96,7 @@ def read_junit(path: Path) -> dict[tuple[str, str, str], dict]:
 
 def known_failures() -> dict[tuple[str, str, str], str]:
     """(model, backend, exporter) -> xfail reason, from the test module (needs torch: slow-ish)."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "tests" / "unit" / "check"), str(ROOT / "tests")]  # the test module, and the models it imports
     try:
         import test_coverage  # type: ignore[import-not-found]
     except Exception as exc:  # noqa: BLE001 - only improves the labels
