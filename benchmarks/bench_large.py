@@ -114,13 +114,13 @@ def main() -> None:
     from pytest_xframe.backends.onnxruntime.runner import make_session
     from pytest_xframe.cache import ArtifactCache
     from pytest_xframe.check.memo import SessionMemo
+    from pytest_xframe.check.options import CheckOptions
     from pytest_xframe.check.run import ParityReport, run_check
     from pytest_xframe.export.outputs import torch_outputs
     from pytest_xframe.export.to_onnx import example_feeds, export, weight_bytes
     from pytest_xframe.identity import weights_digest
     from pytest_xframe.inputs.spec import TensorSpec, bind_inputs
     from pytest_xframe.judge.compare import compare_all
-    from pytest_xframe.plugin.options import CheckOptions
 
     work = Path(tempfile.mkdtemp(prefix="bench-large-"))
     sampler = Sampler()

@@ -76,10 +76,10 @@ def main() -> None:
 
     from pytest_xframe.cache import ArtifactCache
     from pytest_xframe.check import memo as memos
+    from pytest_xframe.check.options import CheckOptions
     from pytest_xframe.check.run import ParityReport, run_check
     from pytest_xframe.errors import XframeError
     from pytest_xframe.export.to_onnx import weight_bytes
-    from pytest_xframe.plugin.options import CheckOptions
 
     if args.unbounded:
         memos.PREPARED_MEMO = memos.EXPORT_MEMO = memos.OUTPUT_NAMES_MEMO = 10**9

@@ -160,8 +160,8 @@ def main() -> None:
 
     from pytest_xframe.cache import ArtifactCache
     from pytest_xframe.check.memo import SessionMemo
+    from pytest_xframe.check.options import CheckOptions
     from pytest_xframe.inputs.spec import Dim, TensorSpec
-    from pytest_xframe.plugin.options import CheckOptions
 
     model = bench_models.build(args.model)
     atol, rtol = bench_models.TOLERANCES[args.model]

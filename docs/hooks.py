@@ -8,7 +8,6 @@ render the page without building the site.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import sys
 from pathlib import Path
@@ -33,8 +32,10 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
 
 
 def options_markdown() -> str:
-    """The generated part of the option reference. Where the options are declared in one table, this
-    is the one line to change: return that table's own Markdown rendering."""
+    """The generated part of the option reference, from the plugin's option table
+    (``pytest_xframe.plugin.options.OPTIONS``): each check option's description, every flag and ini
+    key as ``pytest_addoption`` registers them from it, the policy tables (per example and over
+    ``data=``), a detection head's keys and a declaration's keys."""
     return "\n\n".join((check_options_table(), policy_tables(), data_policy_tables(), detection_keys(), declaration_keys(), command_line_tables()))
 
 
@@ -42,37 +43,24 @@ def options_markdown() -> str:
 
 
 def check_options_table() -> str:
-    from pytest_xframe.plugin.options import CheckOptions
+    from pytest_xframe.check.options import CheckOptions
+    from pytest_xframe.plugin.options import BY_NAME
 
-    docs = field_comments(CheckOptions)
-    rows = [(f"`{f.name}`", f"`{f.type}`", f"`{_default(f)!r}`", docs.get(f.name, "")) for f in dataclasses.fields(CheckOptions)]
+    rows = [(f"`{f.name}`", f"`{f.type}`", f"`{_default(f)!r}`", _where(BY_NAME[f.name]) + BY_NAME[f.name].help)
+            for f in dataclasses.fields(CheckOptions)]
     return _section(
         "Check options",
         "Keywords of `@pytest.mark.xframe_parity(...)`, `xframe.check(...)` and a `[[tool.xframe.models]]` "
-        "entry (from `pytest_xframe.plugin.options.CheckOptions`).",
+        "entry (from `pytest_xframe.plugin.options.OPTIONS`; types and defaults from `pytest_xframe.check.options.CheckOptions`).",
         ("option", "type", "default", "notes"),
         rows,
     )
 
 
-def field_comments(cls: type) -> dict[str, str]:
-    """The ``#:`` comment lines written right above each field of a dataclass, joined."""
-    import inspect
-
-    source = inspect.getsource(cls)
-    lines = source.splitlines()
-    body = ast.parse(source).body[0]
-    out: dict[str, str] = {}
-    for node in getattr(body, "body", []):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            comment: list[str] = []
-            row = node.lineno - 2
-            while row >= 0 and lines[row].strip().startswith("#:"):
-                comment.insert(0, lines[row].strip()[2:].strip())
-                row -= 1
-            if comment:
-                out[node.target.id] = " ".join(comment).replace("``", "`")
-    return out
+def _where(option: Any) -> str:
+    """Where else an option is given: its flag, ini key and pyproject table."""
+    places = [f"`{p}`" for p in (option.flag, option.ini) if p] + ([f"`[tool.xframe.{option.pyproject}]`"] if option.pyproject else [])
+    return f"Also {', '.join(places)}. " if places else ""
 
 
 def _default(f: dataclasses.Field) -> Any:

@@ -8,6 +8,9 @@ line or two, and what to try next. Long framework tracebacks are kept on the exc
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 
 def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> str:
@@ -20,6 +23,14 @@ def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> st
 def describe_exception(exc: BaseException, limit: int = 300) -> str:
     """``TypeName: first line of the message``."""
     return first_line(f"{type(exc).__name__}: {exc}", limit)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'atol'?)`` when one of ``choices`` is close to ``word``, else an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def informative_lines(text: str, limit: int = 400) -> str:
@@ -38,6 +49,11 @@ def informative_lines(text: str, limit: int = 400) -> str:
 
 class XframeError(Exception):
     """Base class of every error pytest-xframe raises on purpose."""
+
+    #: an export or conversion failure: the ONNX model the backend had, and its external data files
+    #: (kept with the failure's artifacts)
+    onnx_path: Path | None = None
+    external_data: tuple[Path, ...] = ()
 
     def __init__(
         self,
@@ -126,10 +142,14 @@ class BackendUnavailable(XframeError):
 
 
 class ParityError(XframeError, AssertionError):
-    """Outputs differ beyond tolerance. The message is the full mismatch report."""
+    """Outputs differ beyond tolerance. The message is the full mismatch report; ``mismatches``
+    holds what failed on the minimal example, one ``judge.mismatch.Mismatch`` per failing backend
+    (empty when the failure is over all the examples, top-k agreement, or drift). Errors are the
+    base every layer imports, so the type is named here, not imported."""
 
-    def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None) -> None:
+    def __init__(self, report_text: str, *, model: str | None = None, backend: str | None = None, mismatches: Sequence[Any] = ()) -> None:
         self.report_text = report_text
+        self.mismatches: tuple[Any, ...] = tuple(mismatches)
         super().__init__(report_text.splitlines()[0] if report_text else "", model=model, backend=backend)
 
     def _format(self) -> str:

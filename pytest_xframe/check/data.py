@@ -7,8 +7,8 @@
    per-example policy like any input, and its figures are kept per backend and output
    (``judge.aggregate.OverData``).
 3. ``over_data_failure`` judges the thresholds over the data (``judge.data_policy``); a failure is a
-   ``ParityError`` on the data's worst sample (lowest SNR), which the check then diagnoses and
-   keeps for replay like any failing input.
+   ``ParityError`` carrying a ``Mismatch`` per failing backend on the data's worst sample (lowest
+   SNR), which the check then diagnoses and keeps for replay like any failing input.
 4. hypothesis explores around the samples (``inputs.data.explore``), judged by the per-example policy.
 
 ``ExampleHooks`` is what every example's judgement gets beyond that policy: the outputs judged by
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from ..inputs.data.dataset import DataSet
     from ..judge.results import ParityReport
     from ..judge.verdict import Judged
-    from ..plugin.options import CheckOptions
     from .memo import SessionMemo
+    from .options import CheckOptions
     from .subject import Subject
 
 #: observe(backend, reference, outputs, judged) of one example
@@ -122,6 +122,7 @@ def over_data_failure(data: DataSet, run_one: Callable[..., None], hooks: Exampl
     sample of the first failing output (its lowest SNR), naming every failing figure, or None."""
     from ..diagnose.failures import mismatch_error
     from ..inputs.data.explore import from_sample
+    from ..judge.mismatch import Mismatch
 
     failing = {b: {n: why for n, over in r.over_data.items() if (why := over.failures())} for b, r in report.backends.items()}
     failing = {b: outputs for b, outputs in failing.items() if outputs}
@@ -137,8 +138,11 @@ def over_data_failure(data: DataSet, run_one: Callable[..., None], hooks: Exampl
         run_one(feeds, record=False)
     finally:
         hooks.observe = None
-    judged = {b: [_failed(j, failing[b].get(j.comparison.name)) for j in captured[b][2]] for b in failing}
-    error = mismatch_error(subject.name, feeds, captured[backend][0], {b: captured[b][1] for b in failing}, judged, targets)
+    mismatches = [
+        Mismatch(b, feeds, captured[b][0], captured[b][1], tuple(_failed(j, failing[b].get(j.comparison.name)) for j in captured[b][2]))
+        for b in failing
+    ]
+    error = mismatch_error(subject.name, mismatches, targets)
     head = f"{subject.name}: over the data ({data.description}), outputs differ from torch on {', '.join(failing)}"
     spread = [f"[{b}] output {n!r} over the data: {report.backends[b].over_data[n].describe(data.where)}" for b in failing for n in failing[b]]
     error.report_text = "\n".join([head, *error.report_text.splitlines()[1:], *spread])

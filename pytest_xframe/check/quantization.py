@@ -18,13 +18,13 @@ from ..errors import NothingQuantizedWarning, QuantizationError, describe_except
 if TYPE_CHECKING:
     from ..backends import Target
     from ..judge.results import BackendResult
-    from ..plugin.options import CheckOptions
+    from .options import CheckOptions
 
 
-def note(result: BackendResult, target: Target, options: CheckOptions, model_name: str) -> None:
+def note(result: BackendResult, target: Target, options: CheckOptions, model_name: str, stacklevel: int = 1) -> None:
     """Count what ``target`` quantized into ``result``; warn, or raise under ``strict_quantization``,
-    when it quantized nothing. The warning points at the test's ``check`` call (warn < note <
-    _prepare_targets < run_check < Xframe.check < the test)."""
+    when it quantized nothing (``result.unquantized`` then records why it fails). ``stacklevel``
+    is ``warnings.warn``'s, counted from this function: where the warning points."""
     __tracebackhide__ = True
     counter = target.backend.quantization_count
     if counter is None or target.backend.precision != "int8":
@@ -41,11 +41,11 @@ def note(result: BackendResult, target: Target, options: CheckOptions, model_nam
     text = (f"{target.name} quantized nothing in {model_name}: none of its {count.total} weight tensor(s) is stored as an integer, "
             f"so this int8 target runs the float model and its figures say nothing about quantization ({why})")
     if options.strict_quantization:
-        result.verdict, result.message = "failed", first_line(text)
+        result.unquantized = first_line(text)
         raise QuantizationError(text, model=model_name, backend=target.name,
                                 hint="quantize a model with larger weight tensors, or drop strict_quantization to only warn")
     try:
-        warnings.warn(NothingQuantizedWarning(text), stacklevel=5)
+        warnings.warn(NothingQuantizedWarning(text), stacklevel=stacklevel)
     except NothingQuantizedWarning:  # -W error: the check fails, and its report says why
-        result.verdict, result.message = "failed", first_line(text)
+        result.unquantized = first_line(text)
         raise

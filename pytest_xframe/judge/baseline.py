@@ -18,9 +18,12 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import SpecError
+if TYPE_CHECKING:
+    from .results import BackendResult, ParityReport
+
+from ..errors import DriftError, SpecError
 
 SCHEMA_ID = "pytest-xframe/baseline"
 VERSION = 1
@@ -268,6 +271,35 @@ def inputs_note(info: Mapping[str, Any], record: Mapping[str, Any]) -> str:
     if examples is not None and examples != record.get("examples"):
         parts.append(f"{record.get('examples')} examples here, {examples} there")
     return "; ".join(parts)
+
+
+def against_baseline(run: BaselineRun, report: ParityReport, check: str) -> DriftError | None:
+    """A check judged against its baseline entries, in the process that ran it: every backend's
+    ``baseline`` field (a finding: drifted figures fail it) and the DriftError to raise, if any."""
+    if run.settings.update or run.baseline is None:
+        status = "update" if run.settings.update else "missing"
+        for result in report.backends.values():
+            result.baseline = {"check": check, "status": status}
+        return None
+    factor = report.options.drift_factor
+    views = [_view(report, name, result) for name, result in report.backends.items()]
+    for view in views:
+        view["baseline"] = report.backends[view["backend"]].baseline = examine(run.baseline, view, check, factor)
+    text = drift_text(report.model, views, run.settings.path, factor)
+    if text is None:
+        return None
+    drifts = [{"backend": v["backend"], **d} for v in views for d in v["baseline"].get("drift", [])]
+    backends = ",".join(v["backend"] for v in views if v["baseline"].get("drift"))
+    return DriftError(text, model=report.model, backend=backends, drifts=drifts)
+
+
+def _view(report: ParityReport, backend: str, result: BackendResult) -> dict[str, Any]:
+    """What the baseline reads of one backend's result: its outputs' figures, seed and examples."""
+    outputs = [
+        {"name": c.name, "max_abs": c.max_abs, "max_rel": c.max_rel, "metrics": a.to_dict() if (a := result.metrics.get(c.name)) else None}
+        for c in result.worst.values()
+    ]
+    return {"test": report.test_id, "backend": backend, "outputs": outputs, "seed": report.options.seed, "examples": result.examples}
 
 
 # -- the controller: stale entries, the update, the summary --------------------------------------

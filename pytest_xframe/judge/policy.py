@@ -12,7 +12,7 @@ At any scope, a ``data`` table sets thresholds over the samples of ``data=`` (``
 ``{"backends": {"*int8*": {"data": {"snr_db": {"p50": 25}, "top1_agreement": 0.98}}}}``.
 
 Resolution per key, lowest first: the defaults of the backend's precision (``PRECISION_DEFAULTS``,
-with the dtype tolerances of ``DEFAULT_TOLERANCES`` below; with data, a reduced-precision
+with the dtype tolerances of ``DEFAULT_TOLERANCES``; with data, a reduced-precision
 target's are ``data_policy.DATA_DEFAULTS`` instead of its per-example floors) < project < marker < ``check()``;
 within one layer top-level < ``backends`` < ``outputs`` < ``backends.*.outputs``, and among globs
 of one kind the later-written one wins. A higher layer wins over a more specific entry of a lower one.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
 from .data_policy import DATA_DEFAULTS, DataThresholds, parse_data_policy
 
 #: threshold keys a policy table may set, and what each means (for messages and the docs)
@@ -44,8 +44,16 @@ SCOPE_KEYS = ("backends", "outputs")
 #: thresholds over the samples of ``data=`` (``data_policy.py``), at any scope
 DATA_KEY = "data"
 
+#: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-6),
+    "float32": (1e-5, 1e-4),
+    "float16": (1e-3, 1e-3),
+    "bfloat16": (1e-2, 1e-2),
+}
+
 #: Defaults by the target's precision (``Backend.precision``): the one table to tune.
-#: fp32 keeps the dtype tolerances (``DEFAULT_TOLERANCES`` below) and allclose (no element out).
+#: fp32 keeps the dtype tolerances (``DEFAULT_TOLERANCES``) and allclose (no element out).
 #: Reduced-precision targets are judged by metrics only; their elementwise figures are still shown.
 #: Measured (docs/policies.md): fp16 targets reach 48-77 dB on the coverage models, int8 ones
 #: 21-59 dB where the quantization works and 4-12 dB where it does not (a small difference of large
@@ -137,7 +145,7 @@ def _rules(table: Any, where: str, backend: str | None, output: str | None) -> I
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise SpecError(
-            f"unknown policy key(s) {', '.join(map(repr, unknown))} in {where}",
+            f"unknown policy key(s) {', '.join(map(repr, unknown))} in {where}" + did_you_mean(unknown[0], allowed),
             hint="valid keys: " + ", ".join(k if k != "topk" else "topk = {k, min_agreement}" for k in THRESHOLD_KEYS)
             + f"; {DATA_KEY} = {{thresholds over the data set}}"
             + ("; scopes: backends.<glob>, outputs.<glob>" if backend is None and output is None else "; scope: outputs.<glob>" if output is None else ""),
@@ -251,10 +259,8 @@ def check_names(layers: Iterable[Layer], outputs: Iterable[str], backend_ids: It
                 )
 
 
-#: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
-DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
-    "float64": (1e-7, 1e-6),
-    "float32": (1e-5, 1e-4),
-    "float16": (1e-3, 1e-3),
-    "bfloat16": (1e-2, 1e-2),
-}
+def unmatched_outputs(layers: Iterable[Layer], outputs: Iterable[str]) -> list[Rule]:
+    """The project's rules (``shared``) whose output glob matches none of ``outputs`` (every output
+    of every model a session checked): a name that is misspelt, or belongs to no model any more."""
+    outputs = tuple(outputs)
+    return [r for layer in layers for r in layer if r.shared and r.output is not None and not any(fnmatchcase(o, r.output) for o in outputs)]

@@ -1,6 +1,7 @@
-"""What a check produces: figures per backend (``BackendResult``) and the check's ``ParityReport``,
-plus ``Target``, a backend ready to run. Plain data: the check loop fills it, failures and
-reports read it."""
+"""What a check produces: figures and findings per backend (``BackendResult``) and the check's
+``ParityReport``. Plain data: the check loop fills the figures, whoever finds something (the loop,
+diagnosis, the baseline) records it as a finding, ``decide.decide`` alone turns findings into the
+verdict, and reports read it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from .compare import OutputComparison
 from .verdict import Judged, MetricAggregate
 
 if TYPE_CHECKING:
-    from ..plugin.options import CheckOptions
+    from ..check.options import CheckOptions
+    from .mismatch import Mismatch
 
 
 @dataclass
@@ -31,7 +33,8 @@ class BackendResult:
     load_seconds: float = 0.0
     run_seconds: float = 0.0
     cache_hit: bool = False
-    verdict: str = "pending"  # passed / failed / error / skipped
+    #: passed / failed / error / skipped, decided by ``decide.decide`` alone ("pending" until then)
+    verdict: str = "pending"
     message: str = ""
     artifacts: str | None = None
     #: for a failure: the step that broke and the first divergent ONNX node, as text
@@ -48,6 +51,24 @@ class BackendResult:
     over_data: dict[str, OverData] = field(default_factory=dict)
     #: an int8 target's weight tensors, quantized of total (``backends.quantization.QuantizationCount.to_dict``)
     quantization: dict[str, Any] | None = None
+
+    # -- findings: what ``decide.decide`` decides from ------------------------------------------
+    #: the minimal failing example, when this backend failed its policy on one
+    mismatch: Mismatch | None = None
+    #: outputs failing a threshold judged over all the examples (top-k agreement): output -> why
+    failed_over_examples: dict[str, str] = field(default_factory=dict)
+    #: why the check cannot fail (``VacuousCheckWarning`` made an error by ``-W error``)
+    vacuous: str | None = None
+    #: the record's ``baseline`` field: the check's entry in the baseline, drifted figures included
+    baseline: dict[str, Any] | None = None
+    #: why this quantized target fails: it quantized nothing (``strict_quantization``, or ``-W error``)
+    unquantized: str | None = None
+    #: why this backend could not run here (its packages are missing): it is skipped
+    unavailable: str | None = None
+
+    @property
+    def drifted(self) -> list[dict[str, Any]]:
+        return list((self.baseline or {}).get("drift") or [])
 
     @property
     def max_abs(self) -> float:
@@ -88,6 +109,10 @@ class ParityReport:
     #: the samples of ``data=``: what they are ("200 samples in data.npz"), and where each one is
     data: str | None = None
     where: Callable[[int], str] | None = None
+    #: the backends asked for that could not run here (skipped, not checked), in the order asked
+    unavailable: dict[str, BackendResult] = field(default_factory=dict)
+    #: the exception that ended the check, None when it ran through (read by ``decide.decide``)
+    ended_by: BaseException | None = field(default=None, repr=False)
 
     def __getitem__(self, backend: str) -> BackendResult:
         return self.backends[backend]

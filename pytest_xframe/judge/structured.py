@@ -244,13 +244,14 @@ def sequence_rates(precision: Mapping[str, str], sequences: tuple[tuple[str, flo
 
 
 def rates_failure(report: ParityReport, rates: Mapping[str, Mapping[str, SequenceRate]]) -> ParityError | None:
-    """The sequence rates judged once every example ran: a ParityError naming each failing one."""
+    """The sequence rates judged once every example ran: each failing one recorded in its backend's
+    ``failed_over_examples``, and a ParityError naming them, or None."""
     lines = []
     for backend, outputs in rates.items():
         failed = {name: why for name, rate in outputs.items() if (why := rate.failure())}
         if failed:
             result = report.backends[backend]
-            result.verdict, result.message = "failed", "; ".join(f"{n}: {why}" for n, why in failed.items())
+            result.failed_over_examples.update(failed)  # a finding: ``decide`` fails the backend on it
             lines.extend(f"[{backend}] output {n!r} over {result.examples} example(s): {why}" for n, why in failed.items())
     if not lines:
         return None

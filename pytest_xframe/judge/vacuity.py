@@ -53,9 +53,9 @@ class VacuityTracker:
                 out[name] = f"is the same for all {len(self.inputs)} different inputs drawn"
         return out
 
-    def warn(self, model: str, test_id: str) -> None:
+    def warn(self, model: str, test_id: str, stacklevel: int = 2) -> None:
         """One warning per check naming each vacuous output and why; it points at the test's
-        ``check`` call (warn < _warn_vacuous < run_check < Xframe.check < the test)."""
+        ``check`` call, ``stacklevel`` frames up (the caller counts them)."""
         __tracebackhide__ = True
         reasons = self.reasons()
         if reasons:
@@ -65,5 +65,5 @@ class VacuityTracker:
                     f"{test_id}: the parity check of {model} cannot fail: torch's {listed} over the drawn inputs. "
                     "Draw inputs that reach the model's behaviour (TensorSpec low/high, shapes) or check another output."
                 ),
-                stacklevel=5,
+                stacklevel=stacklevel,
             )

@@ -1,4 +1,5 @@
-"""Judging outputs by their policy: per-example figures, their aggregate over a check, the verdict.
+"""Judging outputs by their policy: per-example figures and their aggregate over a check (the
+backend's verdict is decided from them in ``decide``).
 
 ``compare.py`` measures elementwise errors and ``metrics.py`` computes each figure; this module
 decides pass or fail from the thresholds of ``policy.Thresholds`` and formats every figure, the
@@ -27,7 +28,7 @@ from .compare import OutputComparison, compare_output, format_comparison, missin
 from .policy import DEFAULT_TOLERANCES, Thresholds, resolve
 
 if TYPE_CHECKING:
-    from ..plugin.options import CheckOptions
+    from ..check.options import CheckOptions
 
 
 def policy_for(options: CheckOptions, backend: str, precision: str) -> Callable[[str, str], Thresholds]:

@@ -6,13 +6,11 @@ test pays nothing for the plugin being installed.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..backends import BUILTIN
 from .options import MARKER, OPTION_NAMES
 from .stash import CLI_MODEL_KEY, RECORDS_KEY
 
@@ -23,106 +21,10 @@ if TYPE_CHECKING:
 SESSION_KEY = pytest.StashKey["XframeSession"]()
 
 
-def _positive_int(value: str) -> int:
-    number = _int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {number}")
-    return number
-
-
-def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-
-
-def _threads(value: str) -> str:
-    from ..check.threads import parse
-
-    try:
-        return str(parse(value))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a thread count, got {value!r}") from None
-
-
-def _export_key(value: str) -> str | tuple[str, ...]:
-    from .options import export_key_arg
-
-    try:
-        return export_key_arg(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _drift_factor(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 1, got {value!r}") from None
-    if not number > 1:
-        raise argparse.ArgumentTypeError(f"expected a number > 1, got {value!r}")
-    return number
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("xframe", "cross-framework parity testing (pytest-xframe)")
-    # checked in pytest_configure, once plugins and conftests have registered their backends
-    group.addoption("--xframe-backends", default=None, metavar="LIST",
-                    help=f"comma-separated backends to check, overriding markers and check() (built in: {', '.join(BUILTIN)}; "
-                    "plugins may register more).")
-    group.addoption("--xframe-max-examples", type=_positive_int, default=None, metavar="N",
-                    help="hypothesis examples per parity check, overriding markers and check().")
-    group.addoption("--xframe-seed", type=_int, default=None, metavar="SEED",
-                    help="seed for drawing inputs, overriding markers and check(); see also --hypothesis-seed.")
-    group.addoption("--xframe-artifacts-dir", default=None, metavar="DIR",
-                    help="where failing cases are kept for replay (default: .pytest_cache/d/xframe-artifacts).")
-    group.addoption("--xframe-report", default=None, metavar="PATH",
-                    help="write a JSON report of every parity check (schema: docs/reports.md).")
-    group.addoption("--xframe-cache-dir", default=None, metavar="DIR",
-                    help="cache of converted models across runs (default: .pytest_cache/d/xframe); --cache-clear empties it.")
-    group.addoption("--xframe-no-cache", action="store_true", default=False,
-                    help="convert every model afresh; read and write no cache.")
-    group.addoption("--xframe-threads", type=_threads, default=None, metavar="auto|N",
-                    help="CPU threads per framework (torch, TensorFlow, ONNX Runtime): 'auto' (default) gives each "
-                    "pytest-xdist worker CPUs // workers and leaves a serial run alone; 0 leaves the frameworks' defaults.")
-    group.addoption("--xframe-max-input-bytes", type=_positive_int, default=None, metavar="BYTES",
-                    help="largest input one example may draw (all tensors together; default 268435456 = 256 MiB); "
-                    "a spec that can exceed it is refused before anything runs.")
-    group.addoption("--xframe-export-key", type=_export_key, default=None, metavar="VERSION|@FILES",
-                    help="vouch for the models' code so ONNX exports are reused across runs: a version string, or "
-                    "@a.py,src/**/*.py (paths/globs relative to the rootdir, contents hashed); overrides markers, "
-                    "check() and xframe_export_key (docs/performance.md, export_key).")
-    group.addoption("--xframe-baseline-update", action="store_true", default=False,
-                    help="write the error figures of this run's passing checks to the baseline file (keeps other entries, drops stale ones).")
-    group.addoption("--xframe-baseline", default=None, metavar="PATH",
-                    help="the baseline file (default: xframe-baseline.json at the rootdir; ini xframe_baseline).")
-    group.addoption("--xframe-drift-factor", type=_drift_factor, default=None, metavar="F",
-                    help="fail a check whose error figures got more than F times worse than its baseline (default 2).")
-    group.addoption("--xframe-model", default=None, metavar="MODULE:FACTORY",
-                    help="check this one model (built by calling FACTORY) instead of collecting tests; needs --xframe-inputs.")
-    group.addoption("--xframe-inputs", default=None, metavar="TEXT",
-                    help="inputs of --xframe-model, e.g. \"x=float32[batch:1..8,20]\" (grammar: docs/model-repos.md).")
-    group.addoption("--xframe-model-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="an option of --xframe-model (atol=1e-4, exporter=\"torchscript\", ...); repeatable.")
-    group.addoption("--xframe-strict-quantization", action="store_true", default=False,
-                    help="fail a quantized target that quantized none of the model's weight tensors (default: warn); "
-                    "overrides markers and check().")
-    group.addoption("--xframe-lock", default=None, metavar="PATH",
-                    help="a pip constraints file of the stack the suite passed on: the report header, the summary of a failing "
-                    "run and the JSON report name the packages whose installed version moved since (ini xframe_lock).")
-    parser.addini("xframe_backends", "default backends for parity checks (comma or space separated).", type="args", default=[])
-    parser.addini("xframe_max_examples", "default hypothesis examples per parity check.", default="")
-    parser.addini("xframe_seed", "default seed for drawing inputs.", default="")
-    parser.addini("xframe_artifacts_dir", "where failing cases are kept for replay.", default="")
-    parser.addini("xframe_max_input_bytes", "largest input one example may draw, in bytes.", default="")
-    parser.addini("xframe_export_key", "files/globs (relative to the rootdir) whose contents vouch for the models' code: "
-                  "exports are then reused across runs (docs/performance.md, export_key).", type="args", default=[])
-    parser.addini("xframe_baseline", "the baseline file of error figures, relative to the ini file.", default="")
-    parser.addini("xframe_drift_factor", "how much worse than its baseline a figure may get (default 2).", default="")
-    parser.addini("xframe_strict_quantization", "fail quantized targets that quantized nothing (default: warn).", type="bool", default=False)
-    parser.addini("xframe_lock", "the lock (pip constraints file) of the tested stack, relative to the ini file's directory.", default="")
-    parser.addini("xframe_threads", "CPU threads per framework: auto (default), 0 or a count.", default="")
+    from .options import register
+
+    register(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -273,7 +175,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     records = item.stash.get(RECORDS_KEY, None)
     if records and report.when == "call":
         if hasattr(report, "wasxfail"):  # an expected failure is not an error in the summary
-            records = [{**r, "verdict": "xfailed"} if r["verdict"] in ("failed", "error") else r for r in records]
+            from ..judge.decide import expected_failure
+
+            records = [{**r, "verdict": expected_failure(r["verdict"])} for r in records]
         report.xframe = records  # plain JSON data: travels from pytest-xdist workers too
     return report
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +9,10 @@ import pytest
 
 from ..errors import BackendUnavailable, SpecError
 from .options import MARKER, CheckOptions, validate
+from .stash import RECORDS_KEY
 
 if TYPE_CHECKING:
-    from ..errors import DriftError
-    from ..judge.results import ParityReport
+    from ..judge.results import BackendResult, ParityReport
     from .session import XframeSession
 
 
@@ -39,59 +38,72 @@ class Xframe:
         __tracebackhide__ = True
         self.calls += 1
         from ..check.run import run_check
+        from ..judge.baseline import against_baseline
         from ..judge.results import ParityReport
-        from ..report import records as reporting
 
         try:
             given = validate(options, "xframe.check()", self._session.backend_names)
         except SpecError as exc:  # the check still gets its line in the report, with the error
             self._record_refused(exc)
             raise
-        resolved = self._session.options(self._session.marker_options(self._request.node), given)
-        if self.backend is not None:
-            if "backends" in given and self.backend not in given["backends"]:
-                pytest.skip(f"backend {self.backend} not among check(backends={list(given['backends'])})")
-            resolved = replace(resolved, backends=(self.backend,))
-        skipped = []
-        if self.backend is None:
-            known = {b: self._session.backends.get(b) for b in resolved.backends}
-            missing = {b: backend.missing() for b, backend in known.items()}
-            skipped = [(b, reason, known[b].precision) for b, reason in missing.items() if reason]
-            available = tuple(b for b, reason in missing.items() if not reason)
-            if not available:
-                pytest.skip("; ".join(reason for _, reason, _ in skipped if reason))
-            resolved = replace(resolved, backends=available)
-        check, resolved, extra = self._baseline_plan(model, resolved)
-        report = ParityReport(test_id=self._request.node.nodeid, options=resolved)
+        resolved, unavailable = self._backends(given)
+        name, resolved = self._baseline_plan(model, resolved)
+        report = ParityReport(test_id=self._request.node.nodeid, options=resolved, unavailable=unavailable)
         try:
             run_check(
                 self._session.memo(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
                 test_key=(self._test_key(), self.calls),
             )
-            if check is not None:
-                extra, drift = self._against_baseline(report, check)
-                if drift is not None:
-                    raise drift
+            drift = None if name is None else against_baseline(self._session.baseline, report, name)
+            if drift is not None:
+                raise drift
             return report
         except BackendUnavailable as exc:
             pytest.skip(str(exc).replace("\n", " "))
         finally:
-            from ..check.run import settle
+            self._finish(report, name)
 
-            settle(report, sys.exc_info()[1])  # no backend left pending, none dropped
-            self.reports.append(report)
-            reporting.record(self._request, report, skipped, extra)
+    def _backends(self, given: dict[str, Any]) -> tuple[CheckOptions, dict[str, BackendResult]]:
+        """The options in force, narrowed to the backends this test runs: the marker's one, or
+        those installed (the others are results found unavailable, reported as skipped)."""
+        from ..judge.results import BackendResult
 
-    def _baseline_plan(self, model: Any, resolved: CheckOptions) -> tuple[str | None, CheckOptions, dict[str, dict]]:
-        """With a baseline in use: the check's name in it, the seed it draws with (the entry's
-        unless you set one), and the record fields a check that fails while updating carries."""
+        resolved = self._session.options(self._session.marker_options(self._request.node), given)
+        if self.backend is not None:
+            if "backends" in given and self.backend not in given["backends"]:
+                pytest.skip(f"backend {self.backend} not among check(backends={list(given['backends'])})")
+            return replace(resolved, backends=(self.backend,)), {}
+        known = {b: self._session.backends.get(b) for b in resolved.backends}
+        missing = {b: backend.missing() for b, backend in known.items()}
+        available = tuple(b for b, reason in missing.items() if not reason)
+        if not available:
+            pytest.skip("; ".join(reason for reason in missing.values() if reason))
+        unavailable = {b: BackendResult(b, precision=known[b].precision, unavailable=reason) for b, reason in missing.items() if reason}
+        return replace(resolved, backends=available), unavailable
+
+    def _finish(self, report: ParityReport, name: str | None) -> None:
+        """However the check ended: every verdict decided, the records attached to the test."""
+        from ..judge.decide import decide
+        from ..report.records import junit_properties, records_from
+
+        decide(report)
+        if name is not None and self._session.baseline.settings.update:
+            for result in report.backends.values():  # a failing check's records still say it was updating
+                result.baseline = result.baseline or {"check": name, "status": "update"}
+        self.reports.append(report)
+        records = records_from(report)
+        self._request.node.stash.setdefault(RECORDS_KEY, []).extend(records)
+        self._request.node.user_properties.extend(junit_properties(report, records))
+
+    def _baseline_plan(self, model: Any, resolved: CheckOptions) -> tuple[str | None, CheckOptions]:
+        """With a baseline in use: the check's name in it, and the seed it draws with (the entry's
+        unless you set one)."""
         run = self._session.baseline
         if not run.active:
-            return None, resolved, {}
+            return None, resolved
         check = self._check_name(resolved.name or type(model).__name__)
         seed = run.seed(self._request.node.nodeid, check, resolved.seed, self._test_key(), self._request.config.getoption("hypothesis_seed", None))
-        extra = {b: {"baseline": {"check": check, "status": "update"}} for b in resolved.backends} if run.settings.update else {}
-        return check, replace(resolved, seed=seed), extra
+        return check, replace(resolved, seed=seed)
 
     def _check_name(self, model_name: str) -> str:
         """A check's name in the baseline: its model's, numbered from the second check of the
@@ -99,44 +111,15 @@ class Xframe:
         earlier = sum(r.model == model_name for r in self.reports)
         return model_name if not earlier else f"{model_name}#{earlier + 1}"
 
-    def _against_baseline(self, report: ParityReport, check: str) -> tuple[dict[str, dict], DriftError | None]:
-        """Each backend's ``baseline`` record field, and a DriftError (the drifted backends marked
-        failed) when a figure got worse than its baseline by more than the drift factor."""
-        from ..errors import DriftError
-        from ..judge.baseline import drift_headline, drift_text, examine
-        from ..report.records import records_from
-
-        run = self._session.baseline
-        records = records_from(report, [])
-        if run.settings.update or run.baseline is None:
-            status = "update" if run.settings.update else "missing"
-            return {r["backend"]: {"baseline": {"check": check, "status": status}} for r in records}, None
-        for r in records:
-            r["baseline"] = examine(run.baseline, r, check, report.options.drift_factor)
-        extra = {r["backend"]: {"baseline": r["baseline"]} for r in records}
-        text = drift_text(report.model, records, run.settings.path, report.options.drift_factor)
-        if text is None:
-            return extra, None
-        drifted = [r for r in records if r["baseline"].get("drift")]
-        for r in drifted:
-            result = report.backends[r["backend"]]
-            result.verdict, result.message = "failed", drift_headline(r["baseline"]["drift"][0])
-        drifts = [{"backend": r["backend"], **d} for r in drifted for d in r["baseline"]["drift"]]
-        return extra, DriftError(text, model=report.model, backend=",".join(r["backend"] for r in drifted), drifts=drifts)
-
     def _record_refused(self, exc: SpecError) -> None:
         """A check refused for its own options: one error record per backend it would have run."""
-        from ..check.run import settle
         from ..judge.results import ParityReport
-        from ..report import records as reporting
 
         resolved = self._session.options({}, {})
         if self.backend is not None:
             resolved = replace(resolved, backends=(self.backend,))
-        report = ParityReport(test_id=self._request.node.nodeid, options=resolved)
-        settle(report, exc)
-        self.reports.append(report)
-        reporting.record(self._request, report, [])
+        report = ParityReport(test_id=self._request.node.nodeid, options=resolved, ended_by=exc)
+        self._finish(report, None)
 
     def _test_key(self) -> tuple:
         """This test apart from the backend the marker gave it: its function and the positions of

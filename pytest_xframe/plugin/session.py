@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
-from .options import MARKER, CheckOptions, parse_backends, resolve, validate
+from .options import MARKER, CheckOptions, cli_layer, ini_layer, resolve, validate
 
 #: the key of ``worker_input`` in pytest-xdist's ``workerinput``
 RUN_DIR_KEY = "xframe_run_dir"
@@ -84,22 +84,15 @@ class XframeSession:
         return self.backends.names()
 
     def _ini_options(self) -> dict[str, Any]:
-        ini: dict[str, Any] = {}
-        backends = [b for item in self.config.getini("xframe_backends") for b in item.split(",") if b]
-        if backends:
-            ini["backends"] = parse_backends(backends, "ini option xframe_backends", self.backend_names)
-        if self.config.getini("xframe_export_key"):
-            ini["export_key"] = tuple(self.config.getini("xframe_export_key"))
-        for name, key in (("xframe_max_examples", "max_examples"), ("xframe_seed", "seed"), ("xframe_max_input_bytes", "max_input_bytes")):
-            raw = str(self.config.getini(name)).strip()
-            if raw:
-                try:
-                    ini[key] = int(raw)
-                except ValueError:
-                    raise SpecError(f"ini option {name} must be an integer, got {raw!r}") from None
-        if self.config.getini("xframe_strict_quantization"):
-            ini["strict_quantization"] = True
-        ini.update(self._ini_drift_factor())
+        """The project's layer: the ini file's options, ``[tool.xframe.baseline] drift_factor``
+        where the ini sets none, and ``[tool.xframe.policy]``."""
+        ini = ini_layer(self.config, self.backend_names)
+        if "drift_factor" not in ini:
+            from .project import baseline_table
+
+            table = baseline_table(self.config)
+            if "drift_factor" in table:
+                ini.update(validate({"drift_factor": table["drift_factor"]}, "[tool.xframe.baseline]"))
         ini = validate(ini, "the ini file", self.backend_names)
         ini.update(self._project_policy())
         return ini
@@ -114,42 +107,8 @@ class XframeSession:
             return {}
         return {"policy": (parse_policy(table, "[tool.xframe.policy] of pyproject.toml", shared=True),)}
 
-    def _ini_drift_factor(self) -> dict[str, Any]:
-        """ini ``xframe_drift_factor`` over ``[tool.xframe.baseline] drift_factor``."""
-        from .project import baseline_table
-
-        raw = str(self.config.getini("xframe_drift_factor")).strip()
-        if not raw:
-            table = baseline_table(self.config)
-            return validate({"drift_factor": table["drift_factor"]}, "[tool.xframe.baseline]") if "drift_factor" in table else {}
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SpecError(f"ini option xframe_drift_factor must be a number > 1, got {raw!r}") from None
-        return validate({"drift_factor": value}, "ini option xframe_drift_factor")
-
     def _cli_options(self) -> dict[str, Any]:
-        cli: dict[str, Any] = {}
-        if self.config.getoption("xframe_backends"):
-            import pytest
-
-            try:
-                cli["backends"] = parse_backends(self.config.getoption("xframe_backends"), "--xframe-backends", self.backend_names)
-            except SpecError as exc:
-                raise pytest.UsageError(str(exc)) from None
-        if self.config.getoption("xframe_max_examples") is not None:
-            cli["max_examples"] = self.config.getoption("xframe_max_examples")
-        if self.config.getoption("xframe_seed") is not None:
-            cli["seed"] = self.config.getoption("xframe_seed")
-        if self.config.getoption("xframe_max_input_bytes") is not None:
-            cli["max_input_bytes"] = self.config.getoption("xframe_max_input_bytes")
-        if self.config.getoption("xframe_export_key") is not None:
-            cli["export_key"] = self.config.getoption("xframe_export_key")
-        if self.config.getoption("xframe_strict_quantization"):
-            cli["strict_quantization"] = True
-        if self.config.getoption("xframe_drift_factor") is not None:
-            cli["drift_factor"] = self.config.getoption("xframe_drift_factor")
-        return cli
+        return cli_layer(self.config, self.backend_names)
 
     def _threads_setting(self) -> str | int:
         from ..check.threads import chosen, parse
@@ -261,6 +220,8 @@ class XframeSession:
             from ..report.terminal import write_summary
 
             write_summary(terminalreporter, self.records, self.config.get_verbosity())
+            for line in self.unmatched_policy():
+                terminalreporter.write_line(line, yellow=True)
         if self.baseline.outcome is not None:
             from ..judge.baseline import summary_lines
 
@@ -276,6 +237,18 @@ class XframeSession:
 
         checked = dict.fromkeys(r["backend"] for r in self.records if r["backend"] in self.backends)
         return environment(d for name in checked for d in self.backends.get(name).distributions)
+
+    def unmatched_policy(self) -> list[str]:
+        """Warnings for ``[tool.xframe.policy]`` output globs that matched no output of any model this
+        session checked (the project's table may name any model's outputs, so only the whole run can tell)."""
+        from ..judge.policy import unmatched_outputs
+
+        outputs = {o["name"] for r in self.records for o in r["outputs"]}
+        if not outputs:
+            return []
+        rules = unmatched_outputs(self._ini.get("policy", ()), outputs)
+        return [f"xframe: warning: {r.where} names output {r.output!r}, which matches no output of any model checked in this session"
+                for r in rules]
 
     def finish_baseline(self) -> None:
         """Controller only: stale entries and, with --xframe-baseline-update, the file."""

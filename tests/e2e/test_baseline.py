@@ -261,7 +261,7 @@ def test_baseline_location_and_drift_factor_from_pyproject_ini_and_command_line(
     xf_pytester.makepyprojecttoml("[tool.xframe.baseline]\nfactor = 3\n")
     unknown = xf_pytester.runpytest()
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
-    unknown.stderr.fnmatch_lines(["ERROR: unknown key(s) 'factor' in [[]tool.xframe.baseline[]] in pyproject.toml", "*valid keys: path, drift_factor"])
+    unknown.stderr.fnmatch_lines(["ERROR: unknown key(s) 'factor' in [[]tool.xframe.baseline[]] in pyproject.toml (did you mean 'drift_factor'?)", "*valid keys: path, drift_factor"])
 
 
 def test_a_broken_baseline_file_is_a_usage_error(xf_pytester: pytest.Pytester) -> None:

@@ -141,3 +141,62 @@ def test_bad_marker_usage_is_a_collection_error(pytester: pytest.Pytester) -> No
             "*takes keyword options only*",
         ]
     )
+
+
+# -- every key of every [tool.xframe*] table is checked, with a "did you mean" ---------------------
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[tool.xframe.polcy]\ncosine = 0.99\n", ["ERROR: unknown key 'polcy' in [tool.xframe] of pyproject.toml (did you mean 'policy'?)", "*valid keys: policy*"]),
+        ("[tool.xframe]\nmax_exampels = 3\n", ["ERROR: unknown key 'max_exampels' in [tool.xframe] of pyproject.toml (did you mean 'max_examples'?)",
+                                               "*set max_examples project-wide in the ini file (xframe_max_examples in [[]tool.pytest.ini_options[]])*"]),
+        ('[tool.xframe]\nbackends = ["nope"]\n', ["ERROR: unknown key 'backends' in [tool.xframe] of pyproject.toml",
+                                                 "*set backends project-wide in the ini file (xframe_backends in [[]tool.pytest.ini_options[]])*"]),
+        ("[tool.xframe.policy]\ncosin = 0.99\n", ["ERROR: unknown policy key(s) 'cosin' in [[]tool.xframe.policy[]] of pyproject.toml (did you mean 'cosine'?)"]),
+        ('[tool.xframe.baseline]\npth = "b.json"\n', ["ERROR: unknown key(s) 'pth' in [[]tool.xframe.baseline[]] in pyproject.toml (did you mean 'path'?)"]),
+        ("[tool.xfame.policy]\ncosine = 0.99\n", ["ERROR: [[]tool.xfame[]] in */pyproject.toml is not a table pytest-xframe reads (did you mean [[]tool.xframe[]]?)"]),
+    ],
+    ids=["table-name", "option-typo", "option-not-here", "policy-key", "baseline-key", "tool-name"],
+)
+def test_an_unknown_pyproject_key_is_a_usage_error_naming_the_closest(pytester: pytest.Pytester, toml: str, expected: list[str]) -> None:
+    pytester.makefile(".toml", pyproject=toml)
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(expected)
+
+
+def test_a_declared_models_misspelt_option_names_the_closest(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", pyproject='[[tool.xframe.models]]\nfactory = "os:getcwd"\ninputs = "x=float32[2]"\natoll = 1e-4\n')
+    result = pytester.runpytest("--co", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["*unknown xframe option(s) 'atoll' in [[][[]tool.xframe.models[]][]] #1 of pyproject.toml (did you mean 'atol'?)*"])
+
+
+def test_an_empty_backends_flag_is_an_error_like_an_empty_list(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("--xframe-backends=", "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: unknown backend(s) (none given) in --xframe-backends*", "*valid backends: onnxruntime, tensorflow*"])
+
+
+def test_a_project_policy_glob_that_matches_no_checked_output_is_reported(xf_pytester: pytest.Pytester) -> None:
+    xf_pytester.makefile(
+        ".toml",
+        pyproject='[tool.xframe.policy.outputs."logits"]\ncosine = 0.99\n[tool.xframe.policy.outputs."out*"]\ncosine = 0.99\n',
+    )
+    xf_pytester.makepyfile(
+        """
+        from conftest import MLP
+        from pytest_xframe import TensorSpec
+
+        def test_mlp(xframe):
+            xframe.check(MLP().eval(), [TensorSpec((2, 6))], backends=["onnxruntime"], exporter="torchscript", max_examples=2)
+        """
+    )
+    result = xf_pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["xframe: warning: [[]tool.xframe.policy[]] of pyproject.toml outputs.\"logits\" names output 'logits', "
+         "which matches no output of any model checked in this session"]
+    )
+    assert "'out*'" not in result.stdout.str()  # MLP's output is "output"

@@ -303,7 +303,7 @@ def test_policy_mistakes_are_spec_errors_naming_the_real_outputs(project: pytest
             "  try:   the model's outputs: output",
             "policy names backend 'tflite-int9', which matches no backend *",
             "  try:   known backends: onnxruntime, *",
-            "unknown policy key(s) 'psnr' in policy= of xframe.check()",
+            "unknown policy key(s) 'psnr' in policy= of xframe.check() (did you mean 'snr_db'?)",
         ]
     )
 

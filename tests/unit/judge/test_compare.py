@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pytest_xframe.check.options import CheckOptions
 from pytest_xframe.judge.compare import compare_all, compare_output, format_comparison
-from pytest_xframe.plugin.options import CheckOptions
 
 
 def test_within_tolerance_passes_and_reports_the_figures() -> None:

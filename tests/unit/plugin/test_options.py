@@ -61,3 +61,13 @@ def test_data_options_are_validated() -> None:
             validate(dict(options), "here", known=("onnxruntime",))
     given = validate({"data": Path("a/b"), "data_scale": 1}, "here", known=("onnxruntime",))
     assert given == {"data": "a/b", "data_scale": 1.0}
+
+
+def test_every_check_option_is_in_the_table_once() -> None:
+    from dataclasses import fields
+
+    from pytest_xframe.plugin.options import OPTIONS, CheckOptions
+
+    names = [o.name for o in OPTIONS]
+    assert len(names) == len(set(names))
+    assert [o.name for o in OPTIONS if o.check] == [f.name for f in fields(CheckOptions)]
