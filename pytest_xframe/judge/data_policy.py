@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
 
 #: per-sample figures whose distribution a policy may bound (higher is better for each)
 DISTRIBUTION_KEYS: dict[str, str] = {
@@ -65,7 +65,8 @@ def parse_data_policy(table: Any, where: str) -> tuple[tuple[str, float], ...]:
         raise SpecError(f"policy {where} must be a non-empty table, got {table!r}", hint=_hint())
     unknown = sorted(set(table) - set(DISTRIBUTION_KEYS) - set(RATE_KEYS))
     if unknown:
-        raise SpecError(f"unknown policy key(s) {', '.join(map(repr, unknown))} in {where}", hint=_hint())
+        known = (*DISTRIBUTION_KEYS, *RATE_KEYS)
+        raise SpecError(f"unknown policy key(s) {', '.join(map(repr, unknown))} in {where}" + did_you_mean(unknown[0], known), hint=_hint())
     out: list[tuple[str, float]] = []
     for key in DISTRIBUTION_KEYS:
         if key in table:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ParityError, SpecError
+from ..errors import ParityError, SpecError, did_you_mean
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,7 +108,8 @@ def _rule(head: Any, where: str) -> DetectionRule:
     unknown = sorted(set(head) - set(DETECTION_KEYS))
     missing = [k for k in ("boxes", "scores") if k not in head]
     if unknown or missing:
-        problem = f"unknown key(s) {', '.join(map(repr, unknown))}" if unknown else f"no {' and no '.join(missing)} output"
+        problem = (f"unknown key(s) {', '.join(map(repr, unknown))}" + did_you_mean(unknown[0], DETECTION_KEYS) if unknown
+                   else f"no {' and no '.join(missing)} output")
         raise SpecError(f"{where} has {problem}", hint=_hint())
     for key in ("boxes", "scores", "labels", "name"):
         if key in head and (not isinstance(head[key], str) or not head[key]):

@@ -25,7 +25,7 @@ def test_a_data_table_flattens_to_one_key_per_statistic() -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"snr": {"p50": 1}}, "unknown policy key(s) 'snr' in here data"),
+        ({"snr": {"p50": 1}}, "unknown policy key(s) 'snr' in here data (did you mean 'snr_db'?)"),
         ({"snr_db": {"median": 20}}, "unknown statistic 'median' of snr_db in policy here data"),
         ({"snr_db": {"p100": 20}}, "unknown statistic 'p100' of snr_db"),
         ({"snr_db": {"p0": 20}}, "unknown statistic 'p0' of snr_db"),

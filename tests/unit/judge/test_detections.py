@@ -70,6 +70,7 @@ def test_box_formats_and_iou() -> None:
     [
         ({"boxes": "b"}, "detections in here has no scores output"),
         ({"boxes": "b", "scores": "s", "iou": 0.5}, "detections in here has unknown key(s) 'iou'"),
+        ({"boxes": "b", "scores": "s", "lables": "l"}, "unknown key(s) 'lables' (did you mean 'labels'?)"),
         ({"boxes": "b", "scores": "s", "format": "yolo"}, "format must be one of xyxy, xywh, cxcywh, got 'yolo'"),
         ({"boxes": "b", "scores": "s", "min_iou": 1.5}, "min_iou must be a number in 0..1, got 1.5"),
         ({"boxes": "b", "scores": "s", "max_unmatched": -1}, "max_unmatched must be an int >= 0, got -1"),
