@@ -171,7 +171,8 @@ class CheckRun:
         return Forward(self.subject.model, self.subject.slots, self.subject.positional, self.subject.name)
 
     def _examples(self) -> None:
-        """Draw and judge the examples; a failing one is confirmed, diagnosed and kept."""
+        """Judge the samples of ``data=`` (then the figures over them), then the drawn examples; a
+        failing one is confirmed, diagnosed and kept."""
         __tracebackhide__ = True
         example = self.example_runner()
         try:
