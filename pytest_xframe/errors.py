@@ -307,3 +307,12 @@ def disk_full(
 def shown_bytes(n: int) -> str:
     """``1.63 GiB``, ``12.0 MiB``, ``4 KiB``: a size in a message."""
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB" if n >= 2**10 else f"{n} bytes"
+
+
+class QuantizationError(XframeError, AssertionError):
+    """A quantized target quantized none of the model's weights, under ``strict_quantization``."""
+
+
+class NothingQuantizedWarning(XframeWarning):
+    """A quantized target stores none of the model's weight tensors as integers: it runs the float
+    model, so its pass says nothing about quantization. ``strict_quantization`` makes it a failure."""

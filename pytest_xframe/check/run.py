@@ -2,7 +2,8 @@
 hypothesis draw inputs.
 
 Every drawn input runs through torch (the reference) and each backend; each backend's outputs are
-judged by its policy. Hypothesis shrinks a failing input to a minimal one, whose ``Mismatch``es
+judged by its policy. With ``data=``, the user's samples run first, as they are, and are judged over
+the data set too (``check.data``); hypothesis then explores around them. Hypothesis shrinks a failing input to a minimal one, whose ``Mismatch``es
 ``diagnose`` explains and keeps; ``judge.decide.decide`` turns what was found into the verdicts.
 """
 
@@ -13,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import Target
 from ..diagnose.failures import aggregate_failure, finish_failure, keep_error, mismatch_error
@@ -27,10 +28,13 @@ from ..judge.decide import decide, failures_over_examples
 from ..judge.mismatch import Mismatch
 from ..judge.policy import check_names
 from ..judge.results import BackendResult, ParityReport
+from ..judge.structured import check_declared, rates_failure
 from ..judge.vacuity import VacuityTracker
-from ..judge.verdict import judge_example, policy_for, snr_judged
+from ..judge.verdict import Judged, judge_example, policy_for, snr_judged
 from ..quiet import captured
-from . import preflight
+from . import data as check_data
+from . import preflight, quantization
+from .data import ExampleHooks
 from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory
 from .hypothesis_compat import seed_keeping_database, set_database_key
 from .memo import SessionMemo
@@ -40,6 +44,9 @@ from .subject import Subject
 from .targets import export_plan, prepare_target
 from .threads import limit_torch
 
+if TYPE_CHECKING:
+    from ..inputs.data.dataset import DataSet
+
 __all__ = ["BackendResult", "CheckRun", "ParityReport", "run_check"]
 
 
@@ -47,8 +54,9 @@ __all__ = ["BackendResult", "CheckRun", "ParityReport", "run_check"]
 class CheckRun:
     """One check's state, in one place: what the session shares (``memo``), what the check was
     asked (``options``), the model under check once admitted (``subject``, its ``state`` to put
-    back), the backends ready to run (``targets``), what the examples showed (``vacuity``), and
-    the records (``report``)."""
+    back), the user's samples (``data``), the backends ready to run (``targets``), what every
+    example's judgement gets beyond its policy (``hooks``), what the examples showed
+    (``vacuity``), and the records (``report``)."""
 
     memo: SessionMemo
     options: CheckOptions
@@ -62,6 +70,8 @@ class CheckRun:
     state: ModelState | None = None
     targets: list[Target] = field(default_factory=list)
     vacuity: VacuityTracker = field(default_factory=VacuityTracker)
+    data: DataSet | None = None
+    hooks: ExampleHooks = field(default_factory=ExampleHooks)
 
     @property
     def workdir(self) -> Path:
@@ -101,16 +111,28 @@ class CheckRun:
         try:
             self.subject = self._subject(model, slots, name)
             check_names(self.options.policy, self.subject.output_names, self.memo.backends.names(), name)
-            # only with the user's word for the code: an export reused across runs (export.cache)
-            export_key = None if self.options.export_key is None else resolve_export_key(self.options.export_key, self.memo.rootdir, name)
-            for b in self.options.backends:
-                backend = self.memo.backends.get(b)
-                result = self.report.backends.setdefault(b, BackendResult(b, precision=backend.precision))
-                self.targets.append(prepare_target(self.memo, backend, self.subject, self.options, result, export_key))
+            check_declared(self.options.detections, self.options.sequences, self.subject.output_names, name)
+            self.data = check_data.open_for(self.memo, self.subject, self.options, self.report)  # before preparing: calibration may read it
+            self._prepare_targets(name)
+            self.hooks = ExampleHooks.for_check(self.options, self.targets)
             self._examples()
         finally:
             # forward and the exporters may change buffers, attributes and modes: put everything back
             restore_and_warn(self.state, name)
+
+    def _prepare_targets(self, name: str) -> None:
+        """Every backend prepared (calibrated on ``data=`` where given), and what each int8 target quantized."""
+        __tracebackhide__ = True
+        assert self.subject is not None
+        # only with the user's word for the code: an export reused across runs (export.cache)
+        export_key = None if self.options.export_key is None else resolve_export_key(self.options.export_key, self.memo.rootdir, name)
+        for b in self.options.backends:
+            backend = self.memo.backends.get(b)
+            result = self.report.backends.setdefault(b, BackendResult(b, precision=backend.precision))
+            self.targets.append(prepare_target(self.memo, backend, self.subject, self.options, result, export_key, self.data))
+        for t in self.targets:
+            # warn < note < _prepare_targets < _run < run < run_check < Xframe.check < the test's call
+            quantization.note(self.report.backends[t.name], t, self.options, name, stacklevel=7)
 
     def _ended(self, exc: BaseException) -> None:
         """The check stopped on ``exc``: the verdicts say so; an export or conversion error keeps its model."""
@@ -150,10 +172,14 @@ class CheckRun:
         return Forward(self.subject.model, self.subject.slots, self.subject.positional, self.subject.name)
 
     def _examples(self) -> None:
-        """Draw and judge the examples; a failing one is confirmed, diagnosed and kept."""
+        """Judge the samples of ``data=`` (then the figures over them), then the drawn examples; a
+        failing one is confirmed, diagnosed and kept."""
         __tracebackhide__ = True
+        example = self.example_runner()
         try:
-            bounded(self.hypothesis_test(), self.report.model)
+            if self.data is not None:
+                bounded(lambda: self._over_data(example), self.report.model)
+            bounded(self.hypothesis_test(example), self.report.model)
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
@@ -165,6 +191,8 @@ class CheckRun:
         for result in self.report.backends.values():
             result.failed_over_examples = failures_over_examples(result)
         failed = aggregate_failure(self.report)
+        sequences = rates_failure(self.report, self.hooks.rates)  # records its failures either way
+        failed = failed or sequences
         if failed is not None:
             raise failed
 
@@ -180,12 +208,28 @@ class CheckRun:
                 result.vacuous = str(exc)
             raise
 
-    def hypothesis_test(self) -> Any:
-        """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database."""
+    def _over_data(self, example: Callable[..., None]) -> None:
+        """Every sample of ``data=`` as it is, then the thresholds over them (``check.data``)."""
+        __tracebackhide__ = True
+        assert self.data is not None and self.subject is not None
+        check_data.run_samples(self.data, example, self.hooks, self.report)
+        failure = check_data.over_data_failure(self.data, example, self.hooks, self.report, self.subject, self.targets)
+        if failure is not None:
+            raise failure
+
+    def hypothesis_test(self, example: Callable[..., None] | None = None) -> Any:
+        """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's
+        database: from the specs, or around the samples of ``data=`` (``inputs.data.explore``)."""
         from hypothesis import HealthCheck, given, seed, settings
 
         assert self.subject is not None
-        example = self.example_runner()
+        example = example or self.example_runner()
+        if self.data is not None:
+            from ..inputs.data.explore import around_samples
+
+            strategy = around_samples(self.data, self.options.data_scale)
+        else:
+            strategy = feeds_strategy(self.subject.slots)
 
         @settings(
             max_examples=self.options.max_examples,
@@ -195,7 +239,7 @@ class CheckRun:
             # the explain phase lists lines of our own code that only failing runs took: noise here
             phases=[p for p in settings.default.phases if p.name != "explain"],
         )
-        @given(feeds_strategy(self.subject.slots))
+        @given(strategy)
         def parity(feeds: Feeds) -> None:
             __tracebackhide__ = True
             example(feeds)
@@ -206,15 +250,15 @@ class CheckRun:
         seed_keeping_database(parity, self.memo.example_seed(self.model_key))
         return parity
 
-    def example_runner(self) -> Callable[[Feeds], None]:
-        """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a
-        failure raises a ParityError carrying a ``Mismatch`` per failing backend."""
-        from hypothesis import target
-
-        forward, model_key = self.forward(), self.model_key
+    def example_runner(self) -> Callable[..., None]:
+        """One input: torch's outputs (memoised), each backend's, judged by its policy and the
+        ``hooks`` (structured outputs; the observer of the data's samples, which then replaces
+        hypothesis's steering); a failure raises a ParityError carrying a ``Mismatch`` per failing
+        backend. ``record=False`` runs an input again without counting it (the data's worst sample)."""
+        forward, model_key, hooks = self.forward(), self.model_key, self.hooks
         policies = {t.name: policy_for(self.options, t.name, t.backend.precision) for t in self.targets}
 
-        def example(feeds: Feeds) -> None:
+        def example(feeds: Feeds, record: bool = True) -> None:
             __tracebackhide__ = True
             start = time.perf_counter()
             digest = feeds_digest(feeds)  # hashed once: the torch-output memo's key and the vacuity check's
@@ -230,14 +274,14 @@ class CheckRun:
                 start = time.perf_counter()
                 got = _run_target(t, feeds, forward.model_name)
                 result.run_seconds += time.perf_counter() - start + torch_seconds / len(self.targets)
-                judged = judge_example(reference, got, policies[t.name], self.options.equal_nan)
-                result.record_judged(judged)
+                judged = hooks.restructure(t.name, judge_example(reference, got, policies[t.name], self.options.equal_nan), reference, got)
+                if record:
+                    result.record_judged(judged)
                 self.vacuity.see_judged(t.name, reference, judged, self.options.equal_nan)
-                worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
-                target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
-                snr = snr_judged(judged)
-                if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
-                    target(-snr, label=f"-SNR dB, {t.name}")
+                if hooks.observe is not None:  # a sample of data=, outside hypothesis
+                    hooks.observe(t.name, reference, got, judged)
+                else:
+                    _steer(t.name, judged)
                 if not all(j.comparison.ok for j in judged):
                     mismatches.append(Mismatch(t.name, feeds, reference, got, tuple(judged)))
             if mismatches:
@@ -252,6 +296,17 @@ def run_check(
     """``CheckRun(...).run(model, inputs)``: the whole check, its verdicts decided."""
     __tracebackhide__ = True
     return CheckRun(memo, options, report, artifacts_root, test_key).run(model, inputs)
+
+
+def _steer(backend: str, judged: list[Judged]) -> None:
+    """hypothesis.target: toward the inputs with the largest error (and lowest SNR where judged)."""
+    from hypothesis import target
+
+    worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
+    target(min(worst, 1e12), label=f"tolerance ratio, {backend}")
+    snr = snr_judged(judged)
+    if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
+        target(-snr, label=f"-SNR dB, {backend}")
 
 
 class _RuntimeCrash(BaseException):

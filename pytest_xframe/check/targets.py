@@ -16,6 +16,7 @@ from ..identity import keyed_entry, text_digest
 
 if TYPE_CHECKING:
     from ..inputs.calibration import Calibration
+    from ..inputs.data.dataset import DataSet
     from ..judge.results import BackendResult
     from .memo import SessionMemo
     from .options import CheckOptions
@@ -50,9 +51,11 @@ def _keyed(subject: Subject, export_key: str | None, exporter: str, opset: int |
 
 
 def prepare_target(
-    memo: SessionMemo, backend: Backend, subject: Subject, options: CheckOptions, result: BackendResult, export_key: str | None = None
+    memo: SessionMemo, backend: Backend, subject: Subject, options: CheckOptions, result: BackendResult, export_key: str | None = None,
+    data: DataSet | None = None,
 ) -> Target:
-    """The backend's runner on the first export in its plan that exports and converts."""
+    """The backend's runner on the first export in its plan that exports and converts; a calibrated
+    backend calibrates on ``data=`` where it is given."""
     missing = backend.missing()
     if missing:
         raise BackendUnavailable(f"backend {backend.name} is not installed", model=subject.name, backend=backend.name, cause=missing)
@@ -64,7 +67,7 @@ def prepare_target(
         except ExportError as exc:
             errors.append(RouteFailure(exporter, opset, for_backend(exc, backend.name, None)))
             continue
-        calibration = _calibration(subject, options) if backend.calibrated else None
+        calibration = _calibration(subject, options, data) if backend.calibrated else None
         try:
             prepared, fresh_prepare, import_seconds = memo.prepare(
                 backend, artifact, subject.name, TorchSource(subject.model, subject.slots, subject.positional),
@@ -76,18 +79,21 @@ def prepare_target(
                 break
             continue
         _note_preparation(result, artifact, prepared, fresh_export, fresh_prepare, import_seconds, errors)
-        result.calibration = calibration.describe() if calibration is not None else None
+        result.calibration = calibration.describe() if calibration is not None and prepared.used_calibration else None
         result.export_cache_hit = memo.from_cache(key)
         return Target(backend, artifact, prepared)
     raise route_failure(errors)
 
 
-def _calibration(subject: Subject, options: CheckOptions) -> Calibration:
-    """The samples a calibrated (quantized) backend quantizes with: the user's, or drawn from the spec."""
+def _calibration(subject: Subject, options: CheckOptions, data: DataSet | None = None) -> Calibration:
+    """The samples a calibrated (quantized) backend quantizes with: the user's, those of ``data=``,
+    or drawn from the spec."""
     from ..inputs import calibration
 
     if options.calibration is not None:
         return calibration.from_user(options.calibration, subject.slots, subject.name)
+    if data is not None:
+        return data.calibration(options.calibration_samples)
     return calibration.from_spec(subject.slots, options.calibration_samples, options.calibration_seed)
 
 

@@ -250,6 +250,8 @@ def aggregate_failure(report: ParityReport) -> ParityError | None:
 
 def calibration_line(described: Mapping[str, Any]) -> str:
     """Where a quantized target's calibration samples came from, for the failure message."""
+    if described["source"] == "data":
+        return f"calibration: {described['data']} (data=)"
     where = f"drawn from the input spec (calibration_seed={described['seed']})" if described["source"] == "spec" else "given by calibration="
     return f"calibration: {described['samples']} sample(s) {where}"
 
@@ -275,8 +277,9 @@ def _save_case(directory: Path, t: Target, m: Mismatch, report: ParityReport, op
             "onnx": report.backends[t.name].onnx,
             "input_names": list(t.artifact.input_names),
             "output_names": list(t.artifact.output_names),
-            # user calibration samples are arrays: the case says where they came from instead
-            "options": {k: v for k, v in vars(options).items() if k != "calibration"},
+            # user calibration samples and data are arrays: the case says where they came from instead
+            "options": {k: v for k, v in vars(options).items() if k != "calibration" and (k != "data" or isinstance(v, str))},
+            "data": report.data,
             "calibration": report.backends[t.name].calibration,
             "inputs": {k: describe_array(v) for k, v in m.feeds.items()},
             "comparisons": [c.to_dict() for c in m.comparisons],

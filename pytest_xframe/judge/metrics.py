@@ -39,6 +39,24 @@ def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
     return 10.0 * math.log10(signal / noise)
 
 
+def psnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB: 10·log10(peak² / mean((got-ref)²)), the peak being the
+    reference's range (max - min). +inf when identical, -inf when the reference is constant and
+    the candidate differs, NaN when either holds NaN or Inf."""
+    r, g = _pair(ref, got)
+    if not (np.isfinite(r).all() and np.isfinite(g).all()):
+        return math.nan
+    if r.size == 0:
+        return math.inf
+    mse = float(np.mean((g - r) ** 2))
+    peak = float(r.max() - r.min())
+    if mse == 0.0:
+        return math.inf
+    if peak == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(peak * peak / mse)
+
+
 def cosine(ref: np.ndarray, got: np.ndarray) -> float:
     """Cosine similarity of the flattened arrays: 1.0 when both are all zeros, 0.0 when only one
     is, NaN when either holds NaN or Inf."""

@@ -8,8 +8,12 @@ in pyproject.toml, ``policy=`` in the marker or in ``check()``)::
      "backends": {"tflite-*": {"snr_db": 30,                   # backends by id (fnmatch globs)
                                "outputs": {"logits": {"cosine": 0.99}}}}}   # backend, then output
 
+At any scope, a ``data`` table sets thresholds over the samples of ``data=`` (``data_policy.py``):
+``{"backends": {"*int8*": {"data": {"snr_db": {"p50": 25}, "top1_agreement": 0.98}}}}``.
+
 Resolution per key, lowest first: the defaults of the backend's precision (``PRECISION_DEFAULTS``,
-with the dtype tolerances of ``DEFAULT_TOLERANCES``) < project < marker < ``check()``;
+with the dtype tolerances of ``DEFAULT_TOLERANCES``; with data, a reduced-precision
+target's are ``data_policy.DATA_DEFAULTS`` instead of its per-example floors) < project < marker < ``check()``;
 within one layer top-level < ``backends`` < ``outputs`` < ``backends.*.outputs``, and among globs
 of one kind the later-written one wins. A higher layer wins over a more specific entry of a lower one.
 
@@ -20,11 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
 from ..errors import SpecError, did_you_mean
+from .data_policy import DATA_DEFAULTS, DataThresholds, parse_data_policy
 
 #: threshold keys a policy table may set, and what each means (for messages and the docs)
 THRESHOLD_KEYS: dict[str, str] = {
@@ -36,6 +41,8 @@ THRESHOLD_KEYS: dict[str, str] = {
     "topk": "{k = int >= 1, min_agreement = 0..1}: share of rows whose top-k indices agree, over all examples",
 }
 SCOPE_KEYS = ("backends", "outputs")
+#: thresholds over the samples of ``data=`` (``data_policy.py``), at any scope
+DATA_KEY = "data"
 
 #: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -109,6 +116,8 @@ class Thresholds:
     #: default: ``rtol``, so float32 rounding, which grows with the output's magnitude, fits);
     #: None where the atol is fixed (any atol the user sets)
     atol_scale: float | None = None
+    #: thresholds over the samples of ``data=`` (``data_policy.DataThresholds``), judged once they ran
+    data: DataThresholds = field(default_factory=DataThresholds)
 
     @property
     def topk_k(self) -> int:
@@ -122,15 +131,17 @@ class Thresholds:
             atol=float(data["atol"]), rtol=float(data["rtol"]), max_mismatch=data.get("max_mismatch"), cosine=data.get("cosine"),
             snr_db=data.get("snr_db"), topk=None if topk is None else TopK(int(topk["k"]), topk.get("min_agreement")),
             atol_scale=data.get("atol_scale"),
+            data=DataThresholds.from_dict(data.get("data") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "atol": self.atol, "rtol": self.rtol, "max_mismatch": self.max_mismatch, "cosine": self.cosine,
             "snr_db": self.snr_db,
             "topk": None if self.topk is None else {"k": self.topk.k, "min_agreement": self.topk.min_agreement},
             "atol_scale": self.atol_scale,
         }
+        return {**out, "data": self.data.to_dict()} if self.data else out
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -144,15 +155,18 @@ def parse_policy(table: Any, where: str, shared: bool = False) -> Layer:
 def _rules(table: Any, where: str, backend: str | None, output: str | None) -> Iterable[Rule]:
     if not isinstance(table, Mapping):
         raise SpecError(f"policy in {where} must be a table (dict), got {type(table).__name__}: {table!r}")
-    allowed = set(THRESHOLD_KEYS) | ({"outputs"} if output is None else set()) | ({"backends"} if backend is None and output is None else set())
+    allowed = set(THRESHOLD_KEYS) | {DATA_KEY} | ({"outputs"} if output is None else set()) | ({"backends"} if backend is None and output is None else set())
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise SpecError(
             f"unknown policy key(s) {', '.join(map(repr, unknown))} in {where}" + did_you_mean(unknown[0], allowed),
             hint="valid keys: " + ", ".join(k if k != "topk" else "topk = {k, min_agreement}" for k in THRESHOLD_KEYS)
+            + f"; {DATA_KEY} = {{thresholds over the data set}}"
             + ("; scopes: backends.<glob>, outputs.<glob>" if backend is None and output is None else "; scope: outputs.<glob>" if output is None else ""),
         )
     values = tuple((k, _threshold(k, table[k], where)) for k in THRESHOLD_KEYS if k in table)
+    if DATA_KEY in table:
+        values += parse_data_policy(table[DATA_KEY], where)
     if values:
         yield Rule(backend, output, values, where)
     for scope in SCOPE_KEYS:
@@ -199,8 +213,12 @@ def _topk(value: Any, where: str) -> TopK:
 def resolve(
     layers: Iterable[Layer], backend: str, output: str, dtype: str, precision: str, dtype_tolerance: tuple[float, float] | None,
     default_atol: bool = False,
+    over_data: bool = False,
 ) -> Thresholds:
     """The thresholds for one backend x output (rules: see the module docstring).
+
+    ``over_data``: the check has ``data=``; a reduced-precision target's defaults are then those
+    over the data set (``data_policy.DATA_DEFAULTS``) instead of its per-example floors.
 
     ``dtype_tolerance`` is the output dtype's (atol, rtol), None for integer and bool outputs (exact).
     A user's atol or rtol always judges: where the precision's defaults leave ``max_mismatch``
@@ -211,7 +229,7 @@ def resolve(
     """
     exact = dtype_tolerance is None
     atol, rtol = dtype_tolerance or (0.0, 0.0)
-    chosen: dict[str, Any] = {"atol": atol, "rtol": rtol, **PRECISION_DEFAULTS.get(precision, PRECISION_DEFAULTS["fp32"])}
+    chosen: dict[str, Any] = {"atol": atol, "rtol": rtol, **_defaults(precision, over_data)}
     if exact:
         chosen["max_mismatch"] = 0.0  # integer and bool outputs compare exactly on every target
     user_tolerance = user_atol = False
@@ -227,7 +245,16 @@ def resolve(
     return Thresholds(
         atol=chosen["atol"], rtol=chosen["rtol"], max_mismatch=chosen.get("max_mismatch"), cosine=chosen.get("cosine"),
         snr_db=chosen.get("snr_db"), topk=chosen.get("topk"), atol_scale=chosen["rtol"] if scaled else None,
+        data=DataThresholds.from_values(chosen),
     )
+
+
+def _defaults(precision: str, over_data: bool) -> dict[str, Any]:
+    """The precision's defaults; with data, a reduced-precision target's are judged over it."""
+    per_example = PRECISION_DEFAULTS.get(precision, PRECISION_DEFAULTS["fp32"])
+    if not over_data or precision not in DATA_DEFAULTS or not DATA_DEFAULTS[precision]:
+        return dict(per_example)
+    return {**{k: v for k, v in per_example.items() if k not in ("cosine", "snr_db")}, **DATA_DEFAULTS[precision]}
 
 
 def _matches(rule: Rule, backend: str, output: str) -> bool:

@@ -41,7 +41,10 @@ def policy_for(options: CheckOptions, backend: str, precision: str) -> Callable[
         if key not in memo:
             # float outputs start from the dtype's tolerances; integer and bool ones compare exactly
             dtype_tolerance = options.tolerance(dtype) if dtype in DEFAULT_TOLERANCES else None
-            memo[key] = resolve(options.policy, backend, output, dtype, precision, dtype_tolerance, default_atol=options.atol is None)
+            memo[key] = resolve(
+                options.policy, backend, output, dtype, precision, dtype_tolerance,
+                default_atol=options.atol is None, over_data=options.data is not None,
+            )
         return memo[key]
 
     return thresholds

@@ -24,6 +24,7 @@ from ...errors import SpecError
 from ...export.to_onnx import OnnxArtifact
 from .. import BuildContext, Prepared
 from .layers import layer_report
+from .quantized import quantization_count
 from .runner import BACKEND as TFLITE
 from .runner import FLATBUFFER_NAME, TfliteRunner, load_flatbuffer, prepare_flatbuffer
 
@@ -146,4 +147,5 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
 #: the fp32 tflite route's packages, exports and framework: only the conversion differs
 BACKEND = replace(
     TFLITE, name=NAME, prepare=prepare, extra="tflite-int8-full", precision="int8", layer_report=layer_report, load_case=load_case, calibrated=True,
+    quantization_count=quantization_count,
 )
