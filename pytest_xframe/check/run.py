@@ -274,10 +274,11 @@ class CheckRun:
                 start = time.perf_counter()
                 got = _run_target(t, feeds, forward.model_name)
                 result.run_seconds += time.perf_counter() - start + torch_seconds / len(self.targets)
-                judged = hooks.restructure(t.name, judge_example(reference, got, policies[t.name], self.options.equal_nan), reference, got)
+                judged = judge_example(reference, got, policies[t.name], self.options.equal_nan)
+                self.vacuity.see_judged(t.name, reference, judged, self.options.equal_nan)  # per output, before any regrouping
+                judged = hooks.restructure(t.name, judged, reference, got)
                 if record:
                     result.record_judged(judged)
-                self.vacuity.see_judged(t.name, reference, judged, self.options.equal_nan)
                 if hooks.observe is not None:  # a sample of data=, outside hypothesis
                     hooks.observe(t.name, reference, got, judged)
                 else:

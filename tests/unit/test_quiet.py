@@ -13,7 +13,9 @@ from pytest_xframe.quiet import captured
 
 def test_descriptors_streams_and_framework_loggers_are_diverted(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    logging.getLogger("torch.onnx._internal.exporter").setLevel(logging.DEBUG)
+    # the loggers' own levels too (absl's is WARNING once TensorFlow has set it up), restored after
+    caplog.set_level(logging.DEBUG, logger="torch.onnx._internal.exporter")
+    caplog.set_level(logging.DEBUG, logger="absl")
     with captured() as out:
         os.write(1, b"Torch IR graph at exception: graph(%x)\n")  # C++ writes straight to the descriptor
         os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on\n")

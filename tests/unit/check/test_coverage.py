@@ -297,6 +297,16 @@ QUANTIZED_FAILURES: dict[tuple[str, str], tuple[type[XframeError], str]] = {
         "the data's samples of the first one's length; the mean's int8 range then misfits the other lengths: 95% of the samples "
         "reach only 8.7 dB of SNR (the default over data asks 10)",
     ),
+    **{("ssd_detector", t): (
+        ParityError,
+        "its labels (int64, the argmax of random-weight class scores) compare exactly, and int8 flips 2 of the first sample's 8; "
+        "a detector's outputs are judged as sets with detections= (docs/data.md), which this matrix does not pass",
+    ) for t in QUANTIZED if "int8" in t},
+    ("efficientnet_default", "tflite-int8-full"): (
+        ParityError,
+        "outputs at the default initialisation's scale (RMS ~1e-6, Case.vacuous): near-tied logits flip, top-1 agrees on 28 of "
+        "31 rows (90.3%, the default over data asks 95%); its SNR over the data (median 24 dB) passes",
+    ),
     ("dynamic_shapes", "tflite-int8-full"): (
         ParityError,
         "a sum over a dynamic sequence, calibrated at one length -- as for embedding: the median SNR over the data is 15 dB "
