@@ -31,10 +31,11 @@ from ..judge.vacuity import VacuityTracker
 from ..judge.verdict import judge_example, policy_for, snr_judged
 from . import preflight
 from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory
-from .hypothesis_compat import seed_keeping_database, set_database_key
+from .hypothesis_compat import current_choices, forced_seed, seed_keeping_database, set_database_key, without_local_constants
 from .memo import SessionMemo
 from .model_state import ModelState, note_state, restore_and_warn
 from .options import CheckOptions
+from .search import Drawn, Split, database_view, failure_phases, known_failures, own_phases, shared_phases, split
 from .subject import Subject
 from .targets import export_plan, prepare_target
 from .threads import limit_torch
@@ -57,6 +58,9 @@ class CheckRun:
     #: the test this check belongs to apart from its backend (``Xframe.check``): the marker's runs
     #: of one test share their seed and torch's outputs, other tests draw their own
     test_key: tuple = ()
+    #: how many backends check this test, each in a run of its own (the marker's items): above one,
+    #: they share a draw of inputs and each searches on its own for a few more (``check/search.py``)
+    shared_by: int = 1
     subject: Subject | None = None
     state: ModelState | None = None
     targets: list[Target] = field(default_factory=list)
@@ -179,35 +183,76 @@ class CheckRun:
                 result.vacuous = str(exc)
             raise
 
-    def hypothesis_test(self) -> Any:
-        """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database."""
-        from hypothesis import HealthCheck, given, seed, settings
+    def hypothesis_test(self) -> Callable[[], None]:
+        """The check's search: one ``@given`` run of ``max_examples``, or, for the marker's run of
+        one of several backends, the shared draw then this backend's own search (``check/search.py``)."""
+        from hypothesis import settings
+
+        phases = [p for p in settings.default.phases if p.name != "explain"]  # noise here: lines of our own code
+        plan = split(self.options.max_examples, self.shared_by)
+        if plan is None:
+            return self._given(self.options.max_examples, phases, self._user_database())
+        return lambda: self._shared_then_own(plan, phases)
+
+    def _shared_then_own(self, plan: Split, phases: list[Any]) -> None:
+        """This backend's known failures, then the shared draw (the same inputs on every backend),
+        then hypothesis's targeting steered by this backend's error from the shared inputs it
+        judged worst."""
+        __tracebackhide__ = True
+        inner, key, drawn = self._user_database(), self._database_key(), Drawn()
+        failures = database_view(inner, key, failures_only=True)
+        known = known_failures(inner, key)
+        if known:
+            self._given(known, failure_phases(phases), failures, drawn=drawn)()
+        with without_local_constants():  # the same inputs whatever the session imported before
+            self._given(plan.shared, shared_phases(phases), failures, drawn=drawn)()
+        own, start = own_phases(phases), drawn.best()
+        if own is not None and start:
+            self._given(len(start) + plan.own, own, database_view(inner, key, replay=start), replay=drawn)()
+
+    def _given(self, max_examples: int, phases: list[Any], database: Any, *, drawn: Drawn | None = None, replay: Drawn | None = None) -> Any:
+        """A ``@given`` test drawing the check's inputs, seeded, filed under the check's database key."""
+        from hypothesis import HealthCheck, given, settings
 
         assert self.subject is not None
-        example = self.example_runner()
+        example = self.example_runner(drawn=drawn, replay=replay)
 
         @settings(
-            max_examples=self.options.max_examples,
+            max_examples=max_examples,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
             report_multiple_bugs=False,
-            # the explain phase lists lines of our own code that only failing runs took: noise here
-            phases=[p for p in settings.default.phases if p.name != "explain"],
+            phases=phases,
+            database=database,
         )
         @given(feeds_strategy(self.subject.slots))
         def parity(feeds: Feeds) -> None:
             __tracebackhide__ = True
             example(feeds)
 
-        set_database_key(parity, f"{self.report.test_id}|{','.join(self.options.backends)}|{self.subject.fingerprint}".encode())
-        if self.options.seed is not None:
-            return seed(self.options.seed)(parity)
-        seed_keeping_database(parity, self.memo.example_seed(self.model_key))
+        set_database_key(parity, self._database_key())
+        seed_keeping_database(parity, self.options.seed if self.options.seed is not None else self.memo.example_seed(self.model_key))
         return parity
 
-    def example_runner(self) -> Callable[[Feeds], None]:
+    def _database_key(self) -> bytes:
+        assert self.subject is not None
+        return f"{self.report.test_id}|{','.join(self.options.backends)}|{self.subject.fingerprint}".encode()
+
+    def _user_database(self) -> Any:
+        """hypothesis's example database, where hypothesis would use one: not under a seed the check
+        was given (as ``@seed``) or ``--hypothesis-seed``."""
+        from hypothesis import settings
+
+        return None if self.options.seed is not None or forced_seed() is not None else settings.default.database
+
+    def example_runner(self, *, drawn: Drawn | None = None, replay: Drawn | None = None) -> Callable[[Feeds], None]:
         """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a
-        failure raises a ParityError carrying a ``Mismatch`` per failing backend."""
+        failure raises a ParityError carrying a ``Mismatch`` per failing backend. Steers hypothesis
+        by each backend's error (``target``). ``drawn``: the shared draw, which steers nothing (its
+        inputs must not depend on the backend: even the Pareto front hypothesis keeps of the scores
+        draws from its random generator) and notes each passing input's choices and scores instead;
+        ``replay``: the own search, to which an input the shared draw judged passes again with its
+        scores, nothing run twice."""
         from hypothesis import target
 
         forward, model_key = self.forward(), self.model_key
@@ -217,13 +262,16 @@ class CheckRun:
             __tracebackhide__ = True
             start = time.perf_counter()
             digest = feeds_digest(feeds)  # hashed once: the torch-output memo's key and the vacuity check's
+            if replay is not None and digest in replay.scores:
+                _steer(target, replay.scores[digest])
+                return
             try:
                 reference = self.memo.reference(model_key, feeds, lambda: forward.outputs(feeds), digest)
             except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
                 raise _RuntimeCrash(exc) from None
             torch_seconds = time.perf_counter() - start
             self.vacuity.see(digest, reference)
-            mismatches = []
+            mismatches, scores = [], {}
             for t in self.targets:
                 result = self.report.backends[t.name]
                 start = time.perf_counter()
@@ -231,25 +279,42 @@ class CheckRun:
                 result.run_seconds += time.perf_counter() - start + torch_seconds / len(self.targets)
                 judged = judge_example(reference, got, policies[t.name], self.options.equal_nan)
                 result.record_judged(judged)
-                worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
-                target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
-                snr = snr_judged(judged)
-                if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
-                    target(-snr, label=f"-SNR dB, {t.name}")
+                scores.update(_scores(judged, t.name))
                 if not all(j.comparison.ok for j in judged):
                     mismatches.append(Mismatch(t.name, feeds, reference, got, tuple(judged)))
+            if drawn is None:
+                _steer(target, scores)
             if mismatches:
                 raise mismatch_error(forward.model_name, mismatches, self.targets)
+            if drawn is not None:
+                drawn.add(digest, current_choices(), scores)
 
         return example
 
 
+def _scores(judged: list[Any], backend: str) -> dict[str, float]:
+    """What hypothesis steers by for one backend's outputs on one input: the worst tolerance ratio
+    and, where its policy judges SNR, the lowest SNR (negated: hypothesis maximises)."""
+    worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
+    scores = {f"tolerance ratio, {backend}": min(worst, 1e12)}
+    snr = snr_judged(judged)
+    if snr is not None:
+        scores[f"-SNR dB, {backend}"] = -snr
+    return scores
+
+
+def _steer(target: Callable[..., Any], scores: dict[str, float]) -> None:
+    for label, score in scores.items():
+        target(score, label=label)
+
+
 def run_check(
-    memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, *, report: ParityReport, artifacts_root: Path, test_key: tuple = ()
+    memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, *, report: ParityReport, artifacts_root: Path, test_key: tuple = (),
+    shared_by: int = 1,
 ) -> ParityReport:
     """``CheckRun(...).run(model, inputs)``: the whole check, its verdicts decided."""
     __tracebackhide__ = True
-    return CheckRun(memo, options, report, artifacts_root, test_key).run(model, inputs)
+    return CheckRun(memo, options, report, artifacts_root, test_key, shared_by=shared_by).run(model, inputs)
 
 
 class _RuntimeCrash(BaseException):
