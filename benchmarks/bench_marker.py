@@ -113,7 +113,8 @@ def run(project: Path, package_root: Path, backends: list[str], examples: int, s
         sys.exit(f"pytest failed ({' '.join(args[3:])}):\n{(project / 'last.log').read_text()[-4000:]}")
     torch_figures = json.loads(out.read_text())
     checks = json.loads((project / "report.json").read_text())["checks"]
-    return {"wall": wall, **torch_figures, "examples": statistics.mean(c["examples"] for c in checks)}
+    prepare = sum(c["seconds"][step] for c in checks for step in ("import", "export", "convert", "load"))
+    return {"wall": wall, **torch_figures, "examples": statistics.mean(c["examples"] for c in checks), "prepare": prepare}
 
 
 def main() -> None:
@@ -153,14 +154,15 @@ def print_table(figures: dict[tuple[str, int], list[dict[str, float]]], counts: 
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     one = med.get(("after", 1))
     print("| backends | wall s before | wall s after | after/before | torch calls before | torch calls after | after/before "
-          "| torch s before | torch s after | after/before | after vs 1 backend: calls, s | examples per backend before / after |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| torch s before | torch s after | after/before | after vs 1 backend: calls, s | examples per backend before / after "
+          "| import+export+convert+load s before / after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for count in counts:
         b, a = med[("before", count)], med[("after", count)]
         vs_one = f"{a['calls'] / one['calls']:.2f}x, {a['seconds'] / one['seconds']:.2f}x" if one else "-"
         print(f"| {count} | {b['wall']:.1f} | {a['wall']:.1f} | {a['wall'] / b['wall']:.2f} | {b['calls']:.0f} | {a['calls']:.0f} | "
               f"{a['calls'] / b['calls']:.2f} | {b['seconds']:.2f} | {a['seconds']:.2f} | {a['seconds'] / b['seconds']:.2f} | {vs_one} | "
-              f"{b['examples']:.1f} / {a['examples']:.1f} |")
+              f"{b['examples']:.1f} / {a['examples']:.1f} | {b['prepare']:.1f} / {a['prepare']:.1f} |")
     if one:
         worst = max(med[("after", c)]["calls"] / one["calls"] for c in counts)
         print(f"torch calls per marked test, after, at most {worst:.2f}x those of one backend (target: <= 1.1x): {'PASS' if worst <= 1.1 else 'MISS'}")
