@@ -36,10 +36,11 @@ from . import data as check_data
 from . import preflight, quantization
 from .data import ExampleHooks
 from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory
-from .hypothesis_compat import seed_keeping_database, set_database_key
+from .hypothesis_compat import current_choices, forced_seed, seed_keeping_database, set_database_key, without_local_constants
 from .memo import SessionMemo
 from .model_state import ModelState, note_state, restore_and_warn
 from .options import CheckOptions
+from .search import Drawn, Split, database_view, failure_phases, known_failures, own_phases, shared_phases, split
 from .subject import Subject
 from .targets import export_plan, prepare_target
 from .threads import limit_torch
@@ -66,6 +67,9 @@ class CheckRun:
     #: the test this check belongs to apart from its backend (``Xframe.check``): the marker's runs
     #: of one test share their seed and torch's outputs, other tests draw their own
     test_key: tuple = ()
+    #: how many backends check this test, each in a run of its own (the marker's items): above one,
+    #: they share a draw of inputs and each searches on its own for a few more (``check/search.py``)
+    shared_by: int = 1
     subject: Subject | None = None
     state: ModelState | None = None
     targets: list[Target] = field(default_factory=list)
@@ -179,7 +183,7 @@ class CheckRun:
         try:
             if self.data is not None:
                 bounded(lambda: self._over_data(example), self.report.model)
-            bounded(self.hypothesis_test(example), self.report.model)
+            bounded(self.hypothesis_test(), self.report.model)
         except _RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
@@ -217,14 +221,46 @@ class CheckRun:
         if failure is not None:
             raise failure
 
-    def hypothesis_test(self, example: Callable[..., None] | None = None) -> Any:
-        """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's
-        database: from the specs, or around the samples of ``data=`` (``inputs.data.explore``)."""
-        from hypothesis import HealthCheck, given, seed, settings
+    def hypothesis_test(self) -> Callable[[], None]:
+        """The check's search: one ``@given`` run of ``max_examples``, or, for the marker's run of
+        one of several backends, the shared draw then this backend's own search (``check/search.py``)."""
+        from hypothesis import settings
+
+        phases = [p for p in settings.default.phases if p.name != "explain"]  # noise here: lines of our own code
+        plan = split(self.options.max_examples, self.shared_by)
+
+        def search() -> None:
+            __tracebackhide__ = True
+            with without_local_constants():  # one seed draws the same inputs whatever the session imported
+                if plan is None:
+                    self._given(self.options.max_examples, phases, self._user_database())()
+                else:
+                    self._shared_then_own(plan, phases)
+
+        return search
+
+    def _shared_then_own(self, plan: Split, phases: list[Any]) -> None:
+        """This backend's known failures, then the shared draw (the same inputs on every backend),
+        then hypothesis's targeting steered by this backend's error from the shared inputs it
+        judged worst."""
+        __tracebackhide__ = True
+        inner, key, drawn = self._user_database(), self._database_key(), Drawn()
+        failures = database_view(inner, key, failures_only=True)
+        known = known_failures(inner, key)
+        if known:
+            self._given(known, failure_phases(phases), failures, drawn=drawn)()
+        self._given(plan.shared, shared_phases(phases), failures, drawn=drawn)()
+        own, start = own_phases(phases), drawn.best()
+        if own is not None and start:
+            self._given(len(start) + plan.own, own, database_view(inner, key, replay=start), replay=drawn)()
+
+    def _given(self, max_examples: int, phases: list[Any], database: Any, *, drawn: Drawn | None = None, replay: Drawn | None = None) -> Any:
+        """A ``@given`` test drawing the check's inputs, seeded, filed under the check's database key."""
+        from hypothesis import HealthCheck, given, settings
 
         assert self.subject is not None
-        example = example or self.example_runner()
-        if self.data is not None:
+        example = self.example_runner(drawn=drawn, replay=replay)
+        if self.data is not None:  # around the samples of data= (inputs.data.explore)
             from ..inputs.data.explore import around_samples
 
             strategy = around_samples(self.data, self.options.data_scale)
@@ -232,29 +268,45 @@ class CheckRun:
             strategy = feeds_strategy(self.subject.slots)
 
         @settings(
-            max_examples=self.options.max_examples,
+            max_examples=max_examples,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
             report_multiple_bugs=False,
-            # the explain phase lists lines of our own code that only failing runs took: noise here
-            phases=[p for p in settings.default.phases if p.name != "explain"],
+            phases=phases,
+            database=database,
         )
         @given(strategy)
         def parity(feeds: Feeds) -> None:
             __tracebackhide__ = True
             example(feeds)
 
-        set_database_key(parity, f"{self.report.test_id}|{','.join(self.options.backends)}|{self.subject.fingerprint}".encode())
-        if self.options.seed is not None:
-            return seed(self.options.seed)(parity)
-        seed_keeping_database(parity, self.memo.example_seed(self.model_key))
+        set_database_key(parity, self._database_key())
+        seed_keeping_database(parity, self.options.seed if self.options.seed is not None else self.memo.example_seed(self.model_key))
         return parity
 
-    def example_runner(self) -> Callable[..., None]:
-        """One input: torch's outputs (memoised), each backend's, judged by its policy and the
-        ``hooks`` (structured outputs; the observer of the data's samples, which then replaces
-        hypothesis's steering); a failure raises a ParityError carrying a ``Mismatch`` per failing
-        backend. ``record=False`` runs an input again without counting it (the data's worst sample)."""
+    def _database_key(self) -> bytes:
+        assert self.subject is not None
+        return f"{self.report.test_id}|{','.join(self.options.backends)}|{self.subject.fingerprint}".encode()
+
+    def _user_database(self) -> Any:
+        """hypothesis's example database, where hypothesis would use one: not under a seed the check
+        was given (as ``@seed``) or ``--hypothesis-seed``."""
+        from hypothesis import settings
+
+        return None if self.options.seed is not None or forced_seed() is not None else settings.default.database
+
+    def example_runner(self, *, drawn: Drawn | None = None, replay: Drawn | None = None) -> Callable[[Feeds], None]:
+        """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a
+        failure raises a ParityError carrying a ``Mismatch`` per failing backend. The ``hooks``
+        regroup structured outputs and observe the samples of ``data=`` (run outside hypothesis,
+        steering nothing; ``record=False`` runs one again without counting it). Steers hypothesis
+        by each backend's error (``target``). ``drawn``: the shared draw, which steers nothing (its
+        inputs must not depend on the backend: even the Pareto front hypothesis keeps of the scores
+        draws from its random generator) and notes each passing input's choices and scores instead;
+        ``replay``: the own search, to which an input the shared draw judged passes again with its
+        scores, nothing run twice."""
+        from hypothesis import target
+
         forward, model_key, hooks = self.forward(), self.model_key, self.hooks
         policies = {t.name: policy_for(self.options, t.name, t.backend.precision) for t in self.targets}
 
@@ -262,13 +314,16 @@ class CheckRun:
             __tracebackhide__ = True
             start = time.perf_counter()
             digest = feeds_digest(feeds)  # hashed once: the torch-output memo's key and the vacuity check's
+            if replay is not None and digest in replay.scores:
+                _steer(target, replay.scores[digest])
+                return
             try:
                 reference = self.memo.reference(model_key, feeds, lambda: forward.outputs(feeds), digest)
             except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
                 raise _RuntimeCrash(exc) from None
             torch_seconds = time.perf_counter() - start
             self.vacuity.see(digest, reference)
-            mismatches = []
+            mismatches, scores = [], {}
             for t in self.targets:
                 result = self.report.backends[t.name]
                 start = time.perf_counter()
@@ -282,32 +337,42 @@ class CheckRun:
                 if hooks.observe is not None:  # a sample of data=, outside hypothesis
                     hooks.observe(t.name, reference, got, judged)
                 else:
-                    _steer(t.name, judged)
+                    scores.update(_scores(judged, t.name))
                 if not all(j.comparison.ok for j in judged):
                     mismatches.append(Mismatch(t.name, feeds, reference, got, tuple(judged)))
+            if drawn is None:
+                _steer(target, scores)
             if mismatches:
                 raise mismatch_error(forward.model_name, mismatches, self.targets)
+            if drawn is not None:
+                drawn.add(digest, current_choices(), scores)
 
         return example
 
 
+def _scores(judged: list[Any], backend: str) -> dict[str, float]:
+    """What hypothesis steers by for one backend's outputs on one input: the worst tolerance ratio
+    and, where its policy judges SNR, the lowest SNR (negated: hypothesis maximises)."""
+    worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
+    scores = {f"tolerance ratio, {backend}": min(worst, 1e12)}
+    snr = snr_judged(judged)
+    if snr is not None:
+        scores[f"-SNR dB, {backend}"] = -snr
+    return scores
+
+
+def _steer(target: Callable[..., Any], scores: dict[str, float]) -> None:
+    for label, score in scores.items():
+        target(score, label=label)
+
+
 def run_check(
-    memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, *, report: ParityReport, artifacts_root: Path, test_key: tuple = ()
+    memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, *, report: ParityReport, artifacts_root: Path, test_key: tuple = (),
+    shared_by: int = 1,
 ) -> ParityReport:
     """``CheckRun(...).run(model, inputs)``: the whole check, its verdicts decided."""
     __tracebackhide__ = True
-    return CheckRun(memo, options, report, artifacts_root, test_key).run(model, inputs)
-
-
-def _steer(backend: str, judged: list[Judged]) -> None:
-    """hypothesis.target: toward the inputs with the largest error (and lowest SNR where judged)."""
-    from hypothesis import target
-
-    worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
-    target(min(worst, 1e12), label=f"tolerance ratio, {backend}")
-    snr = snr_judged(judged)
-    if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
-        target(-snr, label=f"-SNR dB, {backend}")
+    return CheckRun(memo, options, report, artifacts_root, test_key, shared_by=shared_by).run(model, inputs)
 
 
 class _RuntimeCrash(BaseException):

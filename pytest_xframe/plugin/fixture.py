@@ -46,13 +46,13 @@ class Xframe:
         except SpecError as exc:  # the check still gets its line in the report, with the error
             self._record_refused(exc)
             raise
-        resolved, unavailable = self._backends(given)
+        resolved, unavailable, shared_by = self._backends(given)
         name, resolved = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved, unavailable=unavailable)
         try:
             run_check(
                 self._session.memo(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
-                test_key=(self._test_key(), self.calls),
+                test_key=(self._test_key(), self.calls), shared_by=shared_by,
             )
             drift = None if name is None else against_baseline(self._session.baseline, report, name)
             if drift is not None:
@@ -63,23 +63,24 @@ class Xframe:
         finally:
             self._finish(report, name)
 
-    def _backends(self, given: dict[str, Any]) -> tuple[CheckOptions, dict[str, BackendResult]]:
+    def _backends(self, given: dict[str, Any]) -> tuple[CheckOptions, dict[str, BackendResult], int]:
         """The options in force, narrowed to the backends this test runs: the marker's one, or
-        those installed (the others are results found unavailable, reported as skipped)."""
+        those installed (the others are results found unavailable, reported as skipped); and how
+        many backends check this test in runs of their own (the marker's: they share their draws)."""
         from ..judge.results import BackendResult
 
         resolved = self._session.options(self._session.marker_options(self._request.node), given)
         if self.backend is not None:
             if "backends" in given and self.backend not in given["backends"]:
                 pytest.skip(f"backend {self.backend} not among check(backends={list(given['backends'])})")
-            return replace(resolved, backends=(self.backend,)), {}
+            return replace(resolved, backends=(self.backend,)), {}, len(resolved.backends)
         known = {b: self._session.backends.get(b) for b in resolved.backends}
         missing = {b: backend.missing() for b, backend in known.items()}
         available = tuple(b for b, reason in missing.items() if not reason)
         if not available:
             pytest.skip("; ".join(reason for reason in missing.values() if reason))
         unavailable = {b: BackendResult(b, precision=known[b].precision, unavailable=reason) for b, reason in missing.items() if reason}
-        return replace(resolved, backends=available), unavailable
+        return replace(resolved, backends=available), unavailable, 1
 
     def _finish(self, report: ParityReport, name: str | None) -> None:
         """However the check ended: every verdict decided, the records attached to the test."""
@@ -122,12 +123,7 @@ class Xframe:
         self._finish(report, None)
 
     def _test_key(self) -> tuple:
-        """This test apart from the backend the marker gave it: its function and the positions of
-        its other parameters (stable across runs, so a fixed hypothesis seed stays fixed)."""
-        node = self._request.node
-        callspec = getattr(node, "callspec", None)
-        indices = sorted((k, i) for k, i in callspec.indices.items() if k != "xframe") if callspec else []
-        return (node.nodeid.split("[")[0], tuple(indices))
+        return test_key(self._request.node)
 
     def finish(self) -> None:
         """A marked test that never called ``check`` would pass vacuously: fail it instead."""
@@ -136,3 +132,22 @@ class Xframe:
                 f"{self._request.node.nodeid} is marked {MARKER} but never called xframe.check(model, inputs)",
                 pytrace=False,
             )
+
+
+def test_key(node: Any) -> tuple:
+    """A test apart from the backend the marker gave it: its function and the positions of its
+    other parameters (stable across runs, so a fixed hypothesis seed stays fixed)."""
+    callspec = getattr(node, "callspec", None)
+    indices = sorted((k, i) for k, i in callspec.indices.items() if k != "xframe") if callspec else []
+    return (node.nodeid.split("[")[0], tuple(indices))
+
+
+def keep_backends_together(items: list[pytest.Item]) -> None:
+    """Move each marked test's backend items next to the first of them (in place; otherwise in the
+    order given, so a shuffled order stays shuffled): pytest-xdist hands a worker consecutive
+    items, and the items of one test share their torch runs only on one worker."""
+    groups: dict[tuple, list[pytest.Item]] = {}
+    for item in items:
+        marked = "xframe" in getattr(getattr(item, "callspec", None), "params", {})
+        groups.setdefault(test_key(item) if marked else (id(item),), []).append(item)
+    items[:] = [item for group in groups.values() for item in group]
