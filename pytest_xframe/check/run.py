@@ -30,7 +30,7 @@ from ..judge.policy import check_names
 from ..judge.results import BackendResult, ParityReport
 from ..judge.structured import check_declared, rates_failure
 from ..judge.vacuity import VacuityTracker
-from ..judge.verdict import Judged, judge_example, policy_for, snr_judged
+from ..judge.verdict import judge_example, policy_for, snr_judged
 from ..quiet import captured
 from . import data as check_data
 from . import preflight, quantization
