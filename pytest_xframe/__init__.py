@@ -17,6 +17,7 @@ from .errors import (
     SpecError,
     StorageWarning,
     VacuousCheckWarning,
+    VacuousGenerationWarning,
     XframeError,
     XframeWarning,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "StorageWarning",
     "TensorSpec",
     "VacuousCheckWarning",
+    "VacuousGenerationWarning",
     "XframeError",
     "XframeWarning",
 ]

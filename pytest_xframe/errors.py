@@ -205,3 +205,8 @@ class SpecTextError(SpecError):
 class VacuousCheckWarning(UserWarning):
     """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
     zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""
+
+
+class VacuousGenerationWarning(VacuousCheckWarning):
+    """A generation check whose torch greedy output is degenerate (one token repeated, near-uniform
+    logits), as a default-initialised tiny model's is: tokens that agree prove little."""

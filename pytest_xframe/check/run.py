@@ -39,7 +39,7 @@ from .subject import Subject
 from .targets import export_plan, prepare_target
 from .threads import limit_torch
 
-__all__ = ["BackendResult", "CheckRun", "ParityReport", "run_check"]
+__all__ = ["BackendResult", "CheckRun", "ParityReport", "RuntimeCrash", "run_check", "run_target", "settle_ended"]
 
 
 @dataclass
@@ -84,7 +84,7 @@ class CheckRun:
             except MemoryError:  # drawing or converting: this check fails, the session goes on
                 raise out_of_memory(self.report.model, "the check") from None
         except BaseException as exc:
-            self._ended(exc)
+            settle_ended(self.report, exc, self.artifacts_root)
             raise
         finally:
             decide(self.report)
@@ -111,14 +111,6 @@ class CheckRun:
             # forward and the exporters may change buffers, attributes and modes: put everything back
             restore_and_warn(self.state, name)
 
-    def _ended(self, exc: BaseException) -> None:
-        """The check stopped on ``exc``: the verdicts say so; an export or conversion error keeps its model."""
-        self.report.ended_by = exc
-        if isinstance(exc, XframeError):
-            keep_error(exc, self.artifacts_root, self.report.test_id)
-            for result in self.report.backends.values():
-                if result.mismatch is None and not result.failed_over_examples:
-                    result.artifacts = exc.kept
 
     def _preflight(self, model: Any, inputs: Any, name: str) -> tuple[InputSlot, ...]:
         """Everything refused before anything runs: the model, the inputs against ``forward``, the
@@ -153,7 +145,7 @@ class CheckRun:
         __tracebackhide__ = True
         try:
             bounded(self.hypothesis_test(), self.report.model)
-        except _RuntimeCrash as crash:
+        except RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
             first = failure.mismatches[0]
@@ -220,14 +212,14 @@ class CheckRun:
             try:
                 reference = self.memo.reference(model_key, feeds, lambda: forward.outputs(feeds), digest)
             except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
-                raise _RuntimeCrash(exc) from None
+                raise RuntimeCrash(exc) from None
             torch_seconds = time.perf_counter() - start
             self.vacuity.see(digest, reference)
             mismatches = []
             for t in self.targets:
                 result = self.report.backends[t.name]
                 start = time.perf_counter()
-                got = _run_target(t, feeds, forward.model_name)
+                got = run_target(t, feeds, forward.model_name)
                 result.run_seconds += time.perf_counter() - start + torch_seconds / len(self.targets)
                 judged = judge_example(reference, got, policies[t.name], self.options.equal_nan)
                 result.record_judged(judged)
@@ -252,7 +244,18 @@ def run_check(
     return CheckRun(memo, options, report, artifacts_root, test_key).run(model, inputs)
 
 
-class _RuntimeCrash(BaseException):
+def settle_ended(report: ParityReport, exc: BaseException, artifacts_root: Path) -> None:
+    """A check (one-shot or loop) stopped on ``exc``: the verdicts say so; an export or conversion
+    error keeps its model."""
+    report.ended_by = exc
+    if isinstance(exc, XframeError):
+        keep_error(exc, artifacts_root, report.test_id)
+        for result in report.backends.values():
+            if result.mismatch is None and not result.failed_over_examples:
+                result.artifacts = exc.kept
+
+
+class RuntimeCrash(BaseException):
     """Carries a backend's run-time crash out of hypothesis, which re-raises BaseException at once."""
 
     def __init__(self, error: XframeError) -> None:
@@ -260,15 +263,15 @@ class _RuntimeCrash(BaseException):
         self.error = error
 
 
-def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
+def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     try:
         return t.prepared.runner.run(feeds)
     except Exception as exc:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
         if isinstance(exc, MemoryError) or is_out_of_memory(exc):
-            raise _RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
-        raise _RuntimeCrash(
+            raise RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
+        raise RuntimeCrash(
             XframeError(
                 f"{t.name} raised while running the converted model ({t.label})",
                 model=model_name,

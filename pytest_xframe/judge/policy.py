@@ -34,6 +34,9 @@ THRESHOLD_KEYS: dict[str, str] = {
     "cosine": "smallest cosine similarity allowed in any example (-1..1)",
     "snr_db": "smallest signal-to-noise ratio in dB allowed in any example",
     "topk": "{k = int >= 1, min_agreement = 0..1}: share of rows whose top-k indices agree, over all examples",
+    # generation loops (``pytest_xframe.loops``): the output a greedy token is chosen from
+    "tie_margin": "generation: largest top-2 margin of torch's logits at which a backend choosing another token is a near-tie, not a failure (>= 0)",
+    "token_agreement": "generation: smallest share of greedy tokens agreeing with torch's in any example, judged over its steps (0..1)",
 }
 SCOPE_KEYS = ("backends", "outputs")
 
@@ -97,6 +100,9 @@ class Thresholds:
     cosine: float | None = None
     snr_db: float | None = None
     topk: TopK | None = None
+    #: generation loops only (``pytest_xframe.loops``); None elsewhere
+    tie_margin: float | None = None
+    token_agreement: float | None = None
 
     @property
     def topk_k(self) -> int:
@@ -109,13 +115,16 @@ class Thresholds:
         return cls(
             atol=float(data["atol"]), rtol=float(data["rtol"]), max_mismatch=data.get("max_mismatch"), cosine=data.get("cosine"),
             snr_db=data.get("snr_db"), topk=None if topk is None else TopK(int(topk["k"]), topk.get("min_agreement")),
+            tie_margin=data.get("tie_margin"), token_agreement=data.get("token_agreement"),
         )
 
     def to_dict(self) -> dict[str, Any]:
+        generation = {k: v for k, v in (("tie_margin", self.tie_margin), ("token_agreement", self.token_agreement)) if v is not None}
         return {
             "atol": self.atol, "rtol": self.rtol, "max_mismatch": self.max_mismatch, "cosine": self.cosine,
             "snr_db": self.snr_db,
             "topk": None if self.topk is None else {"k": self.topk.k, "min_agreement": self.topk.min_agreement},
+            **generation,
         }
 
 
@@ -163,7 +172,8 @@ def _threshold(key: str, value: Any, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise SpecError(f"policy {key} must be a number, got {value!r} in {where}", hint=f"{key}: {THRESHOLD_KEYS[key]}")
     value = float(value)
-    bounds = {"atol": (0.0, math.inf), "rtol": (0.0, math.inf), "max_mismatch": (0.0, 1.0), "cosine": (-1.0, 1.0), "snr_db": (-math.inf, math.inf)}[key]
+    bounds = {"atol": (0.0, math.inf), "rtol": (0.0, math.inf), "max_mismatch": (0.0, 1.0), "cosine": (-1.0, 1.0), "snr_db": (-math.inf, math.inf),
+              "tie_margin": (0.0, math.inf), "token_agreement": (0.0, 1.0)}[key]
     if not bounds[0] <= value <= bounds[1] or (key == "snr_db" and math.isinf(value)):
         raise SpecError(f"policy {key} out of range: {value!r} in {where}", hint=f"{key}: {THRESHOLD_KEYS[key]}")
     return value
@@ -204,7 +214,7 @@ def resolve(layers: Iterable[Layer], backend: str, output: str, dtype: str, prec
         chosen["max_mismatch"] = 0.0
     return Thresholds(
         atol=chosen["atol"], rtol=chosen["rtol"], max_mismatch=chosen.get("max_mismatch"), cosine=chosen.get("cosine"),
-        snr_db=chosen.get("snr_db"), topk=chosen.get("topk"),
+        snr_db=chosen.get("snr_db"), topk=chosen.get("topk"), tie_margin=chosen.get("tie_margin"), token_agreement=chosen.get("token_agreement"),
     )
 
 
