@@ -164,8 +164,8 @@ class CheckRun:
         every backend's result records why."""
         __tracebackhide__ = True
         try:
-            # warn < _warn_vacuous < _examples < _run < run < run_check < Xframe.check < the test's call
-            self.vacuity.warn(self.report.model, self.report.test_id, stacklevel=8)
+            # warn < _warn_vacuous < _examples < _run < run < run_check < Xframe._check < Xframe.check < the test's call
+            self.vacuity.warn(self.report.model, self.report.test_id, stacklevel=9)
         except VacuousCheckWarning as exc:
             for result in self.report.backends.values():
                 result.vacuous = str(exc)

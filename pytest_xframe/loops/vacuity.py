@@ -67,7 +67,9 @@ class GenerationVacuity:
                     "model does this; train it briefly or construct its weights (docs/generation.md, 'A model whose "
                     "generation means something')."
                 ),
-                stacklevel=8,
+                # warn < _Tracker.finish < _check_cases < _run_loop < run.run_loop_check < loops.run_loop_check
+                # < Xframe._check < Xframe.check_generation < the test's call
+                stacklevel=9,
             )
         except VacuousCheckWarning as exc:
             for result in report.backends.values():

@@ -279,7 +279,11 @@ def test_default_initialised_model_warns_that_its_generation_is_vacuous(gen_pyte
     """))
     result = gen_pytester.runpytest()
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*VacuousGenerationWarning: test_vacuous.py::test_random: the generation check of GPT2LMHeadModel proves little: *"])
+    # it points at the test's check_generation call
+    result.stdout.fnmatch_lines([
+        "*test_vacuous.py:*: VacuousGenerationWarning: test_vacuous.py::test_random: the generation check of GPT2LMHeadModel proves little: *",
+        "    xframe.check_generation(build(*",
+    ])
 
 
 def test_torch_side_of_the_loop_is_what_generate_produces(generation_stack: None, weights: Path) -> None:
