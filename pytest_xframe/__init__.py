@@ -8,6 +8,7 @@ from ._moved import install as _answer_moved_modules
 from .errors import (
     BackendUnavailable,
     ConversionError,
+    DiskFullError,
     DriftError,
     ExportError,
     ModelStateWarning,
@@ -26,6 +27,7 @@ from .inputs.spec import Dim, TensorSpec
 __all__ = [
     "BackendUnavailable",
     "ConversionError",
+    "DiskFullError",
     "Dim",
     "DriftError",
     "ExportError",

@@ -29,6 +29,7 @@ from ..judge.policy import check_names
 from ..judge.results import BackendResult, ParityReport
 from ..judge.vacuity import VacuityTracker
 from ..judge.verdict import judge_example, policy_for, snr_judged
+from ..quiet import captured
 from . import preflight
 from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory
 from .hypothesis_compat import seed_keeping_database, set_database_key
@@ -223,6 +224,7 @@ class CheckRun:
                 result.run_seconds += time.perf_counter() - start + torch_seconds / len(self.targets)
                 judged = judge_example(reference, got, policies[t.name], self.options.equal_nan)
                 result.record_judged(judged)
+                self.vacuity.see_judged(t.name, reference, judged, self.options.equal_nan)
                 worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
                 target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
                 snr = snr_judged(judged)
@@ -265,7 +267,8 @@ class RuntimeCrash(BaseException):
 
 def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     try:
-        return t.prepared.runner.run(feeds)
+        with captured() as printed:  # TensorFlow logs from C++ at a model's first run
+            return t.prepared.runner.run(feeds)
     except Exception as exc:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
@@ -278,6 +281,6 @@ def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
                 backend=t.name,
                 cause=f"{type(exc).__name__}: {informative_lines(str(exc))}\n  input: {feeds!r}",
                 hint="the converted model may not support these shapes or values; run with -v for the full error",
-                details="".join(traceback.format_exception(exc)),
+                details="".join(traceback.format_exception(exc)) + printed.section(),
             )
         ) from exc

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends import Backend, Prepared, Target, TorchSource
-from ..diagnose.failures import for_backend
-from ..errors import BackendUnavailable, ConversionError, ExportError, TooLargeError, XframeError, first_line
+from ..diagnose.failures import RouteFailure, for_backend, route_failure
+from ..errors import BackendUnavailable, ConversionError, ExportError, TooLargeError
 from ..export.cache import export_stack
 from ..export.to_onnx import OnnxArtifact, export
 from ..identity import keyed_entry, text_digest
@@ -56,13 +56,13 @@ def prepare_target(
     missing = backend.missing()
     if missing:
         raise BackendUnavailable(f"backend {backend.name} is not installed", model=subject.name, backend=backend.name, cause=missing)
-    errors: list[XframeError] = []
+    errors: list[RouteFailure] = []
     for exporter, opset in export_plan(backend, options):
         try:
             key = (subject.fingerprint, subject.slots_key, exporter, opset)
             artifact, fresh_export = memo.export(key, _exporter(subject, exporter, opset), _keyed(subject, export_key, exporter, opset))
         except ExportError as exc:
-            errors.append(for_backend(exc, backend.name, None))
+            errors.append(RouteFailure(exporter, opset, for_backend(exc, backend.name, None)))
             continue
         calibration = _calibration(subject, options) if backend.calibrated else None
         try:
@@ -71,7 +71,7 @@ def prepare_target(
                 calibration, options.int8_io and backend.calibrated,
             )
         except ConversionError as exc:
-            errors.append(for_backend(exc, backend.name, artifact))
+            errors.append(RouteFailure(exporter, opset, for_backend(exc, backend.name, artifact), exported=artifact.opset))
             if isinstance(exc, TooLargeError):  # every exporter writes the same weights
                 break
             continue
@@ -79,10 +79,7 @@ def prepare_target(
         result.calibration = calibration.describe() if calibration is not None else None
         result.export_cache_hit = memo.from_cache(key)
         return Target(backend, artifact, prepared)
-    first = errors[0]
-    if len(errors) > 1:
-        first.cause = (first.cause or "") + "".join(f"\n  also failed: {first_line(str(e))}" for e in errors[1:])
-    raise first
+    raise route_failure(errors)
 
 
 def _calibration(subject: Subject, options: CheckOptions) -> Calibration:
@@ -96,9 +93,9 @@ def _calibration(subject: Subject, options: CheckOptions) -> Calibration:
 
 def _note_preparation(
     result: BackendResult, artifact: OnnxArtifact, prepared: Prepared, fresh_export: bool, fresh_prepare: bool, import_seconds: float,
-    errors: list[XframeError],
+    errors: list[RouteFailure],
 ) -> None:
-    """Timings count only work done now; earlier failed routes are named in the message."""
+    """Timings count only work done now; earlier failed routes are named in the message, each with its cause."""
     result.onnx = prepared.route or artifact.label
     result.export_seconds = artifact.seconds if fresh_export else 0.0
     result.import_seconds = import_seconds
@@ -106,4 +103,4 @@ def _note_preparation(
     result.load_seconds = prepared.load_seconds if fresh_prepare else 0.0
     result.cache_hit = prepared.cache_hit or not fresh_prepare
     if errors:
-        result.message = "fell back to " + result.onnx + " after: " + "; ".join(first_line(str(e)) for e in errors)
+        result.message = "fell back to " + result.onnx + " after: " + "; ".join(f.line(False) for f in errors)

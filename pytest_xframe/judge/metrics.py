@@ -18,6 +18,12 @@ def _pair(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r, g
 
 
+def rms(a: np.ndarray) -> float:
+    """Root mean square of an array (its magnitude, what fp32 rounding scales with); 0.0 when empty."""
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.sqrt(np.mean(a * a))) if a.size else 0.0
+
+
 def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
     """Signal-to-noise ratio in dB: 10·log10(Σref² / Σ(got-ref)²). +inf when identical, -inf when
     the reference is all zeros and the candidate is not, NaN when either holds NaN or Inf."""

@@ -85,7 +85,7 @@ class BackendResult:
         """One example's comparisons and metrics, judged by the policy."""
         self.record([j.comparison for j in judged])
         for j in judged:
-            aggregate = self.metrics.setdefault(j.comparison.name, MetricAggregate(j.thresholds))
+            aggregate = self.metrics.setdefault(j.comparison.name, MetricAggregate(j.policy or j.thresholds))
             if j.figures is not None:
                 aggregate.add(j.figures)
 

@@ -18,7 +18,7 @@ from ..errors import ParityError
 from ..judge.compare import compare_output
 from ..judge.mismatch import Mismatch
 from ..judge.results import ParityReport
-from ..judge.verdict import format_judged
+from ..judge.verdict import format_judged, in_force
 from .judging import Divergence, Run, errors_by_step, top2_margin
 from .program import Loop
 from .sides import BackendSide, Trace
@@ -154,8 +154,9 @@ def _keep(
     (``loop_case.npz``)."""
     ref, got = runs
     policies = {n: thresholds(n, str(np.asarray(v).dtype)) for n, v in ref.outputs.items()}
+    on_step = {n: in_force(policies[n], np.asarray(v)) for n, v in ref.outputs.items()}  # a scaling atol grown to this step's output
     comparisons = [
-        compare_output(n, v, got.outputs[n], policies[n].atol, policies[n].rtol, options.equal_nan) for n, v in ref.outputs.items() if n in got.outputs
+        compare_output(n, v, got.outputs[n], on_step[n].atol, on_step[n].rtol, options.equal_nan) for n, v in ref.outputs.items() if n in got.outputs
     ]
     kept = artifacts.keep(
         artifacts.save_case, directory,

@@ -246,7 +246,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("backends", f"the backends to check (built in: {', '.join(BUILTIN)}; plugins may register more).",
            flag="--xframe-backends", metavar="LIST", ini="xframe_backends", ini_type="args", from_ini=_ini_list),
-    Option("atol", "absolute tolerance (default: by output dtype); a policy's top-level atol.", validate=_tolerance("atol")),
+    Option("atol", "absolute tolerance (default: by output dtype; a float32 output of an fp32 target: max(1e-5, rtol x its RMS)); "
+           "a policy's top-level atol.", validate=_tolerance("atol")),
     Option("rtol", "relative tolerance (default: by output dtype); a policy's top-level rtol.", validate=_tolerance("rtol")),
     Option("max_examples", "hypothesis examples per parity check.", flag="--xframe-max-examples", cli_type=_arg(_positive_int_text), metavar="N",
            ini="xframe_max_examples", from_ini=_ini_int, validate=_int_at_least("max_examples", 1)),

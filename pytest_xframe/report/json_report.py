@@ -35,7 +35,7 @@ POLICY_SCHEMA = {
     "type": "object",
     "required": ["atol", "rtol", "max_mismatch", "cosine", "snr_db", "topk"],
     "properties": {
-        **{k: _NUMBER for k in ("atol", "rtol", "max_mismatch", "cosine", "snr_db")},
+        **{k: _NUMBER for k in ("atol", "rtol", "max_mismatch", "cosine", "snr_db", "atol_scale")},
         "topk": {
             "type": ["object", "null"],
             "required": ["k", "min_agreement"],

@@ -15,6 +15,8 @@ def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
     Our messages already say what was checked, the cause and what to try, so the frames of the
     plugin and of the frameworks add only noise; with -v the converter's own traceback follows.
     """
+    from ..errors import strip_ansi
+
     exc = excinfo.value
     where = next(
         (
@@ -28,7 +30,7 @@ def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
     lines.extend(getattr(exc, "__notes__", []) or [])
     details = getattr(exc, "details", None)
     if details:
-        lines.append("full traceback:\n" + details if verbosity > 0 else "(run with -v for the full traceback)")
+        lines.append("full traceback:\n" + strip_ansi(details) if verbosity > 0 else "(run with -v for the full traceback)")
     return "\n".join(lines)
 
 

@@ -56,8 +56,9 @@ def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> No
     (first, examples), (second, _) = found["onnxruntime"], found["tensorflow"]
     assert examples == 20 and first >= 5  # the first runs torch for each distinct input, + the output-name run
     # generation draws the same inputs; only hypothesis's targeting (steered by each backend's
-    # own errors) leaves the second backend inputs of its own
-    assert second <= first // 2, found
+    # own errors, relative to a tolerance that grows with each output's RMS) leaves the second
+    # backend inputs of its own: about half of them (7 of 13 with this seed)
+    assert second <= first * 2 // 3, found
     # another test of the same model draws inputs of its own and shares nothing (its forward may
     # read state the model's fingerprint cannot see)
     assert found["other"][0] >= 5, found

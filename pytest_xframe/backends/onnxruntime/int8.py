@@ -81,7 +81,7 @@ def _quantize(source: Path, out: Path, model: Any, ctx: BuildContext) -> None:
         raise ConversionError(
             f"onnxruntime.quantization ({mode(model)}) failed on the ONNX model",
             model=ctx.model_name, backend=NAME, cause=f"{type(exc).__name__}: {str(exc).strip()[:300]}",
-            hint="try another exporter / opset, or the tflite-int8 targets",
+            hint="try the tflite-int8 targets", routes=(("dynamo", None), ("torchscript", 17)),
             details="".join(traceback.format_exception(exc)),
         ) from exc
 

@@ -130,10 +130,10 @@ def load_case(case_dir: Path, case: Mapping[str, Any]) -> Any:
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
-    import onnx
+    from ..onnx_weights import onnx_structure
 
     _one_shape(ctx)
-    onnx_model = onnx.load(str(artifact.path))
+    onnx_model = onnx_structure(artifact.path)  # its input names only: not its weights
     calibration = ctx.calibration.digest if ctx.calibration is not None else "none"
     target = {"target": "int8-full", "calibration": calibration, "int8_io": str(ctx.int8_io)}
     return prepare_flatbuffer(

@@ -15,7 +15,9 @@ Backends whose packages are missing are skipped by the fixture itself.
 Run time on 2 cores, cold conversion cache (pytest-xframe caches conversions under .pytest_cache):
 onnxruntime + tensorflow, both exporters ~2 min (``-k "onnxruntime or tensorflow"``); onnx2tf alone
 ~1.3 min; tflite alone ~2 min; litert-torch alone ~1 min (one conversion per input shape: its dynamic
-dims fail on every model here); the whole file ~3.3 min (exports are shared between backends).
+dims fail on every model here); the whole file ~3.3 min (exports are shared between backends), and
+~3.2 min more for the detector, flow and default-initialisation models (``-k "ssd_detector or
+raft_flow or efficientnet_default"``, measured alone on a busy machine).
 Inputs are drawn with a fixed ``seed`` so strict xfails cannot flake; ``--xframe-seed`` overrides it.
 """
 
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from pytest_xframe import ConversionError, ExportError, ParityError, XframeError, backends
+from pytest_xframe import ConversionError, ExportError, ParityError, VacuousCheckWarning, XframeError, backends
 from torch_models import CASES
 
 #: about 3 minutes on 2 cores: ``-m "not slow"`` leaves the matrix out of a quick run
@@ -72,6 +74,11 @@ _ONNX2TF_SHAPE_SLICE = (
     "channels-last inside and maps Shape-15's start/end through its NCW->NWC axis conversion "
     "(end 1 -> 2): Shape(x[batch, seq, 16], start=0, end=1) gives [batch, 16] instead of [batch]; "
     "the dynamo export reads the batch size this way"
+)
+_DATA_DEPENDENT_RETURN = (
+    "torch.export refuses the detector's data-dependent early return -- `if not bool(keep.any())` after the score "
+    "threshold: 'GuardOnDataDependentSymNode: Could not guard on data-dependent expression Eq(u0, 1)'; the TorchScript "
+    "exporter records the branch its example took"
 )
 KNOWN_FAILURES: dict[tuple[str, str | None, str | None], tuple[type[XframeError], str]] = {
     # --- the TorchScript exporter and nn.MultiheadAttention: every backend runs the frozen shape
@@ -146,6 +153,27 @@ KNOWN_FAILURES: dict[tuple[str, str | None, str | None], tuple[type[XframeError]
         "onnx2tf loses the rank of a run-time Reshape -- MultiheadAttention's head merge reshapes to "
         "Concat(Shape/Slice of view_9) (node_Reshape_143); onnx2tf gives the result unknown rank and the "
         "next Transpose (node_Transpose_144) fails: 'Cannot take the length of shape with unknown rank'",
+    ),
+    # --- the SSD-style detector: post-processing with a data-dependent early return
+    ("ssd_detector", None, "dynamo"): (ExportError, _DATA_DEPENDENT_RETURN),
+    ("ssd_detector", "litert-torch", None): (ConversionError, _DATA_DEPENDENT_RETURN),
+    ("ssd_detector", "onnx2tf", "torchscript"): (
+        ConversionError,
+        "onnx2tf pads the channel axis -- the image padded to the stride, Pad(pads=[0, 0, 0, 0, 0, 0, 2, 2]) on NCHW, "
+        "lands on the channels of onnx2tf's NHWC tensor (3 become 5), and the first Conv fails: "
+        "'Depth of input (5) is not a multiple of input depth of filter (3)'",
+    ),
+    # --- the RAFT-like flow model on onnx2tf 1.29.24
+    ("raft_flow", "onnx2tf", "dynamo"): (
+        ConversionError,
+        "onnx2tf gives the flow's permute a rank-6 tensor -- Transpose node_permute (flow.permute(0, 2, 3, 1) of a "
+        "rank-4 flow) fails in onnx2tf: 'Dimension must be 6 but is 4'",
+    ),
+    ("raft_flow", "onnx2tf", "torchscript"): (
+        ConversionError,
+        "onnx2tf InstanceNormalization with a Constant scale -- onnx2tf hands the Constant node's output (an "
+        "onnx_graphsurgeon Variable) to TensorFlow as the scale: 'Attempt to convert a value (Variable "
+        "(/encoder/net/net.1/Constant_output_0): (shape=[16], dtype=float32)) with an unsupported type'",
     ),
     ("bert_like", "onnx2tf", "torchscript"): (
         ConversionError,
@@ -222,7 +250,9 @@ def test_coverage(xframe, model_name: str, backend: str, exporter: str) -> None:
     known = _known_failure(model_name, backend, exporter)
     # DIRECT: the backend's own export plan; the ONNX model only keys its cache entry
     chosen = {} if exporter == DIRECT else {"exporter": exporter}
-    with _without_shrinking() if known else contextlib.nullcontext():
+    # a model at its default initialisation: its outputs lie within the tolerance of zero
+    vacuous = pytest.warns(VacuousCheckWarning, match="a backend returning zeros would pass") if case.vacuous else contextlib.nullcontext()
+    with _without_shrinking() if known else contextlib.nullcontext(), vacuous:
         try:
             report = xframe.check(
                 case.build(),
