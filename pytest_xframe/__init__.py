@@ -20,6 +20,7 @@ from .errors import (
     SpecError,
     StorageWarning,
     VacuousCheckWarning,
+    VacuousGenerationWarning,
     XframeError,
     XframeWarning,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "StorageWarning",
     "TensorSpec",
     "VacuousCheckWarning",
+    "VacuousGenerationWarning",
     "XframeError",
     "XframeWarning",
 ]

@@ -316,3 +316,8 @@ class QuantizationError(XframeError, AssertionError):
 class NothingQuantizedWarning(XframeWarning):
     """A quantized target stores none of the model's weight tensors as integers: it runs the float
     model, so its pass says nothing about quantization. ``strict_quantization`` makes it a failure."""
+
+
+class VacuousGenerationWarning(VacuousCheckWarning):
+    """A generation check whose torch greedy output is degenerate (one token repeated, near-uniform
+    logits), as a default-initialised tiny model's is: tokens that agree prove little."""

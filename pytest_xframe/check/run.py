@@ -48,7 +48,7 @@ from .threads import limit_torch
 if TYPE_CHECKING:
     from ..inputs.data.dataset import DataSet
 
-__all__ = ["BackendResult", "CheckRun", "ParityReport", "run_check"]
+__all__ = ["BackendResult", "CheckRun", "ParityReport", "RuntimeCrash", "run_check", "run_target", "settle_ended"]
 
 
 @dataclass
@@ -99,7 +99,7 @@ class CheckRun:
             except MemoryError:  # drawing or converting: this check fails, the session goes on
                 raise out_of_memory(self.report.model, "the check") from None
         except BaseException as exc:
-            self._ended(exc)
+            settle_ended(self.report, exc, self.artifacts_root)
             raise
         finally:
             decide(self.report)
@@ -135,17 +135,8 @@ class CheckRun:
             result = self.report.backends.setdefault(b, BackendResult(b, precision=backend.precision))
             self.targets.append(prepare_target(self.memo, backend, self.subject, self.options, result, export_key, self.data))
         for t in self.targets:
-            # warn < note < _prepare_targets < _run < run < run_check < Xframe.check < the test's call
-            quantization.note(self.report.backends[t.name], t, self.options, name, stacklevel=7)
-
-    def _ended(self, exc: BaseException) -> None:
-        """The check stopped on ``exc``: the verdicts say so; an export or conversion error keeps its model."""
-        self.report.ended_by = exc
-        if isinstance(exc, XframeError):
-            keep_error(exc, self.artifacts_root, self.report.test_id)
-            for result in self.report.backends.values():
-                if result.mismatch is None and not result.failed_over_examples:
-                    result.artifacts = exc.kept
+            # warn < note < _prepare_targets < _run < run < run_check < Xframe._check < Xframe.check < the test's call
+            quantization.note(self.report.backends[t.name], t, self.options, name, stacklevel=8)
 
     def _preflight(self, model: Any, inputs: Any, name: str) -> tuple[InputSlot, ...]:
         """Everything refused before anything runs: the model, the inputs against ``forward``, the
@@ -184,7 +175,7 @@ class CheckRun:
             if self.data is not None:
                 bounded(lambda: self._over_data(example), self.report.model)
             bounded(self.hypothesis_test(), self.report.model)
-        except _RuntimeCrash as crash:
+        except RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
             first = failure.mismatches[0]
@@ -205,8 +196,8 @@ class CheckRun:
         every backend's result records why."""
         __tracebackhide__ = True
         try:
-            # warn < _warn_vacuous < _examples < _run < run < run_check < Xframe.check < the test's call
-            self.vacuity.warn(self.report.model, self.report.test_id, stacklevel=8)
+            # warn < _warn_vacuous < _examples < _run < run < run_check < Xframe._check < Xframe.check < the test's call
+            self.vacuity.warn(self.report.model, self.report.test_id, stacklevel=9)
         except VacuousCheckWarning as exc:
             for result in self.report.backends.values():
                 result.vacuous = str(exc)
@@ -320,14 +311,14 @@ class CheckRun:
             try:
                 reference = self.memo.reference(model_key, feeds, lambda: forward.outputs(feeds), digest)
             except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
-                raise _RuntimeCrash(exc) from None
+                raise RuntimeCrash(exc) from None
             torch_seconds = time.perf_counter() - start
             self.vacuity.see(digest, reference)
             mismatches, scores = [], {}
             for t in self.targets:
                 result = self.report.backends[t.name]
                 start = time.perf_counter()
-                got = _run_target(t, feeds, forward.model_name)
+                got = run_target(t, feeds, forward.model_name)
                 result.run_seconds += time.perf_counter() - start + torch_seconds / len(self.targets)
                 judged = judge_example(reference, got, policies[t.name], self.options.equal_nan)
                 self.vacuity.see_judged(t.name, reference, judged, self.options.equal_nan)  # per output, before any regrouping
@@ -375,7 +366,18 @@ def run_check(
     return CheckRun(memo, options, report, artifacts_root, test_key, shared_by=shared_by).run(model, inputs)
 
 
-class _RuntimeCrash(BaseException):
+def settle_ended(report: ParityReport, exc: BaseException, artifacts_root: Path) -> None:
+    """A check (one-shot or loop) stopped on ``exc``: the verdicts say so; an export or conversion
+    error keeps its model."""
+    report.ended_by = exc
+    if isinstance(exc, XframeError):
+        keep_error(exc, artifacts_root, report.test_id)
+        for result in report.backends.values():
+            if result.mismatch is None and not result.failed_over_examples:
+                result.artifacts = exc.kept
+
+
+class RuntimeCrash(BaseException):
     """Carries a backend's run-time crash out of hypothesis, which re-raises BaseException at once."""
 
     def __init__(self, error: XframeError) -> None:
@@ -383,7 +385,7 @@ class _RuntimeCrash(BaseException):
         self.error = error
 
 
-def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
+def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     try:
         with captured() as printed:  # TensorFlow logs from C++ at a model's first run
             return t.prepared.runner.run(feeds)
@@ -391,8 +393,8 @@ def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
         if isinstance(exc, MemoryError) or is_out_of_memory(exc):
-            raise _RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
-        raise _RuntimeCrash(
+            raise RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
+        raise RuntimeCrash(
             XframeError(
                 f"{t.name} raised while running the converted model ({t.label})",
                 model=model_name,

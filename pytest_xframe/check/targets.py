@@ -35,7 +35,7 @@ def _exporter(subject: Subject, exporter: str, opset: int | None) -> Callable[[P
     """The export of the subject by ``exporter`` at ``opset`` into a given directory."""
     return lambda out_dir: export(
         subject.model, subject.slots, subject.output_names, exporter=exporter, opset=opset, out_dir=out_dir,
-        model_name=subject.name, positional=subject.positional,
+        model_name=subject.name, positional=subject.positional, example=subject.example,
     )
 
 

@@ -156,15 +156,19 @@ def export(
     out_dir: Path,
     model_name: str,
     positional: bool,
+    example: Mapping[str, np.ndarray] | None = None,
 ) -> OnnxArtifact:
-    """Export ``model`` to ``out_dir/model.onnx``; raise ``ExportError`` with a short cause."""
+    """Export ``model`` to ``out_dir/model.onnx``; raise ``ExportError`` with a short cause.
+
+    ``example``: the concrete inputs to trace with, where values drawn from the spec would not do
+    (a loop's decode graph, whose cache and mask lengths must agree); default ``example_feeds``."""
     import torch
 
     _require_exporter(exporter, model_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
     names = [s.name for s in slots]
-    feeds = torch_feeds(model, example_feeds(slots), names)
+    feeds = torch_feeds(model, example if example is not None else example_feeds(slots), names)
     call = {
         "args": tuple(feeds[n] for n in names) if positional else (),
         "kwargs": None if positional else {n: feeds[n] for n in names},

@@ -39,6 +39,9 @@ THRESHOLD_KEYS: dict[str, str] = {
     "cosine": "smallest cosine similarity allowed in any example (-1..1)",
     "snr_db": "smallest signal-to-noise ratio in dB allowed in any example",
     "topk": "{k = int >= 1, min_agreement = 0..1}: share of rows whose top-k indices agree, over all examples",
+    # generation loops (``pytest_xframe.loops``): the output a greedy token is chosen from
+    "tie_margin": "generation: largest top-2 margin of torch's logits at which a backend choosing another token is a near-tie, not a failure (>= 0)",
+    "token_agreement": "generation: smallest share of greedy tokens agreeing with torch's in any example, judged over its steps (0..1)",
 }
 SCOPE_KEYS = ("backends", "outputs")
 #: thresholds over the samples of ``data=`` (``data_policy.py``), at any scope
@@ -118,6 +121,9 @@ class Thresholds:
     atol_scale: float | None = None
     #: thresholds over the samples of ``data=`` (``data_policy.DataThresholds``), judged once they ran
     data: DataThresholds = field(default_factory=DataThresholds)
+    #: generation loops only (``pytest_xframe.loops``); None elsewhere
+    tie_margin: float | None = None
+    token_agreement: float | None = None
 
     @property
     def topk_k(self) -> int:
@@ -132,14 +138,17 @@ class Thresholds:
             snr_db=data.get("snr_db"), topk=None if topk is None else TopK(int(topk["k"]), topk.get("min_agreement")),
             atol_scale=data.get("atol_scale"),
             data=DataThresholds.from_dict(data.get("data") or {}),
+            tie_margin=data.get("tie_margin"), token_agreement=data.get("token_agreement"),
         )
 
     def to_dict(self) -> dict[str, Any]:
+        generation = {k: v for k, v in (("tie_margin", self.tie_margin), ("token_agreement", self.token_agreement)) if v is not None}
         out = {
             "atol": self.atol, "rtol": self.rtol, "max_mismatch": self.max_mismatch, "cosine": self.cosine,
             "snr_db": self.snr_db,
             "topk": None if self.topk is None else {"k": self.topk.k, "min_agreement": self.topk.min_agreement},
             "atol_scale": self.atol_scale,
+            **generation,
         }
         return {**out, "data": self.data.to_dict()} if self.data else out
 
@@ -191,7 +200,8 @@ def _threshold(key: str, value: Any, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise SpecError(f"policy {key} must be a number, got {value!r} in {where}", hint=f"{key}: {THRESHOLD_KEYS[key]}")
     value = float(value)
-    bounds = {"atol": (0.0, math.inf), "rtol": (0.0, math.inf), "max_mismatch": (0.0, 1.0), "cosine": (-1.0, 1.0), "snr_db": (-math.inf, math.inf)}[key]
+    bounds = {"atol": (0.0, math.inf), "rtol": (0.0, math.inf), "max_mismatch": (0.0, 1.0), "cosine": (-1.0, 1.0), "snr_db": (-math.inf, math.inf),
+              "tie_margin": (0.0, math.inf), "token_agreement": (0.0, 1.0)}[key]
     if not bounds[0] <= value <= bounds[1] or (key == "snr_db" and math.isinf(value)):
         raise SpecError(f"policy {key} out of range: {value!r} in {where}", hint=f"{key}: {THRESHOLD_KEYS[key]}")
     return value
@@ -246,6 +256,7 @@ def resolve(
         atol=chosen["atol"], rtol=chosen["rtol"], max_mismatch=chosen.get("max_mismatch"), cosine=chosen.get("cosine"),
         snr_db=chosen.get("snr_db"), topk=chosen.get("topk"), atol_scale=chosen["rtol"] if scaled else None,
         data=DataThresholds.from_values(chosen),
+        tie_margin=chosen.get("tie_margin"), token_agreement=chosen.get("token_agreement"),
     )
 
 

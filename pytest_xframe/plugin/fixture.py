@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +37,47 @@ class Xframe:
         the model cannot get there; returns the report otherwise.
         """
         __tracebackhide__ = True
-        self.calls += 1
         from ..check.run import run_check
+
+        return self._check(model, inputs, options, run_check, "xframe.check()")
+
+    def check_loop(self, step: Any, inputs: Any, feedback: Any, steps: Any = 8, **options: Any) -> ParityReport:
+        """Check a loop: ``step`` run ``steps`` times, each ``feedback`` input fed from an output
+        of the step before, in torch and in each backend, each on its own state; compared step by
+        step. ``feedback`` maps an input name to an output name, or to ``greedy(output)`` (the
+        argmax over the last axis). Raises as ``check`` does; see ``pytest_xframe.loops``."""
+        __tracebackhide__ = True
+        from ..loops import run_loop_check, step_loop
+
+        return self._check(
+            step, lambda name: step_loop(step, name, inputs, feedback, steps), options, run_loop_check, "xframe.check_loop()"
+        )
+
+    def check_generation(self, model: Any, **arguments: Any) -> ParityReport:
+        """Check greedy generation of a transformers causal LM or encoder-decoder with its KV
+        cache: prefill and decode graphs exported once, N new tokens generated in torch and each
+        backend, token ids and per-step logits compared. Generation arguments (``max_new_tokens``,
+        ``prompt_length``, ``batch``, ``prompts``, ``tokenizer``, ...) and check options mix;
+        see ``pytest_xframe.loops.transformers``."""
+        __tracebackhide__ = True
+        from ..loops import run_loop_check
+        from ..loops.transformers import generation_loop, split_arguments
+
+        generation, options = split_arguments(arguments)
+        return self._check(
+            model, lambda name: generation_loop(model, name, **generation), options, run_loop_check, "xframe.check_generation()"
+        )
+
+    def _check(self, model: Any, inputs: Any, options: dict[str, Any], run: Callable[..., ParityReport], where: str) -> ParityReport:
+        """The flow of every kind of check: options resolved, ``run`` (``check.run.run_check``'s
+        signature) called, drift against the baseline, the records attached however it ends."""
+        __tracebackhide__ = True
+        self.calls += 1
         from ..judge.baseline import against_baseline
         from ..judge.results import ParityReport
 
         try:
-            given = validate(options, "xframe.check()", self._session.backend_names)
+            given = validate(options, where, self._session.backend_names)
         except SpecError as exc:  # the check still gets its line in the report, with the error
             self._record_refused(exc)
             raise
@@ -50,7 +85,7 @@ class Xframe:
         name, resolved = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved, unavailable=unavailable)
         try:
-            run_check(
+            run(
                 self._session.memo(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
                 test_key=(self._test_key(), self.calls), shared_by=shared_by,
             )
