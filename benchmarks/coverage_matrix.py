@@ -1,14 +1,14 @@
 """Print the coverage suite's results as a Markdown matrix: models x (backend, exporter).
 
-    python benchmarks/coverage_matrix.py                      # runs tests/test_coverage.py, then prints
+    python benchmarks/coverage_matrix.py                      # runs tests/unit/check/test_coverage.py, then prints
     python benchmarks/coverage_matrix.py -k "not onnx2tf"     # extra arguments go to pytest
     python benchmarks/coverage_matrix.py --report r.json [--junit r.xml]   # print an earlier run
 
-Running means ``python -m pytest tests/test_coverage.py -p no:randomly --xframe-report=<tmp>.json
+Running means ``python -m pytest tests/unit/check/test_coverage.py -p no:randomly --xframe-report=<tmp>.json
 --junitxml=<tmp>.xml -q``. The JSON report gives each check's verdict, max abs error, the ONNX it
 ran (exporter, opset) and the error's first line; the JUnit XML gives what JSON cannot: the xfail
 and skip reasons and each test's duration. Given only a JSON report, xfail reasons are looked up
-in ``tests/test_coverage.py``'s ``KNOWN_FAILURES`` table.
+in ``tests/unit/check/test_coverage.py``'s ``KNOWN_FAILURES`` table.
 
 A backend that converts the torch module itself (litert-torch) has one column, ``torch.export``.
 
@@ -35,7 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_FILE = "tests/test_coverage.py"
+TEST_FILE = "tests/unit/check/test_coverage.py"
 BACKENDS = ("onnxruntime", "tensorflow", "onnx2tf", "tflite", "litert-torch")
 EXPORTERS = ("dynamo", "torchscript")
 #: the one column of a backend that converts the torch module, not an ONNX export (as in the tests)
@@ -96,7 +96,7 @@ def read_junit(path: Path) -> dict[tuple[str, str, str], dict]:
 
 def known_failures() -> dict[tuple[str, str, str], str]:
     """(model, backend, exporter) -> xfail reason, from the test module (needs torch: slow-ish)."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "tests" / "unit" / "check"), str(ROOT / "tests")]  # the test module, and the models it imports
     try:
         import test_coverage  # type: ignore[import-not-found]
     except Exception as exc:  # noqa: BLE001 - only improves the labels
@@ -216,6 +216,33 @@ def render(cells: dict, reasons: dict[str, str], models: list[str], onnx_used: d
     return "\n".join(lines)
 
 
+QUANTIZED = ("tflite-fp16", "tflite-int8", "tflite-int8-full", "onnxruntime-int8")
+_DATA_PARAM = re.compile(rf"\[(?P<model>.+)-(?P<backend>{'|'.join(map(re.escape, QUANTIZED))})-data\]$")
+
+
+def render_data(checks: list[dict]) -> str:
+    """The quantized targets judged over each model's data (``test_quantized_coverage_over_data``):
+    per cell the verdict, the lowest median SNR over the outputs, and what was quantized."""
+    cells: dict[tuple[str, str], str] = {}
+    for rec in checks:
+        found = _DATA_PARAM.search(rec["test"])
+        if found is None:
+            continue
+        outputs = ((rec.get("data") or {}).get("outputs") or {}).values()
+        medians = [o["snr_db"]["p50"] for o in outputs if o.get("snr_db") and o["snr_db"]["p50"] is not None]
+        q = rec.get("quantization") or {}
+        text = rec["verdict"] + (f", median SNR {min(medians):.1f} dB" if medians else "")
+        text += f", {q['quantized']}/{q['total']} quantized" if "quantized" in q else ""
+        cells[(found["model"], found["backend"])] = text if rec["verdict"] != "error" else f"error: {_first_line(rec.get('message', ''))[:60]}"
+    if not cells:
+        return ""
+    models = list(dict.fromkeys(m for m, _ in cells))
+    lines = ["Quantized targets over data (16 samples drawn from each spec; default thresholds over data):", "",
+             "| model | " + " | ".join(QUANTIZED) + " |", "|---|" + "---|" * len(QUANTIZED)]
+    lines.extend(f"| {m} | " + " | ".join(_escape(cells.get((m, t), "-")) for t in QUANTIZED) + " |" for m in models)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", type=Path, help="read this --xframe-report JSON instead of running pytest")
@@ -242,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Coverage matrix ({document.get('created', '?')}; " + ", ".join(f"{k} {v}" for k, v in env.items()) + ")")
     print()
     print(render(cells, reasons, models, onnx_used, junit, wall))
+    quantized = render_data(document.get("checks", []))
+    if quantized:
+        print()
+        print(quantized)
     return 0
 
 

@@ -17,9 +17,9 @@ loop without changing them:
   are reported apart too (``gc outside body``).
 
 Layout "one check" is ``xframe.check`` without the marker (both backends in one hypothesis run);
-"marked" is what ``@pytest.mark.xframe_parity`` does: one check per backend with the same test key,
-so both draw from one seed and the second reuses torch's outputs (``SessionMemo.reference``) for
-the inputs the first drew (``reused``).
+"marked" is what ``@pytest.mark.xframe_parity`` does: one check per backend with the same test key
+and ``shared_by`` the number of backends, so both judge one shared draw, on which the second reuses
+torch's outputs (``SessionMemo.reference``, ``reused``), and each adds its own search.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def timing(memo: Any, timers: Timers) -> Iterator[None]:
         outputs.call_forward, run.judge_example, run.bounded = call_forward, judge_example, bounded
 
 
-def measure(memo: Any, model: Any, inputs: Any, options: Any, test_key: tuple, work: Path) -> dict:
+def measure(memo: Any, model: Any, inputs: Any, options: Any, test_key: tuple, work: Path, shared_by: int = 1) -> dict:
     """One ``run_check`` with its loop timed: the figures bench_parity.py reads."""
     from pytest_xframe.check.run import run_check
     from pytest_xframe.judge.results import ParityReport
@@ -135,7 +135,7 @@ def measure(memo: Any, model: Any, inputs: Any, options: Any, test_key: tuple, w
     timers = Timers()
     report = ParityReport(test_id="::".join(test_key), options=options)
     with timing(memo, timers):
-        run_check(memo, model, inputs, options, report=report, artifacts_root=work / "artifacts", test_key=test_key)
+        run_check(memo, model, inputs, options, report=report, artifacts_root=work / "artifacts", test_key=test_key, shared_by=shared_by)
     s = timers.seconds
     examples = max(r.examples for r in report.backends.values())
     inference = s.get("torch", 0.0) + sum(s.get(b, 0.0) for b in options.backends)
@@ -173,7 +173,7 @@ def main() -> None:
         # export, conversion, first calls (TF tracing): once, untimed, as a session's first check
         measure(memo, model, inputs, replace(options, max_examples=1), ("warm",), work)
         one = measure(memo, model, inputs, options, ("one check",), work)
-        marked = [measure(memo, model, inputs, replace(options, backends=(b,)), ("marked",), work) for b in BACKENDS]
+        marked = [measure(memo, model, inputs, replace(options, backends=(b,)), ("marked",), work, len(BACKENDS)) for b in BACKENDS]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"model": args.model, "one_check": one, "marked": marked}

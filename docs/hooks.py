@@ -34,8 +34,9 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
 def options_markdown() -> str:
     """The generated part of the option reference, from the plugin's option table
     (``pytest_xframe.plugin.options.OPTIONS``): each check option's description, every flag and ini
-    key as ``pytest_addoption`` registers them from it, the policy tables and a declaration's keys."""
-    return "\n\n".join((check_options_table(), policy_tables(), declaration_keys(), command_line_tables()))
+    key as ``pytest_addoption`` registers them from it, the policy tables (per example and over
+    ``data=``), a detection head's keys and a declaration's keys."""
+    return "\n\n".join((check_options_table(), policy_tables(), data_policy_tables(), detection_keys(), declaration_keys(), command_line_tables()))
 
 
 # -- check options: the marker's, check()'s and a declared model's keywords -------------------------
@@ -89,6 +90,40 @@ def policy_tables() -> str:
         [(f"`{p}`", ", ".join(f"`{k} = {v}`" for k, v in t.items())) for p, t in PRECISION_DEFAULTS.items()],
     )
     return f"{keys}\n\n{defaults}"
+
+
+def data_policy_tables() -> str:
+    from pytest_xframe.judge.data_policy import DATA_DEFAULTS, DISTRIBUTION_KEYS, RATE_KEYS, STATISTICS
+
+    keys = _section(
+        "Policy keys over data",
+        "Thresholds over the samples of `data=`, under a policy table's `data` key at any scope "
+        f"([Judging on your data](../data.md#thresholds-over-the-data)); statistics: {STATISTICS} "
+        "(from `pytest_xframe.judge.data_policy.DISTRIBUTION_KEYS` and `RATE_KEYS`).",
+        ("key", "value", "meaning"),
+        [(f"`{k}`", "a table of statistic = lower bound", v) for k, v in DISTRIBUTION_KEYS.items()]
+        + [(f"`{k}`", "0..1", v) for k, v in RATE_KEYS.items()],
+    )
+    defaults = _section(
+        "Defaults over data by precision",
+        "What judges an output over the data where a check has `data=` and no policy sets a threshold "
+        "(from `pytest_xframe.judge.data_policy.DATA_DEFAULTS`); a reduced-precision target's per-example "
+        "cosine and SNR floors give way to them.",
+        ("precision", "thresholds"),
+        [(f"`{p}`", ", ".join(f"`{k} = {v}`" for k, v in t.items()) or "none (judged per example)") for p, t in DATA_DEFAULTS.items()],
+    )
+    return f"{keys}\n\n{defaults}"
+
+
+def detection_keys() -> str:
+    from pytest_xframe.judge.structured import DETECTION_KEYS
+
+    return _section(
+        "Detection heads",
+        "Keys of one `detections=` head (from `pytest_xframe.judge.structured.DETECTION_KEYS`).",
+        ("key", "meaning"),
+        [(f"`{k}`", v) for k, v in DETECTION_KEYS.items()],
+    )
 
 
 def declaration_keys() -> str:

@@ -7,6 +7,7 @@ line or two, and what to try next. Long framework tracebacks are kept on the exc
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,8 +20,18 @@ from typing import Any
 USER_CODE_FAILURES = (Exception, SystemExit, GeneratorExit)
 
 
+#: terminal colour and cursor codes (torch's exporter colours its messages: ``\x1b[96m``)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape codes: they are noise in a log file, a JSON report or CI."""
+    return _ANSI.sub("", text)
+
+
 def first_line(message: str, limit: int = 300, skip: tuple[str, ...] = ()) -> str:
     """The first non-empty line not starting with ``skip``, capped: framework errors run for pages."""
+    message = strip_ansi(message)
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()] or ["(no message)"]
     line = next((ln for ln in lines if not ln.startswith(skip)), lines[0]) if skip else lines[0]
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -37,6 +48,23 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def describe_with_cause(exc: BaseException, limit: int = 300) -> str:
+    """Like :func:`describe_exception`, naming the innermost exception it was raised from too.
+
+    A framework that wraps the real failure (torch.onnx's ``TorchExportError: Failed to export the
+    model with torch.export. This is step 1/3...``) says in its first line only which step broke;
+    the reason (``GuardOnDataDependentSymNode: Could not guard on data-dependent expression``) is
+    the exception it was raised from."""
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    outer = first_line(f"{type(exc).__name__}: {exc}", limit)
+    if root is exc:
+        return outer
+    outer = outer.split(". ", 1)[0].rstrip(".")  # the step, without the page of next steps that follows
+    return first_line(f"{outer}; caused by {type(root).__name__}: {first_line(str(root), limit)}", limit)
 
 
 def informative_lines(text: str, limit: int = 400) -> str:
@@ -70,6 +98,7 @@ class XframeError(Exception):
         cause: str | None = None,
         hint: str | None = None,
         details: str | None = None,
+        routes: tuple[tuple[str, int | None], ...] = (),
     ) -> None:
         self.summary = summary
         self.model = model
@@ -77,6 +106,11 @@ class XframeError(Exception):
         self.cause = cause
         self.hint = hint
         self.details = details
+        #: (exporter, opset) exports worth trying instead, shown first under "try"; opset None =
+        #: the exporter's default. Whoever tried exports removes those it tried (``check``).
+        self.routes = routes
+        #: one line per export route tried before this error was raised (``failures.route_failure``)
+        self.tried: list[str] = []
         #: where the failure's artifacts (ONNX model, full traceback) were kept, once they were
         self.kept: str | None = None
         super().__init__(summary)
@@ -98,11 +132,28 @@ class XframeError(Exception):
         lines = [f"{self.summary}" + (f" ({where})" if where else "")]
         if self.cause:
             lines.append(f"  cause: {self.cause}")
-        if self.hint:
-            lines.append(f"  try:   {self.hint}")
+        if self.tried:
+            lines.append("  routes tried, in order:")
+            lines.extend(f"    {line}" for line in self.tried)
+        advice = "; or ".join(part for part in (routes_text(self.routes), self.hint) if part)
+        if advice:
+            lines.append(f"  try:   {advice}")
         if self.kept:
             lines.append(f"  kept:  {self.kept}")
-        return "\n".join(lines)
+        return strip_ansi("\n".join(lines))
+
+
+def routes_text(routes: tuple[tuple[str, int | None], ...]) -> str:
+    """``pass exporter='torchscript', opset=13 (or 17), or exporter='dynamo'`` for (exporter, opset) pairs."""
+    by_exporter: dict[str, list[int | None]] = {}
+    for exporter, opset in routes:
+        by_exporter.setdefault(exporter, []).append(opset)
+    parts = []
+    for exporter, opsets in by_exporter.items():
+        given = [o for o in opsets if o is not None]
+        opset = f", opset={given[0]}" + (f" (or {', '.join(map(str, given[1:]))})" if len(given) > 1 else "") if given else ""
+        parts.append(f"exporter={exporter!r}{opset}")
+    return "pass " + ", or ".join(parts) if parts else ""
 
 
 class SpecError(XframeError, ValueError):
@@ -210,4 +261,70 @@ class SpecTextError(SpecError):
 
 class VacuousCheckWarning(UserWarning):
     """A parity check that cannot fail: a reference output is constant over the drawn inputs, all
-    zeros or all NaN. ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""
+    zeros, all NaN, or so small that a backend returning zeros would pass its tolerance.
+    ``-W error::pytest_xframe.VacuousCheckWarning`` makes it a failure."""
+
+
+class DiskFullError(ResourceError):
+    """The disk filled up while an export or a conversion was written: that check fails, the
+    session goes on, and the cache keeps no partial entry (builds are moved in only when whole)."""
+
+
+#: what a full disk or an exhausted quota says when a framework's C++ reports it as text
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+
+
+def disk_full(
+    exc: BaseException, directory: object, needed: int, *, doing: str, model: str | None = None, backend: str | None = None
+) -> DiskFullError | None:
+    """A DiskFullError naming the directory, the bytes needed (about ``needed``) and the bytes
+    free, when ``exc`` or an exception it came from is a full disk (``ENOSPC``, ``EDQUOT``, or a
+    framework's message saying so); None otherwise."""
+    import errno
+    import os
+    import shutil
+
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    hit = next(
+        (e for e in seen if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(t in str(e) for t in _DISK_FULL_TEXT)),
+        None,
+    )
+    if hit is None:
+        return None
+    filename = getattr(hit, "filename", None)
+    where = os.path.dirname(os.fspath(filename)) if filename else os.fspath(directory)  # type: ignore[arg-type]
+    probe = where
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free = shutil.disk_usage(probe or ".").free
+    return DiskFullError(
+        f"the disk filled up while {doing}: {where} needs about {shown_bytes(needed)}, and {shown_bytes(free)} is free there",
+        model=model,
+        backend=backend,
+        cause=describe_exception(hit),
+        hint="free space on that disk, or write elsewhere: --xframe-cache-dir for conversions and kept exports, "
+        "TMPDIR for the run's working files",
+    )
+
+
+def shown_bytes(n: int) -> str:
+    """``1.63 GiB``, ``12.0 MiB``, ``4 KiB``: a size in a message."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB" if n >= 2**10 else f"{n} bytes"
+
+
+class QuantizationError(XframeError, AssertionError):
+    """A quantized target quantized none of the model's weights, under ``strict_quantization``."""
+
+
+class NothingQuantizedWarning(XframeWarning):
+    """A quantized target stores none of the model's weight tensors as integers: it runs the float
+    model, so its pass says nothing about quantization. ``strict_quantization`` makes it a failure."""
+
+
+class VacuousGenerationWarning(VacuousCheckWarning):
+    """A generation check whose torch greedy output is degenerate (one token repeated, near-uniform
+    logits), as a default-initialised tiny model's is: tokens that agree prove little."""

@@ -113,3 +113,38 @@ def unforced_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     from hypothesis import core
 
     monkeypatch.setattr(core, "global_force_seed", None)
+
+
+#: the models of the data-set tests (``tests/data_models.py``), written as their projects' conftest
+DATA_MODELS = Path(__file__).with_name("data_models.py").read_text()
+
+
+@pytest.fixture(scope="session")
+def data_artifacts(tmp_path_factory: pytest.TempPathFactory, frameworks: None) -> Path:
+    """The classifier of ``data_models``, trained once per run (about a second), and its data:
+    ``eval.npz`` (200 labelled samples stacked), ``eval_dir/`` (the first 24, one file each) and
+    ``seq.npz`` (100 sequences of 5 positions, unlabelled)."""
+    import numpy as np
+    import torch
+
+    import data_models
+
+    root = tmp_path_factory.mktemp("xframe-data")
+    torch.save(data_models.train_classifier().state_dict(), root / "classifier.pt")
+    x, y = data_models.blobs(200, 1)
+    np.savez(root / "eval.npz", x=x, label=y)
+    (root / "eval_dir").mkdir()
+    for i in range(24):
+        np.savez(root / "eval_dir" / f"s{i:03d}.npz", x=x[i], label=y[i])
+    tokens, _ = data_models.blobs(500, 2)
+    np.savez(root / "seq.npz", x=tokens.reshape(100, 5, data_models.D))
+    return root
+
+
+@pytest.fixture
+def data_pytester(xf_pytester: pytest.Pytester, data_artifacts: Path) -> pytest.Pytester:
+    """A pytester project whose conftest is ``data_models``, pointed at the trained artifacts, with
+    the shared models it builds on (``torch_models.py``) beside it."""
+    xf_pytester.makepyfile(torch_models=INNER_CONFTEST)
+    xf_pytester.makeconftest(DATA_MODELS.replace("\nARTIFACTS = None\n", f"\nARTIFACTS = {str(data_artifacts)!r}\n"))
+    return xf_pytester

@@ -15,6 +15,9 @@ Optional capabilities (None when a backend lacks them; callers test for them):
   first ONNX node this backend's conversion got wrong.
 * ``layer_report(prepared, artifact, feeds, workdir) -> str | None``: extra diagnosis text for
   a failing check (a quantized target's SNR per layer, say).
+* ``quantization_count(prepared, artifact) -> QuantizationCount``: how many weight tensors the
+  converted model stores quantized (``pytest_xframe.backends.quantization``); an int8 target that counts
+  none warns, or fails under ``strict_quantization``.
 * per-input converted model: a runner that converts per input shape has
   ``converted_path_for(feeds) -> Path``; :meth:`Prepared.converted_path_for` asks it, and a
   failing case keeps that model.
@@ -113,6 +116,9 @@ class Prepared:
     converted_path: Path | None = None
     #: what the runner runs, for reports, when it is not the ONNX model (a route from torch)
     route: str | None = None
+    #: False when a calibrated backend did not use the calibration samples after all (a dynamic
+    #: quantization), so reports do not claim a calibration that was not used
+    used_calibration: bool = True
 
     def converted_path_for(self, feeds: Mapping[str, np.ndarray]) -> Path | None:
         """The converted model that ran ``feeds``: the runner's own answer when it converts per
@@ -161,6 +167,9 @@ class Backend:
     #: once per process before the first ``prepare`` when a count is set (``--xframe-threads``);
     #: a framework that sizes per session reads ``BuildContext.threads`` instead
     limit_threads: Callable[[int], object] | None = None
+    #: optional: ``quantization_count(prepared, artifact) -> backends.quantization.QuantizationCount``, the
+    #: weight tensors the converted model really stores quantized (an int8 target's capability)
+    quantization_count: Callable[[Prepared, OnnxArtifact], Any] | None = None
 
     @property
     def install_hint(self) -> str:

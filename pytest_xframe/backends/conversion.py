@@ -6,7 +6,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import BackendUnavailable, ConversionError, TooLargeError, first_line
+from ..errors import BackendUnavailable, ConversionError, TooLargeError, first_line, shown_bytes
 
 
 def import_converter(importer: Callable[[], Any], *, name: str, backend: str, model_name: str | None, hint: str) -> Any:
@@ -34,27 +34,26 @@ def import_converter(importer: Callable[[], Any], *, name: str, backend: str, mo
         ) from exc
 
 
-#: why the TensorFlow-family converters cannot take a model with external data (the default)
-PROTOBUF_CAUSE = "handles the ONNX model (and the TensorFlow graph it builds) as one protobuf message, which protobuf caps at 2 GiB"
+#: protobuf refuses to serialize a message of 2 GiB or more (a GraphDef, an ONNX model without
+#: external data); module-level so tests can lower it and check the refusals on a tiny model
+PROTOBUF_LIMIT = 2**31
+#: FlatBuffers' 32-bit offsets cap a flatbuffer at 2 GiB; the TFLite converter places constant
+#: buffers after it (buffer offsets) only when asked, so it is the TFLite routes' switch point
+FLATBUFFER_LIMIT = 2**31
 
 
-def refuse_external_data(
-    artifact: Any, *, converter: str, backend: str, model_name: str | None, limit: str = "protobuf's 2 GiB limit", cause: str = PROTOBUF_CAUSE
+def refuse_over(
+    size: int, limit: int, *, what: str, converter: str, backend: str, model_name: str | None, limit_name: str, cause: str,
+    hint: str | None = None,
 ) -> None:
-    """Fail up front, naming the reason, for a model whose weights are ONNX external data (too
-    close to a 2 GiB limit for one message): the TensorFlow-family converters load and serialize
-    the whole model as one protobuf (ONNX, then a TF GraphDef), litert-torch writes one FlatBuffer;
-    neither can hold it, and they would crash deep inside protobuf or run out of memory instead.
-    ``limit`` and ``cause`` name the format's limit and why the converter is bound by it."""
-    if not getattr(artifact, "external_data", ()):
+    """TooLargeError, before converting, when ``size`` bytes of ``what`` reach ``limit``: the
+    message gives both figures, the limit's name and why this converter is bound by it."""
+    if size < limit:
         return
-    size = sum(f.stat().st_size for f in artifact.files)
-    shown = f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**10:.0f} KiB"
     raise TooLargeError(
-        f"{converter} cannot convert a model over {limit} ({shown}, weights in external data)",
+        f"{converter} cannot convert this model: its {what} take {shown_bytes(size)}, over {limit_name} ({shown_bytes(limit)})",
         model=model_name,
         backend=backend,
-        cause=f"{converter} {cause}",
-        hint="check this model against onnxruntime, which runs it from its external data file; "
-        f"or shrink it (fewer or smaller layers) for {backend}",
+        cause=cause,
+        hint=hint or f"check this model against onnxruntime (it reads external data), or shrink it (fewer or smaller layers) for {backend}",
     )

@@ -18,11 +18,12 @@ import numpy as np
 from ..backends import Backend, BuildContext, Prepared, Registry, TorchSource, registry
 from ..backends.conversion import import_converter
 from ..cache import ArtifactCache
-from ..errors import USER_CODE_FAILURES, ConversionError, XframeError, describe_exception
+from ..errors import USER_CODE_FAILURES, ConversionError, DiskFullError, XframeError, describe_exception, disk_full
 from ..export.cache import KEYED_KIND, shared_export, stored_export
 from ..export.to_onnx import OnnxArtifact
 from ..identity import feeds_digest, int_digest
 from ..inputs.calibration import Calibration
+from ..quiet import captured
 from .hypothesis_compat import forced_seed
 
 #: torch outputs kept for reuse across a model's checks in one session (least recently used go first)
@@ -59,6 +60,12 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
         pass
+
+
+def _file_bytes(artifact: OnnxArtifact) -> int:
+    """The bytes of the export's files that exist (a backend that converts the torch module may
+    be prepared from an export it never wrote)."""
+    return sum(f.stat().st_size for f in artifact.files if f.exists())
 
 
 class SessionMemo:
@@ -123,6 +130,12 @@ class SessionMemo:
                     found, fresh = shared_export(self.shared_exports, key, make, out)
             except XframeError as exc:
                 found = exc
+            except OSError as exc:  # placing a stored export's files
+                found = disk_full(exc, out, 0, doing="placing an export's files")
+                if found is None:
+                    raise
+        if isinstance(found, DiskFullError):
+            raise found  # not remembered: the next check may find room
         _remember(self._exports, key, found, EXPORT_MEMO)
         _remember(self._from_cache, key, from_cache, EXPORT_MEMO)
         if isinstance(found, XframeError):
@@ -144,9 +157,13 @@ class SessionMemo:
         found = self._prepared.get(key)
         fresh = found is None
         import_seconds = 0.0
+        size = _file_bytes(artifact)
         if fresh:
+            self._make_room(size)
             found, import_seconds = self._build(spec, artifact, model_name, source, calibration, int8_io)
-        self._keep_prepared(key, found, 0 if isinstance(found, XframeError) else sum(f.stat().st_size for f in artifact.files))
+        if isinstance(found, DiskFullError):
+            raise found  # not remembered: the next check may find room
+        self._keep_prepared(key, found, 0 if isinstance(found, XframeError) else size)
         if isinstance(found, XframeError):
             raise found
         return found, fresh, import_seconds
@@ -161,24 +178,38 @@ class SessionMemo:
         )
         import_seconds = 0.0
         try:
-            # missing: a skip naming the extra; installed but broken: a ConversionError
-            import_seconds = import_converter(
-                spec.import_framework, name=", ".join(spec.framework), backend=spec.name, model_name=model_name,
-                hint=spec.install_hint,
-            )
-            self.limit_threads(spec.limit_threads)
-            return spec.prepare(artifact, ctx), import_seconds
+            # the converters' logs (absl, TensorFlow's C++ lines) go into an error's details, not the report
+            with captured() as printed:
+                # missing: a skip naming the extra; installed but broken: a ConversionError
+                import_seconds = import_converter(
+                    spec.import_framework, name=", ".join(spec.framework), backend=spec.name, model_name=model_name,
+                    hint=spec.install_hint,
+                )
+                self.limit_threads(spec.limit_threads)
+                return spec.prepare(artifact, ctx), import_seconds
         except XframeError as exc:
-            return exc, import_seconds
+            if exc.details:  # an error without a traceback (a refusal up front) stays without one
+                exc.details += printed.section()
+            return self._disk_full(exc, spec, artifact, model_name) or exc, import_seconds
         except MemoryError:
             raise
         except USER_CODE_FAILURES as exc:  # a backend plugin's bug must not surface as its traceback
+            full = self._disk_full(exc, spec, artifact, model_name)
+            if full is not None:
+                return full, import_seconds
             return ConversionError(
                 f"backend {spec.name} raised while preparing the model (a bug in the backend or its converter)",
                 model=model_name, backend=spec.name, cause=describe_exception(exc),
                 hint="run with -v for the full traceback; report it to the backend's authors",
-                details="".join(traceback.format_exception(exc)),
+                details="".join(traceback.format_exception(exc)) + printed.section(),
             ), import_seconds
+
+    def _disk_full(self, exc: BaseException, spec: Backend, artifact: OnnxArtifact, model_name: str) -> XframeError | None:
+        """A full disk while converting, as DiskFullError: the conversion writes about the export's
+        size (a SavedModel's variables, a flatbuffer) into the cache, or the scratch dir without one."""
+        where = self.cache.root or self.cache.scratch or artifact.path.parent
+        needed = _file_bytes(artifact)
+        return disk_full(exc, where, needed, doing=f"converting for {spec.name}", model=model_name, backend=spec.name)
 
     def _keep_prepared(self, key: tuple, value: Prepared | XframeError, size: int) -> None:
         """Remember a runner; release the least recently used beyond the count or byte bound
@@ -186,8 +217,19 @@ class SessionMemo:
         self._prepared[key] = value
         self._prepared.move_to_end(key)
         self._prepared_bytes[key] = size
+        self._release_beyond(PREPARED_MEMO, PREPARED_MEMO_BYTES, keep=1)
+
+    def _make_room(self, size: int) -> None:
+        """Before building a runner for a model of ``size`` bytes, release the least recently used
+        ones that would leave it past the bounds: a big model's runners (a SavedModel's
+        variables, an ORT session's weights) are freed before the next model converts, not after."""
+        self._release_beyond(PREPARED_MEMO - 1, PREPARED_MEMO_BYTES - size, keep=0)
+
+    def _release_beyond(self, count: int, size: int, keep: int) -> None:
+        """Drop least recently used runners while more than ``count`` or ``size`` bytes are held
+        (``keep``: how many, the most recent, stay regardless); hand their memory back."""
         released = False
-        while len(self._prepared) > 1 and (len(self._prepared) > PREPARED_MEMO or sum(self._prepared_bytes.values()) > PREPARED_MEMO_BYTES):
+        while len(self._prepared) > keep and (len(self._prepared) > count or sum(self._prepared_bytes.values()) > size):
             dropped, _ = self._prepared.popitem(last=False)
             self._prepared_bytes.pop(dropped, None)
             released = True

@@ -11,7 +11,10 @@ from typing import Any
 
 from ..backends import DEFAULT as DEFAULT_BACKENDS
 from ..judge.policy import DEFAULT_TOLERANCES, Layer
+from ..judge.structured import DetectionRule
 
+#: default ``data_scale``: explored inputs move each float value by up to 0.1 standard deviation
+DEFAULT_DATA_SCALE = 0.1
 #: default bound on one drawn example (all its inputs): large enough for a batch of images
 DEFAULT_MAX_INPUT_BYTES = 256 * 2**20
 
@@ -51,6 +54,23 @@ class CheckOptions:
     #: judging policies (metrics): one layer per place that wrote one (project, marker, check()),
     #: lowest precedence first; ``policy.resolve`` applies them per backend x output
     policy: tuple[Layer, ...] = ()
+    #: the user's samples (``inputs/data/``): a directory of .npz files, one stacked .npz, or an
+    #: iterable of dicts or tuples (a list, a torch ``Dataset``), streamed; every sample runs as it
+    #: is, then hypothesis explores around them; reduced-precision targets are judged over them
+    data: Any = None
+    #: how many samples of ``data`` run (the first N); None runs them all
+    data_limit: int | None = None
+    #: how far hypothesis moves a sample of ``data``: each float value by up to this many standard
+    #: deviations of its input over the data
+    data_scale: float = DEFAULT_DATA_SCALE
+    #: quantized targets: a target that quantized no weight tensor fails instead of warning
+    strict_quantization: bool = False
+    #: detection heads compared as sets (``judge/structured.py``): a dict binding the ``boxes``,
+    #: ``scores`` (and ``labels``) outputs by name, or a list of them
+    detections: tuple[DetectionRule, ...] = ()
+    #: token-id outputs judged by exact-match rate: a list of output names, or a dict of name -> the
+    #: smallest share of sequences that must match
+    sequences: tuple[tuple[str, float | None], ...] = ()
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
         """(atol, rtol) in force for an output of ``dtype``: exact for integers and bools."""

@@ -2,7 +2,8 @@
 hypothesis draw inputs.
 
 Every drawn input runs through torch (the reference) and each backend; each backend's outputs are
-judged by its policy. Hypothesis shrinks a failing input to a minimal one, whose ``Mismatch``es
+judged by its policy. With ``data=``, the user's samples run first, as they are, and are judged over
+the data set too (``check.data``); hypothesis then explores around them. Hypothesis shrinks a failing input to a minimal one, whose ``Mismatch``es
 ``diagnose`` explains and keeps; ``judge.decide.decide`` turns what was found into the verdicts.
 """
 
@@ -13,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import Target
 from ..diagnose.failures import aggregate_failure, finish_failure, keep_error, mismatch_error
@@ -28,27 +29,36 @@ from ..judge.decide import decide, failures_over_examples
 from ..judge.mismatch import Mismatch
 from ..judge.policy import check_names
 from ..judge.results import BackendResult, ParityReport
+from ..judge.structured import check_declared, rates_failure
 from ..judge.vacuity import VacuityTracker
 from ..judge.verdict import Judged, judge_example, policy_for, snr_judged
-from . import preflight
+from ..quiet import captured
+from . import data as check_data
+from . import preflight, quantization
+from .data import ExampleHooks
 from .forward import Forward, bounded, confirm_deterministic, is_out_of_memory, out_of_memory, own_copy
-from .hypothesis_compat import seed_keeping_database, set_database_key
+from .hypothesis_compat import current_choices, forced_seed, seed_keeping_database, set_database_key, without_local_constants
 from .memo import SessionMemo
 from .model_state import ModelState, note_state, restore_and_warn
 from .options import CheckOptions
+from .search import Drawn, Split, database_view, failure_phases, known_failures, own_phases, shared_phases, split
 from .subject import Subject
 from .targets import export_plan, prepare_target
 from .threads import limit_torch
 
-__all__ = ["BackendResult", "CheckRun", "ParityReport", "run_check"]
+if TYPE_CHECKING:
+    from ..inputs.data.dataset import DataSet
+
+__all__ = ["BackendResult", "CheckRun", "ParityReport", "RuntimeCrash", "run_check", "run_target", "settle_ended"]
 
 
 @dataclass
 class CheckRun:
     """One check's state, in one place: what the session shares (``memo``), what the check was
     asked (``options``), the model under check once admitted (``subject``, its ``state`` to put
-    back), the backends ready to run (``targets``), what the examples showed (``vacuity``), and
-    the records (``report``)."""
+    back), the user's samples (``data``), the backends ready to run (``targets``), what every
+    example's judgement gets beyond its policy (``hooks``), what the examples showed
+    (``vacuity``), and the records (``report``)."""
 
     memo: SessionMemo
     options: CheckOptions
@@ -58,10 +68,15 @@ class CheckRun:
     #: the test this check belongs to apart from its backend (``Xframe.check``): the marker's runs
     #: of one test share their seed and torch's outputs, other tests draw their own
     test_key: tuple = ()
+    #: how many backends check this test, each in a run of its own (the marker's items): above one,
+    #: they share a draw of inputs and each searches on its own for a few more (``check/search.py``)
+    shared_by: int = 1
     subject: Subject | None = None
     state: ModelState | None = None
     targets: list[Target] = field(default_factory=list)
     vacuity: VacuityTracker = field(default_factory=VacuityTracker)
+    data: DataSet | None = None
+    hooks: ExampleHooks = field(default_factory=ExampleHooks)
 
     @property
     def workdir(self) -> Path:
@@ -85,7 +100,7 @@ class CheckRun:
             except MemoryError:  # drawing or converting: this check fails, the session goes on
                 raise out_of_memory(self.report.model, "the check") from None
         except BaseException as exc:
-            self._ended(exc)
+            settle_ended(self.report, exc, self.artifacts_root)
             raise
         finally:
             decide(self.report)
@@ -101,25 +116,28 @@ class CheckRun:
         try:
             self.subject = self._subject(model, slots, name)
             check_names(self.options.policy, self.subject.output_names, self.memo.backends.names(), name)
-            # only with the user's word for the code: an export reused across runs (export.cache)
-            export_key = None if self.options.export_key is None else resolve_export_key(self.options.export_key, self.memo.rootdir, name)
-            for b in self.options.backends:
-                backend = self.memo.backends.get(b)
-                result = self.report.backends.setdefault(b, BackendResult(b, precision=backend.precision))
-                self.targets.append(prepare_target(self.memo, backend, self.subject, self.options, result, export_key))
+            check_declared(self.options.detections, self.options.sequences, self.subject.output_names, name)
+            self.data = check_data.open_for(self.memo, self.subject, self.options, self.report)  # before preparing: calibration may read it
+            self._prepare_targets(name)
+            self.hooks = ExampleHooks.for_check(self.options, self.targets)
             self._examples()
         finally:
             # forward and the exporters may change buffers, attributes and modes: put everything back
             restore_and_warn(self.state, name)
 
-    def _ended(self, exc: BaseException) -> None:
-        """The check stopped on ``exc``: the verdicts say so; an export or conversion error keeps its model."""
-        self.report.ended_by = exc
-        if isinstance(exc, XframeError):
-            keep_error(exc, self.artifacts_root, self.report.test_id)
-            for result in self.report.backends.values():
-                if result.mismatch is None and not result.failed_over_examples:
-                    result.artifacts = exc.kept
+    def _prepare_targets(self, name: str) -> None:
+        """Every backend prepared (calibrated on ``data=`` where given), and what each int8 target quantized."""
+        __tracebackhide__ = True
+        assert self.subject is not None
+        # only with the user's word for the code: an export reused across runs (export.cache)
+        export_key = None if self.options.export_key is None else resolve_export_key(self.options.export_key, self.memo.rootdir, name)
+        for b in self.options.backends:
+            backend = self.memo.backends.get(b)
+            result = self.report.backends.setdefault(b, BackendResult(b, precision=backend.precision))
+            self.targets.append(prepare_target(self.memo, backend, self.subject, self.options, result, export_key, self.data))
+        for t in self.targets:
+            # warn < note < _prepare_targets < _run < run < run_check < Xframe._check < Xframe.check < the test's call
+            quantization.note(self.report.backends[t.name], t, self.options, name, stacklevel=8)
 
     def _preflight(self, model: Any, inputs: Any, name: str) -> tuple[InputSlot, ...]:
         """Everything refused before anything runs: the model, the inputs against ``forward``, the
@@ -150,11 +168,15 @@ class CheckRun:
         return Forward(self.subject.model, self.subject.slots, self.subject.positional, self.subject.name)
 
     def _examples(self) -> None:
-        """Draw and judge the examples; a failing one is confirmed, diagnosed and kept."""
+        """Judge the samples of ``data=`` (then the figures over them), then the drawn examples; a
+        failing one is confirmed, diagnosed and kept."""
         __tracebackhide__ = True
+        example = self.example_runner()
         try:
+            if self.data is not None:
+                bounded(lambda: self._over_data(example), self.report.model)
             bounded(self.hypothesis_test(), self.report.model)
-        except _RuntimeCrash as crash:
+        except RuntimeCrash as crash:
             raise crash.error from crash.__cause__
         except ParityError as failure:
             first = failure.mismatches[0]
@@ -165,6 +187,8 @@ class CheckRun:
         for result in self.report.backends.values():
             result.failed_over_examples = failures_over_examples(result)
         failed = aggregate_failure(self.report)
+        sequences = rates_failure(self.report, self.hooks.rates)  # records its failures either way
+        failed = failed or sequences
         if failed is not None:
             raise failed
 
@@ -173,87 +197,188 @@ class CheckRun:
         every backend's result records why."""
         __tracebackhide__ = True
         try:
-            # warn < _warn_vacuous < _examples < _run < run < run_check < Xframe.check < the test's call
-            self.vacuity.warn(self.report.model, self.report.test_id, stacklevel=8)
+            # warn < _warn_vacuous < _examples < _run < run < run_check < Xframe._check < Xframe.check < the test's call
+            self.vacuity.warn(self.report.model, self.report.test_id, stacklevel=9)
         except VacuousCheckWarning as exc:
             for result in self.report.backends.values():
                 result.vacuous = str(exc)
             raise
 
-    def hypothesis_test(self) -> Any:
-        """The ``@given`` test that draws the check's inputs, seeded and filed in hypothesis's database."""
-        from hypothesis import HealthCheck, given, seed, settings
+    def _over_data(self, example: Callable[..., None]) -> None:
+        """Every sample of ``data=`` as it is, then the thresholds over them (``check.data``)."""
+        __tracebackhide__ = True
+        assert self.data is not None and self.subject is not None
+        check_data.run_samples(self.data, example, self.hooks, self.report)
+        failure = check_data.over_data_failure(self.data, example, self.hooks, self.report, self.subject, self.targets)
+        if failure is not None:
+            raise failure
+
+    def hypothesis_test(self) -> Callable[[], None]:
+        """The check's search: one ``@given`` run of ``max_examples``, or, for the marker's run of
+        one of several backends, the shared draw then this backend's own search (``check/search.py``)."""
+        from hypothesis import settings
+
+        phases = [p for p in settings.default.phases if p.name != "explain"]  # noise here: lines of our own code
+        plan = split(self.options.max_examples, self.shared_by)
+
+        def search() -> None:
+            __tracebackhide__ = True
+            with without_local_constants():  # one seed draws the same inputs whatever the session imported
+                if plan is None:
+                    self._given(self.options.max_examples, phases, self._user_database())()
+                else:
+                    self._shared_then_own(plan, phases)
+
+        return search
+
+    def _shared_then_own(self, plan: Split, phases: list[Any]) -> None:
+        """This backend's known failures, then the shared draw (the same inputs on every backend),
+        then hypothesis's targeting steered by this backend's error from the shared inputs it
+        judged worst."""
+        __tracebackhide__ = True
+        inner, key, drawn = self._user_database(), self._database_key(), Drawn()
+        failures = database_view(inner, key, failures_only=True)
+        known = known_failures(inner, key)
+        if known:
+            self._given(known, failure_phases(phases), failures, drawn=drawn)()
+        self._given(plan.shared, shared_phases(phases), failures, drawn=drawn)()
+        own, start = own_phases(phases), drawn.best()
+        if own is not None and start:
+            self._given(len(start) + plan.own, own, database_view(inner, key, replay=start), replay=drawn)()
+
+    def _given(self, max_examples: int, phases: list[Any], database: Any, *, drawn: Drawn | None = None, replay: Drawn | None = None) -> Any:
+        """A ``@given`` test drawing the check's inputs, seeded, filed under the check's database key."""
+        from hypothesis import HealthCheck, given, settings
 
         assert self.subject is not None
-        example = self.example_runner()
+        example = self.example_runner(drawn=drawn, replay=replay)
+        if self.data is not None:  # around the samples of data= (inputs.data.explore)
+            from ..inputs.data.explore import around_samples
+
+            strategy = around_samples(self.data, self.options.data_scale)
+        else:
+            strategy = feeds_strategy(self.subject.slots)
 
         @settings(
-            max_examples=self.options.max_examples,
+            max_examples=max_examples,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
             report_multiple_bugs=False,
-            # the explain phase lists lines of our own code that only failing runs took: noise here
-            phases=[p for p in settings.default.phases if p.name != "explain"],
+            phases=phases,
+            database=database,
         )
-        @given(feeds_strategy(self.subject.slots))
+        @given(strategy)
         def parity(feeds: Feeds) -> None:
             __tracebackhide__ = True
             example(feeds)
 
-        set_database_key(parity, f"{self.report.test_id}|{','.join(self.options.backends)}|{self.subject.fingerprint}".encode())
-        if self.options.seed is not None:
-            return seed(self.options.seed)(parity)
-        seed_keeping_database(parity, self.memo.example_seed(self.model_key))
+        set_database_key(parity, self._database_key())
+        seed_keeping_database(parity, self.options.seed if self.options.seed is not None else self.memo.example_seed(self.model_key))
         return parity
 
-    def example_runner(self) -> Callable[[Feeds], None]:
+    def _database_key(self) -> bytes:
+        assert self.subject is not None
+        return f"{self.report.test_id}|{','.join(self.options.backends)}|{self.subject.fingerprint}".encode()
+
+    def _user_database(self) -> Any:
+        """hypothesis's example database, where hypothesis would use one: not under a seed the check
+        was given (as ``@seed``) or ``--hypothesis-seed``."""
+        from hypothesis import settings
+
+        return None if self.options.seed is not None or forced_seed() is not None else settings.default.database
+
+    def example_runner(self, *, drawn: Drawn | None = None, replay: Drawn | None = None) -> Callable[[Feeds], None]:
         """One drawn input: torch's outputs (memoised), each backend's, judged by its policy; a
-        failure raises a ParityError carrying a ``Mismatch`` per failing backend."""
+        failure raises a ParityError carrying a ``Mismatch`` per failing backend. The ``hooks``
+        regroup structured outputs and observe the samples of ``data=`` (run outside hypothesis,
+        steering nothing; ``record=False`` runs one again without counting it). Steers hypothesis
+        by each backend's error (``target``). ``drawn``: the shared draw, which steers nothing (its
+        inputs must not depend on the backend: even the Pareto front hypothesis keeps of the scores
+        draws from its random generator) and notes each passing input's choices and scores instead;
+        ``replay``: the own search, to which an input the shared draw judged passes again with its
+        scores, nothing run twice."""
         from hypothesis import target
 
-        forward, model_key = self.forward(), self.model_key
+        forward, model_key, hooks = self.forward(), self.model_key, self.hooks
         policies = {t.name: policy_for(self.options, t.name, t.backend.precision) for t in self.targets}
 
-        def example(feeds: Feeds) -> None:
+        def example(feeds: Feeds, record: bool = True) -> None:
             __tracebackhide__ = True
             start = time.perf_counter()
             digest = feeds_digest(feeds)  # hashed once: the torch-output memo's key and the vacuity check's
+            if replay is not None and digest in replay.scores:
+                _steer(target, replay.scores[digest])
+                return
             try:
                 reference = self.memo.reference(model_key, feeds, lambda: forward.outputs(feeds), digest)
             except XframeError as exc:  # the spec's mistake or an out-of-memory: stop, do not shrink
-                raise _RuntimeCrash(exc) from None
+                raise RuntimeCrash(exc) from None
             torch_seconds = time.perf_counter() - start
             self.vacuity.see(digest, reference)
-            mismatches = []
+            mismatches, scores = [], {}
             for t in self.targets:
                 result = self.report.backends[t.name]
                 start = time.perf_counter()
-                got = _run_target(t, feeds, forward.model_name)
+                got = run_target(t, feeds, forward.model_name)
                 result.run_seconds += time.perf_counter() - start + torch_seconds / len(self.targets)
                 judged = _judged(reference, got, policies[t.name], self.options.equal_nan, forward.model_name)
-                result.record_judged(judged)
-                worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
-                target(min(worst, 1e12), label=f"tolerance ratio, {t.name}")
-                snr = snr_judged(judged)
-                if snr is not None:  # a policy that judges SNR: steer toward the inputs that lower it
-                    target(-snr, label=f"-SNR dB, {t.name}")
+                self.vacuity.see_judged(t.name, reference, judged, self.options.equal_nan)  # per output, before any regrouping
+                judged = hooks.restructure(t.name, judged, reference, got)
+                if record:
+                    result.record_judged(judged)
+                if hooks.observe is not None:  # a sample of data=, outside hypothesis
+                    hooks.observe(t.name, reference, got, judged)
+                else:
+                    scores.update(_scores(judged, t.name))
                 if not all(j.comparison.ok for j in judged):
                     mismatches.append(Mismatch(t.name, feeds, reference, got, tuple(judged)))
+            if drawn is None:
+                _steer(target, scores)
             if mismatches:
                 raise mismatch_error(forward.model_name, mismatches, self.targets)
+            if drawn is not None:
+                drawn.add(digest, current_choices(), scores)
 
         return example
 
 
+def _scores(judged: list[Any], backend: str) -> dict[str, float]:
+    """What hypothesis steers by for one backend's outputs on one input: the worst tolerance ratio
+    and, where its policy judges SNR, the lowest SNR (negated: hypothesis maximises)."""
+    worst = max((j.comparison.tolerance_ratio for j in judged if not j.comparison.problem), default=0.0)
+    scores = {f"tolerance ratio, {backend}": min(worst, 1e12)}
+    snr = snr_judged(judged)
+    if snr is not None:
+        scores[f"-SNR dB, {backend}"] = -snr
+    return scores
+
+
+def _steer(target: Callable[..., Any], scores: dict[str, float]) -> None:
+    for label, score in scores.items():
+        target(score, label=label)
+
+
 def run_check(
-    memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, *, report: ParityReport, artifacts_root: Path, test_key: tuple = ()
+    memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, *, report: ParityReport, artifacts_root: Path, test_key: tuple = (),
+    shared_by: int = 1,
 ) -> ParityReport:
     """``CheckRun(...).run(model, inputs)``: the whole check, its verdicts decided."""
     __tracebackhide__ = True
-    return CheckRun(memo, options, report, artifacts_root, test_key).run(model, inputs)
+    return CheckRun(memo, options, report, artifacts_root, test_key, shared_by=shared_by).run(model, inputs)
 
 
-class _RuntimeCrash(BaseException):
+def settle_ended(report: ParityReport, exc: BaseException, artifacts_root: Path) -> None:
+    """A check (one-shot or loop) stopped on ``exc``: the verdicts say so; an export or conversion
+    error keeps its model."""
+    report.ended_by = exc
+    if isinstance(exc, XframeError):
+        keep_error(exc, artifacts_root, report.test_id)
+        for result in report.backends.values():
+            if result.mismatch is None and not result.failed_over_examples:
+                result.artifacts = exc.kept
+
+
+class RuntimeCrash(BaseException):
     """Carries a backend's run-time crash out of hypothesis, which re-raises BaseException at once."""
 
     def __init__(self, error: XframeError) -> None:
@@ -261,22 +386,23 @@ class _RuntimeCrash(BaseException):
         self.error = error
 
 
-def _run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
+def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
     try:
-        return real_pairs(t.prepared.runner.run(own_copy(feeds)))
+        with captured() as printed:  # TensorFlow logs from C++ at a model's first run
+            return real_pairs(t.prepared.runner.run(own_copy(feeds)))
     except USER_CODE_FAILURES as exc:
         # a crash is not a numeric mismatch: stop at the first input that causes it
         # instead of letting hypothesis shrink (each try costs a framework error)
         if isinstance(exc, MemoryError) or is_out_of_memory(exc):
-            raise _RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
-        raise _RuntimeCrash(
+            raise RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
+        raise RuntimeCrash(
             XframeError(
                 f"{t.name} raised while running the converted model ({t.label})",
                 model=model_name,
                 backend=t.name,
                 cause=f"{type(exc).__name__}: {informative_lines(str(exc))}\n  input: {feeds!r}",
                 hint="the converted model may not support these shapes or values; run with -v for the full error",
-                details="".join(traceback.format_exception(exc)),
+                details="".join(traceback.format_exception(exc)) + printed.section(),
             )
         ) from exc
 
@@ -287,4 +413,4 @@ def _judged(reference: dict[str, Any], got: dict[str, Any], policy: Callable, eq
         return judge_example(reference, got, policy, equal_nan)
     except XframeError as exc:
         exc.model = exc.model or model_name
-        raise _RuntimeCrash(exc) from None
+        raise RuntimeCrash(exc) from None

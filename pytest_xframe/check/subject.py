@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ class Subject:
     output_names: tuple[str, ...]
     #: sha256 of the state_dict (``identity.weights_digest``), part of the fingerprint
     weights: str = ""
+    #: concrete inputs the export traces with, when the spec's example would not do (``export.to_onnx.export``)
+    example: Any = field(default=None, compare=False)
 
     @property
     def input_names(self) -> list[str]:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from ..errors import USER_CODE_FAILURES, ParityError, XframeError, describe_exception, first_line
+from ..errors import USER_CODE_FAILURES, ParityError, XframeError, describe_exception, first_line, strip_ansi
 from ..export.to_onnx import OnnxArtifact
 from ..formatting import describe_array
+from ..judge.noise import Noise, accumulation_noise, describe_noise
 from ..judge.results import ParityReport
 from ..judge.verdict import format_aggregate, format_judged
+from ..quiet import captured
 from . import artifacts
 
 if TYPE_CHECKING:
@@ -33,13 +35,64 @@ def for_backend(exc: XframeError, backend: str, artifact: OnnxArtifact | None) -
     return exc
 
 
+@dataclass(frozen=True)
+class RouteFailure:
+    """One export route of a backend that did not get to run: its exporter and requested opset,
+    the error, and the opset it exported at when the export worked (the conversion failed)."""
+
+    exporter: str
+    opset: int | None
+    error: XframeError
+    exported: int | None = None
+
+    @property
+    def stage(self) -> int:
+        """How far the route got: 0 failed to export, 1 exported but failed to convert."""
+        return 0 if self.exported is None else 1
+
+    def line(self, decisive: bool) -> str:
+        """The route, how far it got and its own cause, on one line."""
+        route = f"{self.exporter}, " + (f"opset {self.opset}" if self.opset else "its default opset")
+        e = self.error
+        what = "export failed" if self.exported is None else f"exported at opset {self.exported}, then: {e.summary}"
+        cause = first_line(e.cause or (e.summary if self.exported is None else ""), 240)
+        return f"{route}: {what}" + (f": {cause}" if cause else "") + ("  <- the failure above" if decisive else "")
+
+
+def route_failure(failures: list[RouteFailure]) -> XframeError:
+    """The error a backend raises when no route of its export plan got to run.
+
+    The headline is the failure that decided the result: the route that got furthest (a conversion
+    failure beats an export failure: that export worked), the earliest among equals. Every route
+    tried is listed under it with its own cause; its advice drops the exports already tried; its
+    details (the artifacts' ``error.txt``, ``-v``) hold every route's full text."""
+    decisive = max(failures, key=lambda f: f.stage)  # max keeps the first of equals
+    error = copy.copy(decisive.error)
+    tried = [(f.exporter, f.opset) for f in failures]
+    error.routes = tuple(r for r in error.routes if not _tried(r, tried))
+    if len(failures) > 1:
+        error.tried = [f.line(f is decisive) for f in failures]
+        others = "".join(f"\n\n--- route {f.exporter}, opset {f.opset or 'default'} ---\n{f.error}\n{f.error.details or ''}"
+                         for f in failures if f is not decisive)
+        error.details = (error.details or "") + others
+    return error
+
+
+def _tried(route: tuple[str, int | None], tried: list[tuple[str, int | None]]) -> bool:
+    """Whether a suggested export was tried: the same exporter at that opset (or at any, for a
+    suggestion that leaves the opset to the exporter)."""
+    exporter, opset = route
+    return any(e == exporter and (opset is None or o == opset) for e, o in tried)
+
+
 def keep_error(exc: XframeError, root: Path, test_id: str) -> None:
     """An export or conversion failure keeps the ONNX model and the full traceback for later."""
     if not exc.details or not exc.backend:
         return
     directory = artifacts.case_dir(root, test_id, exc.backend)
     if artifacts.keep(
-        artifacts.save_error, directory, text=f"{exc}\n\n{exc.details}", onnx_path=exc.onnx_path, external_data=exc.external_data,
+        artifacts.save_error, directory, text=strip_ansi(f"{exc}\n\n{exc.details}"), onnx_path=exc.onnx_path,
+        external_data=exc.external_data,
     ):
         exc.kept = artifacts.shown(directory)
 
@@ -66,8 +119,9 @@ def diagnose(t: Target, mismatch: Mismatch, subject: Subject, equal_nan: bool, w
     Only runs on the final, minimal failing input; a diagnosis that itself fails says so in a
     line and never hides the mismatch.
     """
-    step, text = _locate(t, mismatch, subject, equal_nan, workdir)
-    extra = _layer_report(t, mismatch, workdir)
+    with captured():  # the frameworks run again here: their logs are not the user's report
+        step, text = _locate(t, mismatch, subject, equal_nan, workdir)
+        extra = _layer_report(t, mismatch, workdir)
     return step, (text if not extra else f"{text}\n{extra}")
 
 
@@ -80,6 +134,9 @@ def _locate(t: Target, mismatch: Mismatch, subject: Subject, equal_nan: bool, wo
         return "conversion", (
             f"diagnosis: {t.name} converts the torch module directly, so its conversion introduced the error (no ONNX node on its route to name)"
         )
+    noise = _accumulation_noise(t, mismatch)
+    if noise:  # rounding in another order: no step to blame, no node to search for
+        return None, describe_noise(noise, _node_count(t.artifact.path))
     worst = max((j.comparison for j in mismatch.failing), key=lambda c: c.tolerance_ratio)
     atol, rtol = worst.atol, worst.rtol  # the policy's, for this output
     onnx_path = str(t.artifact.path)
@@ -100,6 +157,31 @@ def _locate(t: Target, mismatch: Mismatch, subject: Subject, equal_nan: bool, wo
     if located is not None:
         lines.append(located.format())
     return (step if step != "unknown" else None), "\n".join(lines)
+
+
+def _accumulation_noise(t: Target, mismatch: Mismatch) -> list[Noise]:
+    """Every failing output as fp32 accumulation noise, or [] when any one is more than noise
+    (or the target does not compute in fp32)."""
+    if t.backend.precision != "fp32":
+        return []
+    found = []
+    for j in mismatch.failing:
+        c = j.comparison
+        noise = accumulation_noise(c, mismatch.reference[c.name], mismatch.outputs.get(c.name))
+        if noise is None:
+            return []
+        found.append(noise)
+    return found
+
+
+def _node_count(path: Path) -> int | None:
+    """Nodes of the ONNX model's main graph (its depth, roughly), None when it cannot be read."""
+    try:
+        import onnx
+
+        return len(onnx.load(str(path), load_external_data=False).graph.node)
+    except Exception:  # noqa: BLE001 - only improves the diagnosis
+        return None
 
 
 def _layer_report(t: Target, mismatch: Mismatch, workdir: Path) -> str | None:
@@ -168,6 +250,8 @@ def aggregate_failure(report: ParityReport) -> ParityError | None:
 
 def calibration_line(described: Mapping[str, Any]) -> str:
     """Where a quantized target's calibration samples came from, for the failure message."""
+    if described["source"] == "data":
+        return f"calibration: {described['data']} (data=)"
     where = f"drawn from the input spec (calibration_seed={described['seed']})" if described["source"] == "spec" else "given by calibration="
     return f"calibration: {described['samples']} sample(s) {where}"
 
@@ -193,8 +277,9 @@ def _save_case(directory: Path, t: Target, m: Mismatch, report: ParityReport, op
             "onnx": report.backends[t.name].onnx,
             "input_names": list(t.artifact.input_names),
             "output_names": list(t.artifact.output_names),
-            # user calibration samples are arrays: the case says where they came from instead
-            "options": {k: v for k, v in vars(options).items() if k != "calibration"},
+            # user calibration samples and data are arrays: the case says where they came from instead
+            "options": {k: v for k, v in vars(options).items() if k != "calibration" and (k != "data" or isinstance(v, str))},
+            "data": report.data,
             "calibration": report.backends[t.name].calibration,
             "inputs": {k: describe_array(v) for k, v in m.feeds.items()},
             "comparisons": [c.to_dict() for c in m.comparisons],

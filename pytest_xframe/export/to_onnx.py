@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import time
 import traceback
 import warnings
@@ -15,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import USER_CODE_FAILURES, ExportError, describe_exception
+from ..errors import USER_CODE_FAILURES, ExportError, describe_with_cause, disk_full
 from ..inputs.spec import Dim, InputSlot
+from ..quiet import captured
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,11 @@ class OnnxArtifact:
 
 #: protobuf cannot serialize a message over 2 GiB, so an ONNX model whose weights come near it
 #: keeps them in a file beside the .onnx (external data). Weights above this many bytes are
-#: exported that way, leaving room under the limit for the graph itself. Module-level so tests
-#: can lower it and check the path on a tiny model.
-EXTERNAL_DATA_BYTES = 2**31 - 2**28
+#: exported that way, well under the limit: the dynamo exporter then streams each tensor to the
+#: file, where an inline model is built as one protobuf and serialized (two more copies of the
+#: weights at once: 2.3x a 0.39 GiB model's weights measured), and converters read the weights
+#: one tensor at a time. Module-level so tests can lower it and check the path on a tiny model.
+EXTERNAL_DATA_BYTES = 2**28
 #: the name of the single external data file; the .onnx records it relative to itself
 EXTERNAL_DATA_NAME = "model.onnx.data"
 
@@ -156,15 +157,19 @@ def export(
     out_dir: Path,
     model_name: str,
     positional: bool,
+    example: Mapping[str, np.ndarray] | None = None,
 ) -> OnnxArtifact:
-    """Export ``model`` to ``out_dir/model.onnx``; raise ``ExportError`` with a short cause."""
+    """Export ``model`` to ``out_dir/model.onnx``; raise ``ExportError`` with a short cause.
+
+    ``example``: the concrete inputs to trace with, where values drawn from the spec would not do
+    (a loop's decode graph, whose cache and mask lengths must agree); default ``example_feeds``."""
     import torch
 
     _require_exporter(exporter, model_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.onnx"
     names = [s.name for s in slots]
-    feeds = torch_feeds(model, example_feeds(slots), names)
+    feeds = torch_feeds(model, example if example is not None else example_feeds(slots), names)
     call = {
         "args": tuple(feeds[n] for n in names) if positional else (),
         "kwargs": None if positional else {n: feeds[n] for n in names},
@@ -177,14 +182,19 @@ def export(
     }
     start = time.perf_counter()
     try:
-        proto = _run_exporter(torch, model, path, call)
+        with captured() as printed:  # the exporters' graph dumps and logs: into the error, not the report
+            proto = _run_exporter(torch, model, path, call)
     except USER_CODE_FAILURES as exc:  # the exporters (and forward, which they run) raise many unrelated types
+        full = disk_full(exc, out_dir, weight_bytes(model), doing=f"exporting with the {exporter} exporter", model=model_name)
+        if full is not None:
+            raise full from exc
         raise ExportError(
             f"torch.onnx.export failed with the {exporter} exporter" + (f" at opset {opset}" if opset else ""),
             model=model_name,
-            cause=describe_exception(exc),
-            hint=_export_hint(exporter),
-            details=traceback.format_exc(),
+            cause=describe_with_cause(exc),
+            hint=_EXPORT_HINT,
+            routes=((_other_exporter(exporter), None),),
+            details=traceback.format_exc() + printed.section(),
         ) from exc
     seconds = time.perf_counter() - start
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)
@@ -205,7 +215,8 @@ def _require_exporter(exporter: str, model_name: str) -> None:
         raise ExportError(
             "the dynamo exporter needs onnxscript, which is not installed",
             model=model_name,
-            hint="pip install 'pytest-xframe[dynamo]', or pass exporter='torchscript'",
+            hint="pip install 'pytest-xframe[dynamo]'",
+            routes=(("torchscript", None),),
         )
 
 
@@ -215,7 +226,7 @@ def _run_exporter(torch: Any, model: Any, path: Path, call: dict[str, Any]) -> A
     import onnx
 
     args = call.pop("args")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings():  # what it prints goes where ``export``'s captured() sends it
         warnings.simplefilter("ignore")
         torch.onnx.export(model, args, str(path), verbose=False, **call)
     proto = onnx.load(str(path), load_external_data=False)
@@ -231,13 +242,12 @@ def _require_opset(exporter: str, opset: int | None, opset_used: int, model_name
             f"the {exporter} exporter produced opset {opset_used}, not the requested opset {opset}",
             model=model_name,
             cause="torch.onnx could not convert the model to the requested opset and kept its own",
-            hint=f"pass opset={opset_used}, or another exporter (exporter='torchscript' / 'dynamo')",
+            routes=((exporter, opset_used), (_other_exporter(exporter), opset)),
         )
 
 
-def _export_hint(exporter: str) -> str:
-    other = "torchscript" if exporter == "dynamo" else "dynamo"
-    return (
-        f"try exporter={other!r}; make forward free of data-dependent Python control flow; "
-        "or check the model with torch.onnx.export directly"
-    )
+_EXPORT_HINT = "make forward free of data-dependent Python control flow; or check the model with torch.onnx.export directly"
+
+
+def _other_exporter(exporter: str) -> str:
+    return "torchscript" if exporter == "dynamo" else "dynamo"

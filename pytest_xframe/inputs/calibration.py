@@ -26,18 +26,21 @@ class Calibration:
     """Samples a quantizer calibrates on, and where they came from (for reports and cache keys)."""
 
     samples: tuple[dict[str, np.ndarray], ...]
-    #: "spec" (drawn from the TensorSpecs) or "user" (``calibration=``)
+    #: "spec" (drawn from the TensorSpecs), "user" (``calibration=``) or "data" (samples of ``data=``)
     source: str
     #: the seed the samples were drawn from; None for the user's
     seed: int | None
     #: sha256 of every sample's names, dtypes, shapes and bytes: part of the conversion's cache key
     digest: str
+    #: for samples of ``data=``: which ones, and of what ("20 of 200 samples of 'tests/data'")
+    origin: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"source": self.source, "samples": len(self.samples), "seed": self.seed, "digest": self.digest[:16]}
+        described = {"source": self.source, "samples": len(self.samples), "seed": self.seed, "digest": self.digest[:16]}
+        return described if self.origin is None else {**described, "data": self.origin}
 
 
-def _digest(samples: tuple[dict[str, np.ndarray], ...]) -> str:
+def digest(samples: tuple[dict[str, np.ndarray], ...]) -> str:
     h = hashlib.sha256()
     for sample in samples:
         for name in sorted(sample):
@@ -71,38 +74,42 @@ def from_spec(slots: tuple[InputSlot, ...], count: int, seed: int) -> Calibratio
                 sample[slot.name] = rng.uniform(lo, hi, size=shape).astype(dtype)
         samples.append(sample)
     frozen = tuple(samples)
-    return Calibration(frozen, "spec", seed, _digest(frozen))
+    return Calibration(frozen, "spec", seed, digest(frozen))
 
 
-def _as_array(value: Any) -> Any:
+def as_array(value: Any) -> Any:
+    """A torch tensor, list or number as a numpy array; anything else as it is."""
     if hasattr(value, "detach"):  # a torch tensor
         return value.detach().cpu().numpy()
     return np.asarray(value) if isinstance(value, (np.ndarray, list, float, int, np.generic)) else value
 
 
-def _bind(sample: Any, index: int, slots: tuple[InputSlot, ...], model_name: str) -> dict[str, Any]:
-    """One sample as name -> value: a dict by input name, or a tuple / single array in input order."""
+def bind_sample(sample: Any, where: str, slots: tuple[InputSlot, ...], model_name: str) -> dict[str, Any]:
+    """One sample as name -> value: a dict by input name, or a tuple / single array in input order.
+    ``where`` names the sample in messages ("calibration sample 3")."""
     names = [s.name for s in slots]
     if isinstance(sample, Mapping):
         unknown = sorted(set(sample) - set(names))
         if unknown:
             raise SpecError(
-                f"calibration sample {index} names input(s) {', '.join(map(repr, unknown))} the model does not take",
+                f"{where} names input(s) {', '.join(map(repr, unknown))} the model does not take",
                 model=model_name, hint=f"the model's inputs: {', '.join(names)}",
             )
         return dict(sample)
     values = list(sample) if isinstance(sample, (tuple, list)) else [sample]
     if len(values) != len(names):
         raise SpecError(
-            f"calibration sample {index} has {len(values)} value(s), the model takes {len(names)} input(s)",
+            f"{where} has {len(values)} value(s), the model takes {len(names)} input(s)",
             model=model_name, hint=f"give one array per input in order ({', '.join(names)}), or a dict by name",
         )
     return dict(zip(names, values))
 
 
-def _check_value(value: Any, slot: InputSlot, index: int, model_name: str) -> np.ndarray:
-    array = _as_array(value)
-    where = f"calibration sample {index}, input {slot.name!r}"
+def check_value(value: Any, slot: InputSlot, sample: str, model_name: str) -> np.ndarray:
+    """One input's value against its spec (numeric, float or not as the input, shape within it),
+    cast to the input's dtype; ``sample`` names the sample in messages."""
+    array = as_array(value)
+    where = f"{sample}, input {slot.name!r}"
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
         raise SpecError(f"{where} is a {type(value).__name__}, not a numeric array", model=model_name,
                         hint="give numpy arrays or torch tensors")
@@ -126,13 +133,14 @@ def from_user(samples: Iterable[Any], slots: tuple[InputSlot, ...], model_name: 
     (float64 data for a float32 input, say; a float for an integer input is an error)."""
     checked = []
     for index, sample in enumerate(samples):
-        bound = _bind(sample, index, slots, model_name)
+        where = f"calibration sample {index}"
+        bound = bind_sample(sample, where, slots, model_name)
         missing = [s.name for s in slots if s.name not in bound and s.spec is not None]
         if missing:
-            raise SpecError(f"calibration sample {index} lacks input(s) {', '.join(map(repr, missing))}", model=model_name,
+            raise SpecError(f"{where} lacks input(s) {', '.join(map(repr, missing))}", model=model_name,
                             hint="give every input the model takes")
-        checked.append({s.name: _check_value(bound.get(s.name, s.value), s, index, model_name) for s in slots})
+        checked.append({s.name: check_value(bound.get(s.name, s.value), s, where, model_name) for s in slots})
     if not checked:
         raise SpecError("calibration= holds no samples", model=model_name, hint="give at least one sample, or leave calibration unset")
     frozen = tuple(checked)
-    return Calibration(frozen, "user", None, _digest(frozen))
+    return Calibration(frozen, "user", None, digest(frozen))

@@ -19,7 +19,7 @@ def decide(report: ParityReport) -> None:
     """Every backend's verdict and message, decided here and nowhere else.
 
     From the backend's findings first (its packages missing, a mismatch, a threshold failed over
-    the examples, a vacuous check, drift), else from how the check ended (``report.ended_by``):
+    the examples or the data, a vacuous check, a quantized target that quantized nothing, drift), else from how the check ended (``report.ended_by``):
     through (passed), a skip (skipped) or an error (error, naming it). A pure function of the
     report, so it is called again once a later finding (drift) is recorded.
     """
@@ -46,6 +46,8 @@ def _verdict(result: BackendResult, ended: BaseException | None) -> tuple[str, s
         return "failed", "; ".join(f"{name}: {why}" for name, why in result.failed_over_examples.items())
     if result.vacuous is not None:
         return "failed", result.vacuous
+    if result.unquantized is not None:
+        return "failed", result.unquantized
     if result.drifted:
         return "failed", drift_headline(result.drifted[0])
     if ended is None:

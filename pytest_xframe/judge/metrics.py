@@ -14,6 +14,12 @@ import numpy as np
 from .slices import float_slices, row_blocks
 
 
+def rms(a: np.ndarray) -> float:
+    """Root mean square of an array (its magnitude, what fp32 rounding scales with); 0.0 when empty."""
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.sqrt(np.mean(a * a))) if a.size else 0.0
+
+
 def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
     """Signal-to-noise ratio in dB: 10·log10(Σref² / Σ(got-ref)²). +inf when identical, -inf when
     the reference is all zeros and the candidate is not, NaN when either holds NaN or Inf."""
@@ -28,6 +34,27 @@ def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
     if signal == 0.0:
         return -math.inf
     return 10.0 * math.log10(signal / noise)
+
+
+def psnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB: 10·log10(peak² / mean((got-ref)²)), the peak being the
+    reference's range (max - min). +inf when identical, -inf when the reference is constant and
+    the candidate differs, NaN when either holds NaN or Inf."""
+    squared = 0.0
+    count, low, high = 0, math.inf, -math.inf
+    for r, g in float_slices(ref, got):
+        if not (np.isfinite(r).all() and np.isfinite(g).all()):
+            return math.nan
+        squared += float(np.sum((g - r) ** 2))
+        count += r.size
+        if r.size:
+            low, high = min(low, float(r.min())), max(high, float(r.max()))
+    if count == 0 or squared == 0.0:
+        return math.inf
+    peak = high - low
+    if peak == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(peak * peak / (squared / count))
 
 
 def cosine(ref: np.ndarray, got: np.ndarray) -> float:

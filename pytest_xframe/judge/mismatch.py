@@ -31,6 +31,8 @@ class Mismatch:
     judged: tuple[Judged, ...]
     #: the step that introduced the error ("export", "conversion", "runtime", "unknown"), once diagnosed
     step: str | None = None
+    #: the report's line, where the failing outputs alone do not say it (a loop: the step that diverged and why)
+    summary: str | None = None
 
     @property
     def comparisons(self) -> list[OutputComparison]:
@@ -42,7 +44,10 @@ class Mismatch:
         return [j for j in self.judged if not j.comparison.ok]
 
     def message(self) -> str:
-        """One line per failing output for the report: the problem, the failed thresholds or the worst error."""
+        """One line per failing output for the report: the problem, the failed thresholds or the worst
+        error; or the ``summary`` given."""
+        if self.summary is not None:
+            return self.summary
         return "; ".join(
             f"{c.name}: {c.problem or ', '.join(j.failed) or f'max abs {c.max_abs:.3g}'}" for j in self.failing for c in (j.comparison,)
         )

@@ -8,8 +8,12 @@ in pyproject.toml, ``policy=`` in the marker or in ``check()``)::
      "backends": {"tflite-*": {"snr_db": 30,                   # backends by id (fnmatch globs)
                                "outputs": {"logits": {"cosine": 0.99}}}}}   # backend, then output
 
+At any scope, a ``data`` table sets thresholds over the samples of ``data=`` (``data_policy.py``):
+``{"backends": {"*int8*": {"data": {"snr_db": {"p50": 25}, "top1_agreement": 0.98}}}}``.
+
 Resolution per key, lowest first: the defaults of the backend's precision (``PRECISION_DEFAULTS``,
-with the dtype tolerances of ``DEFAULT_TOLERANCES``) < project < marker < ``check()``;
+with the dtype tolerances of ``DEFAULT_TOLERANCES``; with data, a reduced-precision
+target's are ``data_policy.DATA_DEFAULTS`` instead of its per-example floors) < project < marker < ``check()``;
 within one layer top-level < ``backends`` < ``outputs`` < ``backends.*.outputs``, and among globs
 of one kind the later-written one wins. A higher layer wins over a more specific entry of a lower one.
 
@@ -20,11 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
 from ..errors import SpecError, did_you_mean
+from .data_policy import DATA_DEFAULTS, DataThresholds, parse_data_policy
 
 #: threshold keys a policy table may set, and what each means (for messages and the docs)
 THRESHOLD_KEYS: dict[str, str] = {
@@ -34,8 +39,13 @@ THRESHOLD_KEYS: dict[str, str] = {
     "cosine": "smallest cosine similarity allowed in any example (-1..1)",
     "snr_db": "smallest signal-to-noise ratio in dB allowed in any example",
     "topk": "{k = int >= 1, min_agreement = 0..1}: share of rows whose top-k indices agree, over all examples",
+    # generation loops (``pytest_xframe.loops``): the output a greedy token is chosen from
+    "tie_margin": "generation: largest top-2 margin of torch's logits at which a backend choosing another token is a near-tie, not a failure (>= 0)",
+    "token_agreement": "generation: smallest share of greedy tokens agreeing with torch's in any example, judged over its steps (0..1)",
 }
 SCOPE_KEYS = ("backends", "outputs")
+#: thresholds over the samples of ``data=`` (``data_policy.py``), at any scope
+DATA_KEY = "data"
 
 #: (atol, rtol) by output dtype when the user gives none; integer and bool outputs compare exactly
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -57,6 +67,14 @@ PRECISION_DEFAULTS: dict[str, dict[str, Any]] = {
     "fp16": {"cosine": 0.9999, "snr_db": 40.0},
     "int8": {"cosine": 0.99, "snr_db": 15.0},
 }
+
+
+#: (precision, output dtype) whose default atol grows with the output: at least rtol x the
+#: reference's RMS on each example. float32 rounding in another summation order grows with the
+#: output's magnitude (measured on a zoo of vision models: the largest error is 1e-7 to 9e-6 of
+#: the RMS), so a fixed atol of 1e-5 fails outputs of magnitude ~10 and more on rounding alone
+#: and judges outputs far below 1e-5 not at all (docs/random-weights.md has the figures).
+SCALED_ATOL = {("fp32", "float32")}
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,15 @@ class Thresholds:
     cosine: float | None = None
     snr_db: float | None = None
     topk: TopK | None = None
+    #: the atol in force on an example grows to this times the reference output's RMS (the fp32
+    #: default: ``rtol``, so float32 rounding, which grows with the output's magnitude, fits);
+    #: None where the atol is fixed (any atol the user sets)
+    atol_scale: float | None = None
+    #: thresholds over the samples of ``data=`` (``data_policy.DataThresholds``), judged once they ran
+    data: DataThresholds = field(default_factory=DataThresholds)
+    #: generation loops only (``pytest_xframe.loops``); None elsewhere
+    tie_margin: float | None = None
+    token_agreement: float | None = None
 
     @property
     def topk_k(self) -> int:
@@ -109,14 +136,21 @@ class Thresholds:
         return cls(
             atol=float(data["atol"]), rtol=float(data["rtol"]), max_mismatch=data.get("max_mismatch"), cosine=data.get("cosine"),
             snr_db=data.get("snr_db"), topk=None if topk is None else TopK(int(topk["k"]), topk.get("min_agreement")),
+            atol_scale=data.get("atol_scale"),
+            data=DataThresholds.from_dict(data.get("data") or {}),
+            tie_margin=data.get("tie_margin"), token_agreement=data.get("token_agreement"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        generation = {k: v for k, v in (("tie_margin", self.tie_margin), ("token_agreement", self.token_agreement)) if v is not None}
+        out = {
             "atol": self.atol, "rtol": self.rtol, "max_mismatch": self.max_mismatch, "cosine": self.cosine,
             "snr_db": self.snr_db,
             "topk": None if self.topk is None else {"k": self.topk.k, "min_agreement": self.topk.min_agreement},
+            "atol_scale": self.atol_scale,
+            **generation,
         }
+        return {**out, "data": self.data.to_dict()} if self.data else out
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -130,15 +164,18 @@ def parse_policy(table: Any, where: str, shared: bool = False) -> Layer:
 def _rules(table: Any, where: str, backend: str | None, output: str | None) -> Iterable[Rule]:
     if not isinstance(table, Mapping):
         raise SpecError(f"policy in {where} must be a table (dict), got {type(table).__name__}: {table!r}")
-    allowed = set(THRESHOLD_KEYS) | ({"outputs"} if output is None else set()) | ({"backends"} if backend is None and output is None else set())
+    allowed = set(THRESHOLD_KEYS) | {DATA_KEY} | ({"outputs"} if output is None else set()) | ({"backends"} if backend is None and output is None else set())
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise SpecError(
             f"unknown policy key(s) {', '.join(map(repr, unknown))} in {where}" + did_you_mean(unknown[0], allowed),
             hint="valid keys: " + ", ".join(k if k != "topk" else "topk = {k, min_agreement}" for k in THRESHOLD_KEYS)
+            + f"; {DATA_KEY} = {{thresholds over the data set}}"
             + ("; scopes: backends.<glob>, outputs.<glob>" if backend is None and output is None else "; scope: outputs.<glob>" if output is None else ""),
         )
     values = tuple((k, _threshold(k, table[k], where)) for k in THRESHOLD_KEYS if k in table)
+    if DATA_KEY in table:
+        values += parse_data_policy(table[DATA_KEY], where)
     if values:
         yield Rule(backend, output, values, where)
     for scope in SCOPE_KEYS:
@@ -163,7 +200,8 @@ def _threshold(key: str, value: Any, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise SpecError(f"policy {key} must be a number, got {value!r} in {where}", hint=f"{key}: {THRESHOLD_KEYS[key]}")
     value = float(value)
-    bounds = {"atol": (0.0, math.inf), "rtol": (0.0, math.inf), "max_mismatch": (0.0, 1.0), "cosine": (-1.0, 1.0), "snr_db": (-math.inf, math.inf)}[key]
+    bounds = {"atol": (0.0, math.inf), "rtol": (0.0, math.inf), "max_mismatch": (0.0, 1.0), "cosine": (-1.0, 1.0), "snr_db": (-math.inf, math.inf),
+              "tie_margin": (0.0, math.inf), "token_agreement": (0.0, 1.0)}[key]
     if not bounds[0] <= value <= bounds[1] or (key == "snr_db" and math.isinf(value)):
         raise SpecError(f"policy {key} out of range: {value!r} in {where}", hint=f"{key}: {THRESHOLD_KEYS[key]}")
     return value
@@ -182,30 +220,52 @@ def _topk(value: Any, where: str) -> TopK:
 
 
 # -- resolution --------------------------------------------------------------------------------
-def resolve(layers: Iterable[Layer], backend: str, output: str, dtype: str, precision: str, dtype_tolerance: tuple[float, float] | None) -> Thresholds:
+def resolve(
+    layers: Iterable[Layer], backend: str, output: str, dtype: str, precision: str, dtype_tolerance: tuple[float, float] | None,
+    default_atol: bool = False,
+    over_data: bool = False,
+) -> Thresholds:
     """The thresholds for one backend x output (rules: see the module docstring).
+
+    ``over_data``: the check has ``data=``; a reduced-precision target's defaults are then those
+    over the data set (``data_policy.DATA_DEFAULTS``) instead of its per-example floors.
 
     ``dtype_tolerance`` is the output dtype's (atol, rtol), None for integer and bool outputs (exact).
     A user's atol or rtol always judges: where the precision's defaults leave ``max_mismatch``
     unset, setting either makes it 0 (allclose) unless the policy sets ``max_mismatch`` too.
+    ``default_atol``: the atol is the dtype's default (no option set it). For a float32 output of
+    an fp32 target it then scales with the output (``Thresholds.atol_scale``, :data:`SCALED_ATOL`)
+    unless a policy rule sets ``atol``.
     """
     exact = dtype_tolerance is None
     atol, rtol = dtype_tolerance or (0.0, 0.0)
-    chosen: dict[str, Any] = {"atol": atol, "rtol": rtol, **PRECISION_DEFAULTS.get(precision, PRECISION_DEFAULTS["fp32"])}
+    chosen: dict[str, Any] = {"atol": atol, "rtol": rtol, **_defaults(precision, over_data)}
     if exact:
         chosen["max_mismatch"] = 0.0  # integer and bool outputs compare exactly on every target
-    user_tolerance = False
+    user_tolerance = user_atol = False
     for layer in layers:
         for rule in sorted(layer, key=lambda r: r.specificity):  # stable: written order within a kind
             if _matches(rule, backend, output):
                 chosen.update(rule.values)
                 user_tolerance |= any(k in ("atol", "rtol") for k, _ in rule.values)
+                user_atol |= any(k == "atol" for k, _ in rule.values)
     if user_tolerance and chosen.get("max_mismatch") is None:
         chosen["max_mismatch"] = 0.0
+    scaled = default_atol and not user_atol and (precision, dtype) in SCALED_ATOL
     return Thresholds(
         atol=chosen["atol"], rtol=chosen["rtol"], max_mismatch=chosen.get("max_mismatch"), cosine=chosen.get("cosine"),
-        snr_db=chosen.get("snr_db"), topk=chosen.get("topk"),
+        snr_db=chosen.get("snr_db"), topk=chosen.get("topk"), atol_scale=chosen["rtol"] if scaled else None,
+        data=DataThresholds.from_values(chosen),
+        tie_margin=chosen.get("tie_margin"), token_agreement=chosen.get("token_agreement"),
     )
+
+
+def _defaults(precision: str, over_data: bool) -> dict[str, Any]:
+    """The precision's defaults; with data, a reduced-precision target's are judged over it."""
+    per_example = PRECISION_DEFAULTS.get(precision, PRECISION_DEFAULTS["fp32"])
+    if not over_data or precision not in DATA_DEFAULTS or not DATA_DEFAULTS[precision]:
+        return dict(per_example)
+    return {**{k: v for k, v in per_example.items() if k not in ("cosine", "snr_db")}, **DATA_DEFAULTS[precision]}
 
 
 def _matches(rule: Rule, backend: str, output: str) -> bool:

@@ -5,9 +5,11 @@ verdict, and reports read it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .aggregate import OverData
 from .compare import OutputComparison
 from .verdict import Judged, MetricAggregate
 
@@ -45,6 +47,10 @@ class BackendResult:
     precision: str = "fp32"
     #: per output: the policy in force and the metrics over every example (``judge.MetricAggregate``)
     metrics: dict[str, MetricAggregate] = field(default_factory=dict)
+    #: per output: its figures over the samples of ``data=`` (``aggregate.OverData``)
+    over_data: dict[str, OverData] = field(default_factory=dict)
+    #: an int8 target's weight tensors, quantized of total (``backends.quantization.QuantizationCount.to_dict``)
+    quantization: dict[str, Any] | None = None
 
     # -- findings: what ``decide.decide`` decides from ------------------------------------------
     #: the minimal failing example, when this backend failed its policy on one
@@ -55,6 +61,8 @@ class BackendResult:
     vacuous: str | None = None
     #: the record's ``baseline`` field: the check's entry in the baseline, drifted figures included
     baseline: dict[str, Any] | None = None
+    #: why this quantized target fails: it quantized nothing (``strict_quantization``, or ``-W error``)
+    unquantized: str | None = None
     #: why this backend could not run here (its packages are missing): it is skipped
     unavailable: str | None = None
 
@@ -85,7 +93,7 @@ class BackendResult:
         """One example's comparisons and metrics, judged by the policy."""
         self.record([j.comparison for j in judged])
         for j in judged:
-            aggregate = self.metrics.setdefault(j.comparison.name, MetricAggregate(j.thresholds))
+            aggregate = self.metrics.setdefault(j.comparison.name, MetricAggregate(j.policy or j.thresholds))
             if j.figures is not None:
                 aggregate.add(j.figures)
 
@@ -98,6 +106,9 @@ class ParityReport:
     options: CheckOptions
     model: str = ""
     backends: dict[str, BackendResult] = field(default_factory=dict)
+    #: the samples of ``data=``: what they are ("200 samples in data.npz"), and where each one is
+    data: str | None = None
+    where: Callable[[int], str] | None = None
     #: the backends asked for that could not run here (skipped, not checked), in the order asked
     unavailable: dict[str, BackendResult] = field(default_factory=dict)
     #: the exception that ended the check, None when it ran through (read by ``decide.decide``)

@@ -17,6 +17,7 @@ failure to a minimal input; ``topk`` is judged on the aggregate once all example
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -40,7 +41,10 @@ def policy_for(options: CheckOptions, backend: str, precision: str) -> Callable[
         if key not in memo:
             # float outputs start from the dtype's tolerances; integer and bool ones compare exactly
             dtype_tolerance = options.tolerance(dtype) if dtype in DEFAULT_TOLERANCES else None
-            memo[key] = resolve(options.policy, backend, output, dtype, precision, dtype_tolerance)
+            memo[key] = resolve(
+                options.policy, backend, output, dtype, precision, dtype_tolerance,
+                default_atol=options.atol is None, over_data=options.data is not None,
+            )
         return memo[key]
 
     return thresholds
@@ -58,12 +62,21 @@ class ExampleFigures:
     topk: tuple[int, int] | None = None
 
 
-def wants_topk(ref: np.ndarray, th: Thresholds) -> bool:
-    """Top-k agreement is computed where the policy asks for it, or for an output that looks like
-    classifier logits: a float output of rank 2 (batch, classes) with more than k classes."""
+#: output names that say the output holds class scores: the last part of the name (after the
+#: last '.' of a nested output) is, or ends in '_' followed by, one of these words
+CLASS_SCORES = re.compile(r"(?:^|[._])(?:logits|scores|probs|probabilities)$", re.IGNORECASE)
+
+
+def wants_topk(name: str, ref: np.ndarray, th: Thresholds) -> bool:
+    """Top-k agreement means something for class scores only, so it is computed where the policy
+    sets ``topk`` for the output (declared class scores), or where the output's name says it holds
+    class scores (:data:`CLASS_SCORES`: ``logits``, ``pred_logits``, ``scores``, ``cls_scores``,
+    ``probs``...) and it is a float array of rank 2 or more (a row of scores per sample, box or
+    token) with more than k entries per row. Boxes, masks, flows, embeddings and outputs named only
+    by position (``output``, ``output_0``) get no top-k figure."""
     if th.topk is not None:
         return True
-    return ref.dtype.kind == "f" and ref.ndim == 2 and ref.shape[-1] > th.topk_k
+    return bool(CLASS_SCORES.search(name)) and ref.dtype.kind == "f" and ref.ndim >= 2 and ref.shape[-1] > th.topk_k
 
 
 def refuse_vacuous_topk(name: str, ref: np.ndarray, th: Thresholds) -> None:
@@ -84,13 +97,13 @@ def refuse_vacuous_topk(name: str, ref: np.ndarray, th: Thresholds) -> None:
     )
 
 
-def figures(ref: np.ndarray, got: np.ndarray, th: Thresholds, equal_nan: bool) -> ExampleFigures:
+def figures(ref: np.ndarray, got: np.ndarray, th: Thresholds, equal_nan: bool, name: str = "") -> ExampleFigures:
     return ExampleFigures(
         mismatch=metrics.mismatch_share(ref, got, th.atol, th.rtol, equal_nan),
         cosine=metrics.cosine(ref, got),
         snr_db=metrics.snr_db(ref, got),
         smallest_atol=metrics.smallest_passing_atol(ref, got, th.rtol),
-        topk=metrics.topk_hits(ref, got, th.topk_k) if wants_topk(ref, th) else None,
+        topk=metrics.topk_hits(ref, got, th.topk_k) if wants_topk(name, ref, th) else None,
     )
 
 
@@ -112,8 +125,20 @@ class Judged:
 
     comparison: OutputComparison
     figures: ExampleFigures | None
+    #: the thresholds in force on this example (a scaled atol applied: ``in_force``)
     thresholds: Thresholds
     failed: list[str] = field(default_factory=list)
+    #: the policy as resolved (the atol before scaling), when it differs from ``thresholds``
+    policy: Thresholds | None = None
+
+
+def in_force(th: Thresholds, ref: np.ndarray) -> Thresholds:
+    """The thresholds on one example: a scaling atol (``Thresholds.atol_scale``) grown to that
+    share of the reference's RMS where this is larger."""
+    if th.atol_scale is None:
+        return th
+    scaled = th.atol_scale * metrics.rms(np.where(np.isfinite(ref), ref, 0.0))
+    return replace(th, atol=scaled) if scaled > th.atol else th
 
 
 def judge_example(
@@ -123,18 +148,19 @@ def judge_example(
     out = []
     for name, r in reference.items():
         r = np.asarray(r)
-        th = thresholds(name, str(r.dtype))
+        policy = thresholds(name, str(r.dtype))
+        th = in_force(policy, r) if r.dtype.kind == "f" else policy
         if name not in got:
-            out.append(Judged(missing_output(name, r, th.atol, th.rtol), None, th))
+            out.append(Judged(missing_output(name, r, th.atol, th.rtol), None, th, policy=policy))
             continue
         c = compare_output(name, r, np.asarray(got[name]), th.atol, th.rtol, equal_nan)
         if c.problem:
-            out.append(Judged(c, None, th))
+            out.append(Judged(c, None, th, policy=policy))
             continue
         refuse_vacuous_topk(name, r, th)
-        f = figures(r, np.asarray(got[name]), th, equal_nan)
+        f = figures(r, np.asarray(got[name]), th, equal_nan, name)
         failed = failed_thresholds(f, th)
-        out.append(Judged(replace(c, ok=not failed), f, th, failed))
+        out.append(Judged(replace(c, ok=not failed), f, th, failed, policy=policy))
     return out
 
 
@@ -248,5 +274,3 @@ def format_aggregate(name: str, a: MetricAggregate) -> str:
         f"output {name!r} over {a.examples} example(s): would pass with atol >= {a.smallest_atol:.3g} at rtol={a.thresholds.rtol:g}; "
         + describe_figures(a.max_mismatch, a.cosine, a.snr_db, topk, a.thresholds)
     )
-
-

@@ -58,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from .collect import cli_declaration
 
     config.stash[CLI_MODEL_KEY] = cli_declaration(config)
+    if hasattr(config, "workerinput"):
+        config.pluginmanager.register(_Worker(), "xframe-worker")
     if config.pluginmanager.hasplugin("html"):
         from ..report.html import HtmlReport
 
@@ -98,6 +100,16 @@ class _Collector:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         self.session.records.extend(getattr(report, "xframe", None) or [])
+
+
+class _Worker:
+    """pytest-xdist worker only (every worker collects, in the same order)."""
+
+    @pytest.hookimpl(trylast=True)  # after any reordering (pytest-randomly's shuffle)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        from .fixture import keep_backends_together
+
+        keep_backends_together(items)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

@@ -11,6 +11,13 @@ a collection error naming the factory); the factory itself is called when the te
     inputs = "x=float32[batch:1..8,20]"      # spec_text grammar
     id = "mlp"                               # test id (default: the option `name`, else the attribute)
     atol = 1e-4                              # any xframe option
+
+A transformers model whose greedy generation is checked (``xframe.check_generation``) gives a
+``generation`` table of its arguments instead of ``inputs``::
+
+    [[tool.xframe.models]]
+    factory = "pkg.models:tiny_gpt2"
+    generation = {max_new_tokens = 8, prompt_length = [1, 6]}
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from ..inputs.spec_text import Parsed, parse_inputs
 from .options import MARKER, validate
 
 #: the declaration's own keys; every other key is an xframe option
-OWN_KEYS = ("factory", "inputs", "id", "kwargs")
+OWN_KEYS = ("factory", "inputs", "id", "kwargs", "generation")
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -42,9 +49,11 @@ class ModelDecl:
     id: str
     factory: str
     make: Callable[..., Any] = field(compare=False)
-    inputs: Parsed = field(compare=False)
+    inputs: Parsed | None = field(compare=False)
     options: dict[str, Any] = field(compare=False)
     kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: check_generation's arguments, for a declaration checked by its greedy generation
+    generation: dict[str, Any] | None = field(default=None, compare=False)
 
     def build(self) -> Any:
         """Call the factory; its own exception is reported as the factory's, with its traceback."""
@@ -88,7 +97,7 @@ def parse_declaration(raw: Any, where: str) -> ModelDecl:
     """Validate one declaration (a TOML table or the command line's equivalent)."""
     if not isinstance(raw, Mapping):
         raise SpecError(f"{where} must be a table with factory and inputs, got {type(raw).__name__}")
-    missing = [k for k in ("factory", "inputs") if k not in raw]
+    missing = [k for k in ("factory", "inputs") if k not in raw and not (k == "inputs" and "generation" in raw)]
     if missing:
         raise SpecError(f"{where} lacks {' and '.join(missing)}",
                         hint='e.g. factory = "pkg.models:make_mlp", inputs = "x=float32[batch:1..8,20]"')
@@ -99,13 +108,31 @@ def parse_declaration(raw: Any, where: str) -> ModelDecl:
     test_id = str(raw.get("id") or options.get("name") or str(raw["factory"]).rpartition(":")[2].rpartition(".")[2])
     if not _ID.fullmatch(test_id):
         raise SpecError(f"model id {test_id!r} in {where} must be letters, digits, '_', '.' or '-'", hint="set `id`")
+    generation = _generation(raw, where)
     try:
-        inputs = parse_inputs(raw["inputs"])
+        inputs = parse_inputs(raw["inputs"]) if generation is None else None
     except SpecError as exc:
         exc.summary = f"inputs of {test_id} in {where}: {exc.summary}"
         raise
     make = load_factory(raw["factory"], where)
-    return ModelDecl(test_id, str(raw["factory"]), make, inputs, options, dict(kwargs))
+    return ModelDecl(test_id, str(raw["factory"]), make, inputs, options, dict(kwargs), generation)
+
+
+def _generation(raw: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    """A declaration's ``generation`` table (check_generation's arguments; their values are
+    checked when the test runs), or None; it replaces ``inputs``."""
+    if "generation" not in raw:
+        return None
+    from ..loops.transformers import ARGUMENTS
+
+    table = raw["generation"]
+    if "inputs" in raw:
+        raise SpecError(f"{where} has both inputs and generation", hint="a generation check draws its own prompts: drop inputs")
+    allowed = [a for a in ARGUMENTS if a != "tokenizer"]
+    if not isinstance(table, Mapping) or set(table) - set(allowed):
+        raise SpecError(f"generation in {where} must be a table of {', '.join(allowed)}, got {table!r}",
+                        hint="e.g. generation = {max_new_tokens = 8, prompt_length = [1, 6]}")
+    return {k: tuple(v) if isinstance(v, list) and k != "prompts" else v for k, v in table.items()}
 
 
 def declarations(table: Mapping[str, Any], path: Path) -> list[Any]:
@@ -124,10 +151,13 @@ def _test_function(decl: ModelDecl) -> Callable[..., None]:
         xframe.calls += 1  # a factory that raises fails this check; it is not a test that forgot to check
         model = decl.build()
         xframe.calls -= 1
-        xframe.check(model, decl.inputs)
+        if decl.generation is not None:
+            xframe.check_generation(model, **decl.generation)
+        else:
+            xframe.check(model, decl.inputs)
 
     check.__name__ = check.__qualname__ = decl.id
-    check.__doc__ = f"parity of {decl.factory} on {decl.inputs}"
+    check.__doc__ = f"parity of {decl.factory} on {decl.inputs}" if decl.generation is None else f"greedy generation of {decl.factory}"
     check.pytestmark = [getattr(pytest.mark, MARKER)(**decl.options)]  # type: ignore[attr-defined]
     return check
 

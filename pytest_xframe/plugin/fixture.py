@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,24 +37,58 @@ class Xframe:
         the model cannot get there; returns the report otherwise.
         """
         __tracebackhide__ = True
-        self.calls += 1
         from ..check.run import run_check
+
+        return self._check(model, inputs, options, run_check, "xframe.check()")
+
+    def check_loop(self, step: Any, inputs: Any, feedback: Any, steps: Any = 8, **options: Any) -> ParityReport:
+        """Check a loop: ``step`` run ``steps`` times, each ``feedback`` input fed from an output
+        of the step before, in torch and in each backend, each on its own state; compared step by
+        step. ``feedback`` maps an input name to an output name, or to ``greedy(output)`` (the
+        argmax over the last axis). Raises as ``check`` does; see ``pytest_xframe.loops``."""
+        __tracebackhide__ = True
+        from ..loops import run_loop_check, step_loop
+
+        return self._check(
+            step, lambda name: step_loop(step, name, inputs, feedback, steps), options, run_loop_check, "xframe.check_loop()"
+        )
+
+    def check_generation(self, model: Any, **arguments: Any) -> ParityReport:
+        """Check greedy generation of a transformers causal LM or encoder-decoder with its KV
+        cache: prefill and decode graphs exported once, N new tokens generated in torch and each
+        backend, token ids and per-step logits compared. Generation arguments (``max_new_tokens``,
+        ``prompt_length``, ``batch``, ``prompts``, ``tokenizer``, ...) and check options mix;
+        see ``pytest_xframe.loops.transformers``."""
+        __tracebackhide__ = True
+        from ..loops import run_loop_check
+        from ..loops.transformers import generation_loop, split_arguments
+
+        generation, options = split_arguments(arguments)
+        return self._check(
+            model, lambda name: generation_loop(model, name, **generation), options, run_loop_check, "xframe.check_generation()"
+        )
+
+    def _check(self, model: Any, inputs: Any, options: dict[str, Any], run: Callable[..., ParityReport], where: str) -> ParityReport:
+        """The flow of every kind of check: options resolved, ``run`` (``check.run.run_check``'s
+        signature) called, drift against the baseline, the records attached however it ends."""
+        __tracebackhide__ = True
+        self.calls += 1
         from ..judge.baseline import against_baseline
         from ..judge.results import ParityReport
 
         try:
-            given = validate(options, "xframe.check()", self._session.backend_names)
+            given = validate(options, where, self._session.backend_names)
         except SpecError as exc:  # the check still gets its line in the report, with the error
             self._record_refused(exc)
             raise
-        resolved, unavailable = self._backends(given)
+        resolved, unavailable, shared_by = self._backends(given)
         name, resolved = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved, unavailable=unavailable)
         self._session.note_running(report.test_id, resolved, resolved.name or type(model).__name__)
         try:
-            run_check(
+            run(
                 self._session.memo(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
-                test_key=(self._test_key(), self.calls),
+                test_key=(self._test_key(), self.calls), shared_by=shared_by,
             )
             drift = None if name is None else against_baseline(self._session.baseline, report, name)
             if drift is not None:
@@ -64,23 +99,24 @@ class Xframe:
         finally:
             self._finish(report, name)
 
-    def _backends(self, given: dict[str, Any]) -> tuple[CheckOptions, dict[str, BackendResult]]:
+    def _backends(self, given: dict[str, Any]) -> tuple[CheckOptions, dict[str, BackendResult], int]:
         """The options in force, narrowed to the backends this test runs: the marker's one, or
-        those installed (the others are results found unavailable, reported as skipped)."""
+        those installed (the others are results found unavailable, reported as skipped); and how
+        many backends check this test in runs of their own (the marker's: they share their draws)."""
         from ..judge.results import BackendResult
 
         resolved = self._session.options(self._session.marker_options(self._request.node), given)
         if self.backend is not None:
             if "backends" in given and self.backend not in given["backends"]:
                 pytest.skip(f"backend {self.backend} not among check(backends={list(given['backends'])})")
-            return replace(resolved, backends=(self.backend,)), {}
+            return replace(resolved, backends=(self.backend,)), {}, len(resolved.backends)
         known = {b: self._session.backends.get(b) for b in resolved.backends}
         missing = {b: backend.missing() for b, backend in known.items()}
         available = tuple(b for b, reason in missing.items() if not reason)
         if not available:
             pytest.skip("; ".join(reason for reason in missing.values() if reason))
         unavailable = {b: BackendResult(b, precision=known[b].precision, unavailable=reason) for b, reason in missing.items() if reason}
-        return replace(resolved, backends=available), unavailable
+        return replace(resolved, backends=available), unavailable, 1
 
     def _finish(self, report: ParityReport, name: str | None) -> None:
         """However the check ended: every verdict decided, the records attached to the test."""
@@ -123,12 +159,7 @@ class Xframe:
         self._finish(report, None)
 
     def _test_key(self) -> tuple:
-        """This test apart from the backend the marker gave it: its function and the positions of
-        its other parameters (stable across runs, so a fixed hypothesis seed stays fixed)."""
-        node = self._request.node
-        callspec = getattr(node, "callspec", None)
-        indices = sorted((k, i) for k, i in callspec.indices.items() if k != "xframe") if callspec else []
-        return (node.nodeid.split("[")[0], tuple(indices))
+        return test_key(self._request.node)
 
     def finish(self) -> None:
         """A marked test that never called ``check`` would pass vacuously: fail it instead."""
@@ -137,3 +168,22 @@ class Xframe:
                 f"{self._request.node.nodeid} is marked {MARKER} but never called xframe.check(model, inputs)",
                 pytrace=False,
             )
+
+
+def test_key(node: Any) -> tuple:
+    """A test apart from the backend the marker gave it: its function and the positions of its
+    other parameters (stable across runs, so a fixed hypothesis seed stays fixed)."""
+    callspec = getattr(node, "callspec", None)
+    indices = sorted((k, i) for k, i in callspec.indices.items() if k != "xframe") if callspec else []
+    return (node.nodeid.split("[")[0], tuple(indices))
+
+
+def keep_backends_together(items: list[pytest.Item]) -> None:
+    """Move each marked test's backend items next to the first of them (in place; otherwise in the
+    order given, so a shuffled order stays shuffled): pytest-xdist hands a worker consecutive
+    items, and the items of one test share their torch runs only on one worker."""
+    groups: dict[tuple, list[pytest.Item]] = {}
+    for item in items:
+        marked = "xframe" in getattr(getattr(item, "callspec", None), "params", {})
+        groups.setdefault(test_key(item) if marked else (id(item),), []).append(item)
+    items[:] = [item for group in groups.values() for item in group]

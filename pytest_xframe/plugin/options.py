@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
 from ..backends import BUILTIN
-from ..check.options import DEFAULT_MAX_INPUT_BYTES, CheckOptions
+from ..check.options import DEFAULT_DATA_SCALE, DEFAULT_MAX_INPUT_BYTES, CheckOptions
 from ..errors import SpecError, did_you_mean
 from ..judge.policy import Rule, parse_policy
+from ..judge.structured import DetectionRule, parse_detections, parse_sequences
 
 MARKER = "xframe_parity"
 EXPORTERS = ("dynamo", "torchscript")
@@ -117,6 +119,49 @@ def _drift_factor(value: Any, where: str) -> float:
     if not _is_number(value) or not value > 1:
         raise SpecError(f"drift_factor must be a number > 1, got {value!r} in {where}", hint="e.g. drift_factor=2: a figure may double")
     return float(value)
+
+
+def _data(value: Any, where: str) -> Any:
+    """A path or an iterable, kept as given: it is streamed, never copied here; samples are checked
+    against the inputs when the check opens them (``inputs/data/``)."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, str):
+        if not value.strip():
+            raise SpecError(f"data must be a path or an iterable of samples, got an empty string in {where}")
+        return value
+    if isinstance(value, (bytes, Mapping)) or not (hasattr(value, "__iter__") or (hasattr(value, "__getitem__") and hasattr(value, "__len__"))):
+        raise SpecError(
+            f"data must be a path or an iterable of samples, got {type(value).__name__} in {where}",
+            hint="a directory of .npz files, one stacked .npz, a list of dicts/tuples of arrays, or a torch Dataset",
+        )
+    return value
+
+
+def _data_scale(value: Any, where: str) -> float:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise SpecError(f"data_scale must be a finite number >= 0, got {value!r} in {where}",
+                        hint=f"explored inputs move each float value by up to data_scale standard deviations (default {DEFAULT_DATA_SCALE})")
+    return float(value)
+
+
+def _detections(value: Any, where: str) -> tuple[DetectionRule, ...]:
+    """Idempotent, as ``_policy_layer``: a declared model's rules, passed on to its marker, stay."""
+    if value is None:
+        return ()
+    if isinstance(value, tuple) and all(isinstance(r, DetectionRule) for r in value):
+        return value
+    return parse_detections(value, where)
+
+
+def _sequences(value: Any, where: str) -> tuple[tuple[str, float | None], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, tuple) and all(isinstance(v, tuple) for v in value):
+        return value
+    return parse_sequences(value, where)
 
 
 def _keep(value: Any, where: str) -> Any:
@@ -246,7 +291,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("backends", f"the backends to check (built in: {', '.join(BUILTIN)}; plugins may register more).",
            flag="--xframe-backends", metavar="LIST", ini="xframe_backends", ini_type="args", from_ini=_ini_list),
-    Option("atol", "absolute tolerance (default: by output dtype); a policy's top-level atol.", validate=_tolerance("atol")),
+    Option("atol", "absolute tolerance (default: by output dtype; a float32 output of an fp32 target: max(1e-5, rtol x its RMS)); "
+           "a policy's top-level atol.", validate=_tolerance("atol")),
     Option("rtol", "relative tolerance (default: by output dtype); a policy's top-level rtol.", validate=_tolerance("rtol")),
     Option("max_examples", "hypothesis examples per parity check.", flag="--xframe-max-examples", cli_type=_arg(_positive_int_text), metavar="N",
            ini="xframe_max_examples", from_ini=_ini_int, validate=_int_at_least("max_examples", 1)),
@@ -288,8 +334,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("drift_factor", "fail a check whose error figures got more than this many times worse than its baseline.",
            flag="--xframe-drift-factor", cli_type=_arg(_drift_factor_text), metavar="F", ini="xframe_drift_factor",
            from_ini=_ini_drift_factor, pyproject="baseline.drift_factor", validate=_drift_factor),
-    Option("policy", "the judging policy: thresholds per backend and output (tolerances, max_mismatch, cosine, snr_db, topk).",
-           pyproject="policy"),
+    Option("policy", "the judging policy: thresholds per backend and output (tolerances, max_mismatch, cosine, snr_db, topk; "
+           "thresholds over data= under a data key).", pyproject="policy"),
+    Option("data", "the user's samples: a directory of .npz files (one sample each), one .npz with a leading sample axis, or an "
+           "iterable of dicts or tuples of arrays (a list, a torch Dataset), streamed; each runs as an explicit example, hypothesis "
+           "explores around them, reduced-precision targets are judged over them (docs/data.md).", validate=_data),
+    Option("data_limit", "how many samples of data= run (the first N; default: all).", validate=_int_at_least("data_limit", 1, optional=True)),
+    Option("data_scale", "how far hypothesis moves a sample of data=: each float value by up to this many standard deviations of "
+           "its input over the data.", validate=_data_scale),
+    Option("strict_quantization", "quantized targets: a target that quantized no weight tensor fails (QuantizationError) instead "
+           "of warning (NothingQuantizedWarning).", flag="--xframe-strict-quantization", action="store_true",
+           ini="xframe_strict_quantization", ini_type="bool", from_ini=lambda raw, key: raw is True,
+           validate=_flag("strict_quantization")),
+    Option("detections", "detection heads compared as sets: a table binding the boxes, scores and labels outputs by name "
+           "(keys: docs' Detection heads), or a list of them.", validate=_detections),
+    Option("sequences", "token-id outputs judged by exact-match rate: a list of output names, or {name: smallest matching share}.",
+           validate=_sequences),
     Option("model", "check this one model (built by calling FACTORY) instead of collecting tests; needs --xframe-inputs.", check=False,
            flag="--xframe-model", metavar="MODULE:FACTORY"),
     Option("inputs", 'inputs of --xframe-model, e.g. "x=float32[batch:1..8,20]" (grammar: docs/model-repos.md).', check=False,
@@ -317,7 +377,7 @@ def register(parser: Any) -> None:
                 kwargs.update(default=None, metavar=o.metavar, **({"type": o.cli_type} if o.cli_type else {}))
             group.addoption(o.flag, **kwargs)
         if o.ini:
-            parser.addini(o.ini, o.help, type=o.ini_type, default=[] if o.ini_type == "args" else "")
+            parser.addini(o.ini, o.help, type=o.ini_type, default={"args": [], "bool": False}.get(o.ini_type, ""))
 
 
 def cli_layer(config: Any, known: Collection[str]) -> dict[str, Any]:
@@ -325,8 +385,8 @@ def cli_layer(config: Any, known: Collection[str]) -> dict[str, Any]:
     nothing is an error, as ``backends=[]`` is)."""
     layer: dict[str, Any] = {}
     for o in OPTIONS:
-        if o.check and o.flag and config.getoption(o.dest) is not None:
-            value = config.getoption(o.dest)
+        value = config.getoption(o.dest) if o.check and o.flag else None
+        if value is not None and not (o.action == "store_true" and value is False):
             layer[o.name] = parse_backends(value, o.flag, known) if o.name == "backends" else value
     return layer
 
@@ -338,7 +398,7 @@ def ini_layer(config: Any, known: Collection[str]) -> dict[str, Any]:
         if not (o.check and o.ini and o.from_ini):
             continue
         raw = config.getini(o.ini)
-        if raw in ("", []) or (isinstance(raw, str) and not raw.strip()):
+        if raw is False or raw in ("", []) or (isinstance(raw, str) and not raw.strip()):
             continue
         value = o.from_ini(raw, o.ini)
         if not value and o.name == "backends":

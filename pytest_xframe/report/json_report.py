@@ -35,12 +35,14 @@ POLICY_SCHEMA = {
     "type": "object",
     "required": ["atol", "rtol", "max_mismatch", "cosine", "snr_db", "topk"],
     "properties": {
-        **{k: _NUMBER for k in ("atol", "rtol", "max_mismatch", "cosine", "snr_db")},
+        **{k: _NUMBER for k in ("atol", "rtol", "max_mismatch", "cosine", "snr_db", "atol_scale")},
         "topk": {
             "type": ["object", "null"],
             "required": ["k", "min_agreement"],
             "properties": {"k": {"type": "integer", "minimum": 1}, "min_agreement": _NUMBER},
         },
+        # thresholds over the samples of data= (``judge.data_policy.DataThresholds.to_dict``), where any are set
+        "data": {"type": "object"},
     },
 }
 
@@ -89,6 +91,43 @@ BASELINE_RECORD_SCHEMA = {
 }
 
 
+#: an int8 target's weight tensors, quantized of total, from the converted model (null elsewhere)
+QUANTIZATION_SCHEMA = {
+    "type": ["object", "null"],
+    "properties": {**{k: {"type": "integer"} for k in ("quantized", "total", "quantized_bytes", "total_bytes")},
+                   "reason": {"type": ["string", "null"]}, "error": {"type": "string"}},
+}
+
+
+_DISTRIBUTION = {"type": ["object", "null"], "properties": {k: _NUMBER for k in ("mean", "p50", "p95", "worst")}}
+
+
+#: per output, its figures over the samples of data= (``judge.aggregate.OverData.to_dict``)
+DATA_OUTPUT_SCHEMA = {
+    "type": "object",
+    "required": ["snr_db", "psnr_db", "cosine", "worst_sample", "top1_agreement", "exact_match", "accuracy", "failed", "summary"],
+    "properties": {
+        "samples": {"type": ["integer", "null"]},
+        **{k: _DISTRIBUTION for k in ("snr_db", "psnr_db", "cosine")},
+        "worst_sample": {"type": ["string", "null"]},
+        "top1_agreement": _NUMBER,
+        "exact_match": _NUMBER,
+        "accuracy": {"type": ["object", "null"], "properties": {"torch": _NUMBER, "backend": _NUMBER, "labels": {"type": "integer"}}},
+        "detections": {"type": ["object", "null"]},
+        "failed": {"type": "array", "items": {"type": "string"}},
+        "summary": {"type": "string"},
+    },
+}
+
+
+#: the samples of data= a check ran, and each output's figures over them (null without data=)
+DATA_SCHEMA = {
+    "type": ["object", "null"],
+    "required": ["source", "outputs"],
+    "properties": {"source": {"type": "string"}, "outputs": {"type": "object", "additionalProperties": DATA_OUTPUT_SCHEMA}},
+}
+
+
 _ENTRY_KEYS = ("test", "check", "backend", "output", "reason")
 
 
@@ -133,7 +172,8 @@ RECORD_SCHEMA = {
         "calibration": {
             "type": ["object", "null"],
             "properties": {
-                "source": {"enum": ["spec", "user"]},
+                "source": {"enum": ["spec", "user", "data"]},
+                "data": {"type": "string"},
                 "samples": {"type": "integer"},
                 "seed": {"type": ["integer", "null"]},
                 "digest": {"type": "string"},
@@ -147,6 +187,8 @@ RECORD_SCHEMA = {
         },
         "outputs": {"type": "array", "items": OUTPUT_SCHEMA},
         "baseline": BASELINE_RECORD_SCHEMA,
+        "quantization": QUANTIZATION_SCHEMA,
+        "data": DATA_SCHEMA,
     },
 }
 

@@ -53,10 +53,20 @@ def _record(report: ParityReport, name: str, r: BackendResult) -> dict[str, Any]
         "seed": report.options.seed,
         "precision": r.precision,
         "outputs": [_output_record(c, r.metrics.get(c.name)) for c in r.worst.values()],
+        "quantization": r.quantization,
+        "data": _data_record(report, r),
     }
     if r.baseline is not None:
         record["baseline"] = r.baseline
     return record
+
+
+def _data_record(report: ParityReport, r: BackendResult) -> dict[str, Any] | None:
+    """A backend's figures over the samples of data=, per output, each with its summary line."""
+    if report.data is None or report.where is None:
+        return None
+    outputs = {name: {**over.to_dict(report.where), "summary": over.describe(report.where)} for name, over in r.over_data.items()}
+    return {"source": report.data, "outputs": outputs}
 
 
 def _output_record(c: Any, aggregate: Any) -> dict[str, Any]:

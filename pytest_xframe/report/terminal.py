@@ -15,6 +15,8 @@ def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
     Our messages already say what was checked, the cause and what to try, so the frames of the
     plugin and of the frameworks add only noise; with -v the converter's own traceback follows.
     """
+    from ..errors import strip_ansi
+
     exc = excinfo.value
     where = next(
         (
@@ -28,7 +30,7 @@ def short_failure(item: pytest.Item, excinfo: Any, verbosity: int) -> str:
     lines.extend(getattr(exc, "__notes__", []) or [])
     details = getattr(exc, "details", None)
     if details:
-        lines.append("full traceback:\n" + details if verbosity > 0 else "(run with -v for the full traceback)")
+        lines.append("full traceback:\n" + strip_ansi(details) if verbosity > 0 else "(run with -v for the full traceback)")
     return "\n".join(lines)
 
 
@@ -84,11 +86,12 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
             (
                 r["test"], r["backend"], r["onnx"] or "-", str(r["examples"]), _fmt(r["max_abs"]),
                 _fmt(tol["atol"]) if tol else "-", _fmt(r["max_rel"]), _fmt(tol["rtol"]) if tol else "-",
-                r["verdict"] + (" (cached)" if r["cache_hit"] and r["verdict"] == "passed" else ""),
+                r["verdict"] + (" (cached)" if r["cache_hit"] and r["verdict"] == "passed" else "") + _vacuous(r),
                 "cached" if r.get("export_cache_hit") else f"{r['seconds']['export']:.2f}", f"{r['seconds']['import']:.2f}",
                 f"{r['seconds']['convert'] + r['seconds']['load']:.2f}", f"{r['seconds']['run']:.2f}",
             )
         )
+        rows.extend(deployment_lines(r))
         if verbosity > 0:
             for o in r["outputs"]:
                 rows.append((f"  {o['name']}", "", f"{o['dtype']}{o['shape']}", "", _fmt(o["max_abs"]), _fmt(o["atol"]),
@@ -105,3 +108,33 @@ def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> Non
         markup = {"red": True} if i and any(word in row[8] for word in ("failed", "error")) else {}
         tr.write_line(line, **markup)
     tr.write_line(f"xframe: {headline}")
+
+
+def _vacuous(r: dict[str, Any]) -> str:
+    """A quantized target that quantized nothing never reads as a quantization pass."""
+    return " (nothing quantized)" if (r.get("quantization") or {}).get("quantized") == 0 else ""
+
+
+def deployment_lines(r: dict[str, Any]) -> list[str]:
+    """Under a record's row: its figures over the data, its calibration, what it quantized."""
+    lines = []
+    data = r.get("data")
+    if data:
+        lines.extend(f"    {name} over the data ({data['source']}): {o['summary']}" for name, o in data["outputs"].items())
+    calibration = r.get("calibration")
+    if calibration:
+        spec = f"drawn from the input spec, seed {calibration['seed']}"
+        where = calibration.get("data") or ("calibration= samples" if calibration["source"] == "user" else spec)
+        lines.append(f"    calibration: {where}" if calibration.get("data") else f"    calibration: {calibration['samples']} sample(s), {where}")
+    q = r.get("quantization")
+    if q:
+        text = q.get("error") and f"could not be counted ({q['error']})"
+        if not text:
+            text = f"{q['quantized']} of {q['total']} weight tensor(s) quantized, {_kib(q['quantized_bytes'])} of {_kib(q['total_bytes'])} as stored"
+            text += f"; NOTHING QUANTIZED: {q['reason'] or 'reason unknown'}" if not q["quantized"] else ""
+        lines.append(f"    quantization: {text}")
+    return lines
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"

@@ -119,6 +119,7 @@ def _quickstart_test() -> str:
 
 
 def test_the_quickstarts_test_runs_as_the_page_shows(pytester: pytest.Pytester, frameworks: None, shared_cache: Path) -> None:
+    pytest.importorskip("onnxscript", reason="the page shows the dynamo exporter's rows (the dynamo extra)")
     pytester.makepyfile(test_classifier=_quickstart_test())
     result = pytester.runpytest(f"--xframe-cache-dir={shared_cache}", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
@@ -160,3 +161,16 @@ def test_the_names_and_files_the_docs_mention_exist() -> None:
                 pytest.fail(f"{page} names {dotted}, which does not resolve: {exc}")
         for path in set(re.findall(r"(?<![\w/.-])((?:tests|benchmarks|examples|tools)/[\w/.-]+\.\w+)", text)):
             assert (ROOT / path).is_file(), f"{page} names {path}, which is not in the repository"
+
+
+def test_the_random_weights_recipes_do_what_the_page_says() -> None:
+    """docs/random-weights.md: its code blocks run, in order, in one namespace, and their asserts hold
+    (the page's claims about transformers' models at their default initialisation and the recipes)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers", reason="the page's examples build transformers' models")
+    page = DOCS / "random-weights.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    assert len(blocks) >= 4
+    namespace: dict = {"__name__": "random_weights_doc"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)  # the page's own code

@@ -49,3 +49,4 @@ def test_conversion_divergence_names_the_resize_node(xf_pytester: pytest.Pyteste
             "*Resize node '/Resize'*",
         ]
     )
+

@@ -10,8 +10,8 @@ from suite_helpers import report_checks
 
 
 def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> None:
-    """The marker checks each backend in a test of its own; both draw their inputs from one seed,
-    so the second reuses torch's outputs for the inputs the first already ran."""
+    """The marker checks each backend in a test of its own; both draw a shared set of inputs from
+    one seed, so the second reuses torch's outputs for them and runs torch only for its own search."""
     xf_pytester.makepyfile(
         """
         import pytest, torch
@@ -55,10 +55,9 @@ def test_marker_backends_share_torch_outputs(xf_pytester: pytest.Pytester) -> No
     found = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"(\w+): (\d+) torch runs, (\d+) examples", result.stdout.str())}
     (first, examples), (second, _) = found["onnxruntime"], found["tensorflow"]
     assert examples == 20 and first >= 5  # the first runs torch for each distinct input, + the output-name run
-    # generation draws the same inputs; only hypothesis's targeting (steered by each backend's
-    # own errors) leaves the second backend inputs of its own: how many depends on the seed,
-    # which is derived from the model's fingerprint, so only "some were shared" is certain
-    assert second < first, found
+    # the shared draw is the same on both; only the second's own search (2 of 20 inputs, steered
+    # by its own errors) may run torch again
+    assert second <= 2, found
     # another test of the same model draws inputs of its own and shares nothing (its forward may
     # read state the model's fingerprint cannot see)
     assert found["other"][0] >= 5, found

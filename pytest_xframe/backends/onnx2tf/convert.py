@@ -149,6 +149,22 @@ def converter_revision() -> str:
     return source_revision(here, here.parent / "runner.py")
 
 
+def refuse_whole_model_limit(artifact: Any, model_name: str | None) -> None:
+    """TooLargeError for a model whose initializers reach 2 GiB: onnx2tf then switches to its
+    auto-split mode and converts the model as separate partitions (each its own TensorFlow
+    model), not as the one model a parity check compares."""
+    from .. import conversion
+    from ..onnx_weights import file_bytes
+
+    conversion.refuse_over(
+        file_bytes(artifact.files), conversion.PROTOBUF_LIMIT, what="weights", converter="onnx2tf", backend=BACKEND,
+        model_name=model_name, limit_name="the size at which onnx2tf splits a model",
+        cause="onnx2tf converts a model whose initializers pass 2 GiB (protobuf's limit) only split into "
+        "partitions, each its own model (its auto-split mode), not as the one model a parity check runs",
+        hint="check it on the tensorflow or tflite backend (weights as variables / after the flatbuffer), or against onnxruntime",
+    )
+
+
 def _offline_calibration_data() -> Any:
     """Stand-in for onnx2tf's ``download_test_image_data``: same shape and range, no network."""
     import numpy as np

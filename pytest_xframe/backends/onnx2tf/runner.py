@@ -1,7 +1,7 @@
 """TensorFlow through onnx2tf: convert to a SavedModel, load it back, compare in the ONNX layout.
 
 onnx2tf makes image-like tensors channels-last. Inputs stay in the ONNX layout at conversion
-(see :mod:`pytest_xframe.convert.onnx2tf`); outputs it made channels-last are transposed back
+(see :mod:`pytest_xframe.backends.onnx2tf.convert`); outputs it made channels-last are transposed back
 here, and outputs whose dtype onnx2tf narrowed are cast back to the ONNX dtype so that the
 comparison shows values, not a dtype mismatch.
 """
@@ -75,10 +75,9 @@ def load_saved_model(path: Path) -> Onnx2tfRunner:
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     import onnx
 
-    from ..conversion import refuse_external_data
-    from .convert import convert, converter_revision
+    from .convert import convert, converter_revision, refuse_whole_model_limit
 
-    refuse_external_data(artifact, converter="onnx2tf", backend="onnx2tf", model_name=ctx.model_name)
+    refuse_whole_model_limit(artifact, ctx.model_name)
 
     return convert_and_load(
         ctx,

@@ -21,6 +21,8 @@ import numpy as np
 from ...errors import ConversionError
 from ...export.to_onnx import OnnxArtifact
 from .. import Backend, BuildContext, Prepared, conversion_key
+from ..quantization import QuantizationCount
+from .quantized import count
 from .runner import make_session
 
 NAME = "onnxruntime-int8"
@@ -81,7 +83,7 @@ def _quantize(source: Path, out: Path, model: Any, ctx: BuildContext) -> None:
         raise ConversionError(
             f"onnxruntime.quantization ({mode(model)}) failed on the ONNX model",
             model=ctx.model_name, backend=NAME, cause=f"{type(exc).__name__}: {str(exc).strip()[:300]}",
-            hint="try another exporter / opset, or the tflite-int8 targets",
+            hint="try the tflite-int8 targets", routes=(("dynamo", None), ("torchscript", 17)),
             details="".join(traceback.format_exception(exc)),
         ) from exc
 
@@ -102,6 +104,7 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
     return Prepared(
         runner, convert_seconds=converted - start, load_seconds=time.perf_counter() - converted, cache_hit=result.hit,
         converted_path=result.path, route=f"ONNX from {artifact.label}, int8 {mode(model)} (onnxruntime.quantization)",
+        used_calibration=mode(model) == "static",
     )
 
 
@@ -137,6 +140,15 @@ def layer_report(prepared: Prepared, artifact: OnnxArtifact, feeds: Mapping[str,
     )
 
 
+def quantization_count(prepared: Prepared, artifact: OnnxArtifact) -> QuantizationCount:
+    """``Backend.quantization_count``: what the quantized model stores as integers (``quantized.count``)."""
+    import onnx
+
+    if prepared.converted_path is None:
+        raise ValueError("no quantized model to count")
+    return count(prepared.converted_path / QUANTIZED_NAME, mode(onnx.load(str(artifact.path), load_external_data=False)))
+
+
 def load_case(case_dir: Path, case: Mapping[str, Any]) -> Any:
     """A saved failing case's runner: its quantized model in a fresh session."""
     return make_session(str(case_dir / "converted" / QUANTIZED_NAME))
@@ -153,5 +165,6 @@ BACKEND = Backend(
     load_case=load_case,
     layer_report=layer_report,
     calibrated=True,
+    quantization_count=quantization_count,
     distributions=DISTS,
 )

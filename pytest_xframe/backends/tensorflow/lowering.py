@@ -2,7 +2,7 @@
 
 Kept apart from the TensorFlow side so each rewrite can be tested with onnx alone. Op-version gaps
 (Unsqueeze-13, Reduce*-18, LayerNormalization, ...) are closed by handlers in
-:mod:`pytest_xframe.convert.onnx_tf_compat`, not here: a handler reads a constant ``axes`` input
+:mod:`pytest_xframe.backends.tensorflow.onnx_tf_compat`, not here: a handler reads a constant ``axes`` input
 directly, which is simpler than folding it into an attribute and faking an older op version.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -135,13 +136,37 @@ def tf_safe_input_names(model: onnx.ModelProto, names: dict[str, str] | None = N
     return out
 
 
-def lower_for_onnx_tf(model: onnx.ModelProto, *, max_opset: int = LAST_SUPPORTED_OPSET) -> onnx.ModelProto:
+def lower_for_onnx_tf(
+    model: onnx.ModelProto, *, max_opset: int = LAST_SUPPORTED_OPSET, held_apart: Sequence[onnx.ValueInfoProto] = ()
+) -> onnx.ModelProto:
     """All rewrites, in order: inline local functions, cap the opset, TF-safe input names.
 
     The input model is not modified. Input names follow :func:`signature_input_names` of the
-    model as given, so callers can map their feeds from the original model.
+    model as given, so callers can map their feeds from the original model. ``held_apart``:
+    initializers taken out of the graph (weights held elsewhere), declared as graph inputs while
+    the opset converter runs, which otherwise rejects their uses as undefined.
     """
     names = signature_input_names(model)
     model = inline_functions(model)
-    model = cap_opset(model, max_opset)
+    model = _without_inputs(cap_opset(_with_inputs(model, held_apart), max_opset), {i.name for i in held_apart})
     return tf_safe_input_names(model, names)
+
+
+def _with_inputs(model: onnx.ModelProto, inputs: Sequence[onnx.ValueInfoProto]) -> onnx.ModelProto:
+    if not inputs:
+        return model
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    out.graph.input.extend(inputs)
+    return out
+
+
+def _without_inputs(model: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:
+    if not names:
+        return model
+    kept = [i for i in model.graph.input if i.name not in names]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    return model

@@ -25,6 +25,7 @@ __all__ = [
     "BACKEND",
     "LAST_SUPPORTED_OPSET",
     "convert",
+    "convert_file",
     "converter_revision",
     "signature_feeds",
     "signature_input_names",
@@ -33,7 +34,11 @@ __all__ = [
 BACKEND = "tensorflow (onnx-tf)"
 _INSTALL_HINT = "pip install pytest-xframe[tf]"
 _OTHER_ROUTES = "try backends=['onnx2tf'] or ['tflite'], or check against onnxruntime only"
-_ALTERNATIVES = f"pass exporter='torchscript', opset=13 (or 17), or exporter='dynamo'; or {_OTHER_ROUTES}"
+#: the exports worth trying when one fails to convert (the errors name them; ``check`` drops those tried)
+_ROUTES: tuple[tuple[str, int | None], ...] = (("torchscript", 13), ("torchscript", 17), ("dynamo", None))
+_ALTERNATIVES = _OTHER_ROUTES
+#: weights above which a conversion ends with a garbage collection (see :func:`convert_file`)
+COLLECT_BYTES = 64 * 2**20
 _NOT_IMPLEMENTED = re.compile(r"(\w+)(?: version (\d+))? is not implemented")
 
 
@@ -67,7 +72,7 @@ def converter_revision() -> str:
     from ...identity import source_revision
 
     here = pathlib.Path(__file__).resolve().parent
-    return source_revision(here / "onnx_tf.py", here / "onnx_tf_compat", here / "lowering.py")
+    return source_revision(here / "onnx_tf.py", here / "onnx_tf_compat", here / "lowering.py", here.parent / "onnx_weights.py")
 
 
 def _opset_of(model: onnx.ModelProto, domain: str) -> int | None:
@@ -178,13 +183,16 @@ def _conversion_error(exc: BaseException, model: onnx.ModelProto, model_name: st
         summary = f"onnx-tf failed converting {op_label} ({where}{opset_text})"
         cause = f"{type(exc).__name__}: {_first_line(message)}"
         hint = _ALTERNATIVES
+    routes = () if "at any opset" in hint else _ROUTES  # no other export helps an op without any handler
     return ConversionError.from_exception(
-        exc, summary, op_type=op_type, op_version=version, node_name=node_name, model=model_name, backend=BACKEND, cause=cause, hint=hint
+        exc, summary, op_type=op_type, op_version=version, node_name=node_name, model=model_name, backend=BACKEND, cause=cause, hint=hint,
+        routes=routes,
     )
 
 
 def _not_implemented_hint(op_type: str | None) -> str:
-    """Point at an older op version when onnx-tf has one, else at other routes."""
+    """Point at an older op version when onnx-tf has one (the exports to try are the error's
+    ``routes``), else at other backends."""
     if op_type:
         try:
             from onnx_tf.common.handler_helper import get_all_backend_handlers
@@ -195,7 +203,7 @@ def _not_implemented_hint(op_type: str | None) -> str:
         versions = sorted(handler.get_versions()) if handler is not None else []
         if not versions:
             return f"{op_type} has no onnx-tf handler at any opset: avoid it in the model, {_OTHER_ROUTES}"
-        return f"onnx-tf has {op_type} versions {versions}: " + _ALTERNATIVES
+        return f"onnx-tf has {op_type} versions {versions} (an export at another opset may use one); " + _ALTERNATIVES
     return _ALTERNATIVES
 
 
@@ -211,14 +219,68 @@ def _first_line(message: str) -> str:
 def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: str) -> None:
     """Convert ``onnx_model`` to a TensorFlow SavedModel in ``out_dir``.
 
+    Large floating-point weights become the SavedModel's variables (see :func:`convert_file`).
     Raises BackendUnavailable when tensorflow / onnx-tf are not installed, ConversionError (op,
     op version, node, what to try; full traceback in ``details``) when onnx-tf fails.
     """
-    backend = _load_backend(model_name)
+    from ..onnx_weights import split_in_memory
+
+    _convert_split(split_in_memory(onnx_model), out_dir, model_name)
+
+
+def convert_file(path: pathlib.Path, out_dir: pathlib.Path, *, model_name: str, scratch: pathlib.Path) -> None:
+    """Convert the ONNX model at ``path`` (and its external data) to a SavedModel in ``out_dir``.
+
+    Its large floating-point weights are read from their files one at a time, each into a
+    ``tf.Variable``: the SavedModel keeps them in ``variables/``, outside the GraphDef, so
+    protobuf's 2 GiB limit applies only to what stays a graph constant (checked first:
+    TooLargeError), and the ONNX protobuf is never held with its weights while they are
+    converted. Weights inline in the .onnx are written to a file under ``scratch`` first.
+    """
+    import tempfile
+
+    from ..onnx_weights import split_weights
+
+    _load_backend(model_name)  # a missing TensorFlow is a skip before any work
+    with tempfile.TemporaryDirectory(prefix="xframe-weights-", dir=scratch) as weights_dir:
+        split = split_weights(path, pathlib.Path(weights_dir))
+        refuse_graph_constants(split.model, model_name)
+        _convert_split(split, out_dir, model_name)
+    if split.weight_bytes >= COLLECT_BYTES:
+        import gc
+
+        gc.collect()  # onnx-tf's module and traced call form cycles: free their variables before the SavedModel is loaded
+
+
+def refuse_graph_constants(model: onnx.ModelProto, model_name: str) -> None:
+    """TooLargeError when the tensors that stay graph constants pass protobuf's limit (the
+    SavedModel's GraphDef is one message)."""
+    from ...errors import shown_bytes
+    from ..conversion import PROTOBUF_LIMIT, refuse_over
+    from ..onnx_weights import VARIABLE_BYTES, inline_constant_bytes
+
+    refuse_over(
+        inline_constant_bytes(model), PROTOBUF_LIMIT, what="graph constants", converter="onnx-tf", backend=BACKEND,
+        model_name=model_name, limit_name="protobuf's limit on the SavedModel's GraphDef",
+        cause=f"onnx-tf keeps integer tensors, Constant nodes and floating-point tensors under {shown_bytes(VARIABLE_BYTES)} "
+        "in the graph (larger floating-point weights become variables, outside it)",
+    )
+
+
+def _variable(weight: Any) -> Any:
+    """A non-trainable ``tf.Variable`` holding ``weight`` (``StoredTensor`` / ``HeldTensor``)."""
+    import tensorflow as tf
+
+    return tf.Variable(weight.read(), trainable=False, name=re.sub(r"[^A-Za-z0-9_.]", "_", weight.name) or "w")
+
+
+def _convert_split(split: Any, out_dir: pathlib.Path, model_name: str) -> None:
+    """onnx-tf on the graph of ``split`` (lowered first), its weights added as variables."""
+    _load_backend(model_name)
     from . import onnx_tf_compat
 
     try:
-        model = lower_for_onnx_tf(onnx_model)
+        model = lower_for_onnx_tf(split.model, held_apart=split.weight_inputs())
     except Exception as exc:
         raise ConversionError.from_exception(
             exc,
@@ -227,17 +289,27 @@ def convert(onnx_model: onnx.ModelProto, out_dir: pathlib.Path, *, model_name: s
             backend=BACKEND,
             cause=f"{type(exc).__name__}: {_first_line(str(exc))}",
             hint=_ALTERNATIVES,
+            routes=_ROUTES,
         ) from exc
+
+    def export() -> None:
+        rep = onnx_tf_compat.prepare_unchecked(model)
+        # largest first: each is held twice while it is copied in (the array, then the
+        # variable), and the space a large one frees is reused by the smaller ones after it
+        largest_first = sorted(split.weights, key=lambda w: -w.length)
+        onnx_tf_compat.hold_as_variables(rep, ((weight.name, _variable(weight)) for weight in largest_first))
+        rep.export_graph(str(out_dir))
+
     onnx_tf_compat.reset_failed_node()
     try:
         try:
-            backend.prepare(model, logging_level="ERROR").export_graph(str(out_dir))
+            export()
         except Exception as exc:
             if not _autograph_may_help(exc):
                 raise
             onnx_tf_compat.reset_failed_node()
             with onnx_tf_compat.with_autograph():  # e.g. NonMaxSuppression's loop over a tensor
-                backend.prepare(model, logging_level="ERROR").export_graph(str(out_dir))
+                export()
     except Exception as exc:
         raise _conversion_error(exc, model, model_name) from exc
     finally:

@@ -100,17 +100,13 @@ def onnx_tf_key(artifact: OnnxArtifact) -> dict[str, str]:
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
-    import onnx
+    from .onnx_tf import convert_file
 
-    from ..conversion import refuse_external_data
-    from .onnx_tf import BACKEND, convert
-
-    refuse_external_data(artifact, converter="onnx-tf", backend=BACKEND, model_name=ctx.model_name)
     return convert_and_load(
         ctx,
         "onnx-tf",
         onnx_tf_key(artifact),
-        build=lambda out: convert(onnx.load(str(artifact.path)), out, model_name=ctx.model_name),
+        build=lambda out: convert_file(artifact.path, out, model_name=ctx.model_name, scratch=artifact.path.parent),
         load=lambda path: load_saved_model(path, artifact.input_names, artifact.output_names),
     )
 

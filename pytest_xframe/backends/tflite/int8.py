@@ -12,6 +12,7 @@ from typing import Any
 from ...export.to_onnx import OnnxArtifact
 from .. import BuildContext, Prepared
 from .layers import layer_report
+from .quantized import quantization_count
 from .runner import BACKEND as TFLITE
 from .runner import prepare_flatbuffer
 
@@ -30,5 +31,5 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
 
 #: the fp32 tflite route's packages, exports and framework: only the conversion differs
 BACKEND = replace(
-    TFLITE, name=NAME, prepare=prepare, extra="tflite-int8", precision="int8", layer_report=layer_report,
+    TFLITE, name=NAME, prepare=prepare, extra="tflite-int8", precision="int8", layer_report=layer_report, quantization_count=quantization_count,
 )

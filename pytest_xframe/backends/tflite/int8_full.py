@@ -24,6 +24,7 @@ from ...errors import SpecError
 from ...export.to_onnx import OnnxArtifact
 from .. import BuildContext, Prepared
 from .layers import layer_report
+from .quantized import quantization_count
 from .runner import BACKEND as TFLITE
 from .runner import FLATBUFFER_NAME, TfliteRunner, load_flatbuffer, prepare_flatbuffer
 
@@ -130,10 +131,10 @@ def load_case(case_dir: Path, case: Mapping[str, Any]) -> Any:
 
 
 def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
-    import onnx
+    from ..onnx_weights import onnx_structure
 
     _one_shape(ctx)
-    onnx_model = onnx.load(str(artifact.path))
+    onnx_model = onnx_structure(artifact.path)  # its input names only: not its weights
     calibration = ctx.calibration.digest if ctx.calibration is not None else "none"
     target = {"target": "int8-full", "calibration": calibration, "int8_io": str(ctx.int8_io)}
     return prepare_flatbuffer(
@@ -146,4 +147,5 @@ def prepare(artifact: OnnxArtifact, ctx: BuildContext) -> Prepared:
 #: the fp32 tflite route's packages, exports and framework: only the conversion differs
 BACKEND = replace(
     TFLITE, name=NAME, prepare=prepare, extra="tflite-int8-full", precision="int8", layer_report=layer_report, load_case=load_case, calibrated=True,
+    quantization_count=quantization_count,
 )

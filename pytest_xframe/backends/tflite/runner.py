@@ -14,7 +14,7 @@ ops only: the standalone LiteRT interpreter has no TensorFlow "select" ops), whi
   dimensions (a batch ``Dim``) work.
 
 The interpreter, the feed casting and :class:`TfliteRunner` are shared with the ``litert-torch``
-backend (:mod:`.litert_torch_runner`), which makes its flatbuffer from the torch module instead.
+backend (:mod:`pytest_xframe.backends.litert_torch.runner`), which makes its flatbuffer from the torch module instead.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from .. import Backend, BuildContext, Prepared, convert_and_load
 from ..tensorflow.runner import ONNX_TF_DISTS, limit_tensorflow, match_names, onnx_tf_key
 
 NAME = "tflite"
+#: exports worth trying when the converter fails on one (``check`` drops those already tried)
+_ROUTES: tuple[tuple[str, int | None], ...] = (("dynamo", None), ("torchscript", 17), ("torchscript", 13))
 SIGNATURE = "serving_default"
 FLATBUFFER_NAME = "model.tflite"
 
@@ -137,7 +139,7 @@ def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
             model=model_name,
             backend=NAME,
             cause=f"the converter would need TensorFlow 'select' ops ({ops}), which the LiteRT interpreter does not include",
-            hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
+            hint="try the tensorflow or onnx2tf backend", routes=_ROUTES,
         )
     line = next((ln.strip() for ln in text.splitlines() if "error:" in ln), text.strip().splitlines()[0] if text.strip() else "")
     op = re.search(r'fused\["([A-Za-z0-9_.]+):', line)
@@ -151,7 +153,7 @@ def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
         model=model_name,
         backend=NAME,
         cause=f"{type(exc).__name__}: {message[:300]}",
-        hint="try the tensorflow or onnx2tf backend, or another exporter / opset",
+        hint="try the tensorflow or onnx2tf backend", routes=_ROUTES,
     )
 
 
@@ -159,7 +161,9 @@ def _converter_error(exc: BaseException, model_name: str) -> ConversionError:
 Configure = Callable[[Any, Any], None]
 
 
-def _to_flatbuffer(saved_model: Path, out: Path, model_name: str, configure: Configure | None = None, backend: str = NAME) -> None:
+def _to_flatbuffer(
+    saved_model: Path, out: Path, model_name: str, configure: Configure | None = None, backend: str = NAME, buffer_offsets: bool = False,
+) -> None:
     import tensorflow as tf
 
     try:
@@ -167,6 +171,11 @@ def _to_flatbuffer(saved_model: Path, out: Path, model_name: str, configure: Con
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if configure is not None:  # a reduced-precision target sets its optimizations
             configure(converter, tf)
+        if buffer_offsets:
+            # weights after the flatbuffer, found by 64-bit offsets: models over its 2 GiB limit.
+            # A private attribute of TFLiteConverter, checked against TensorFlow 2.21 (its
+            # ConverterFlags field use_buffer_offset); LiteRT's interpreter reads such files.
+            converter._experimental_use_buffer_offset = True
         flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises ConverterError and others
         error = _converter_error(exc, model_name)
@@ -175,14 +184,28 @@ def _to_flatbuffer(saved_model: Path, out: Path, model_name: str, configure: Con
     (out / FLATBUFFER_NAME).write_bytes(flatbuffer)
 
 
+#: bytes under FlatBuffers' limit kept for the model's structure (ops, tensors, signature): a
+#: model whose files reach ``FLATBUFFER_LIMIT - FLATBUFFER_MARGIN`` has its weights placed after
+#: the flatbuffer
+FLATBUFFER_MARGIN = 2**27
+
+
+def needs_buffer_offsets(artifact: OnnxArtifact) -> bool:
+    """Whether the model's weights (the export's files: the fp32 size, an upper bound for every
+    target) come too near FlatBuffers' 2 GiB limit to sit inside the flatbuffer."""
+    from .. import conversion
+    from ..onnx_weights import file_bytes
+
+    return file_bytes(artifact.files) >= conversion.FLATBUFFER_LIMIT - FLATBUFFER_MARGIN
+
+
 def prepare_flatbuffer(
     artifact: OnnxArtifact, ctx: BuildContext, *, backend: str = NAME, install_hint: str | None = None,
     target: dict[str, str] | None = None, configure: Configure | None = None, load: Callable[[Path, Any], Any] | None = None,
 ) -> Prepared:
     """The onnx-tf SavedModel (one cache entry, shared with the tensorflow backend and every TFLite
-    target) converted to a flatbuffer (its own entry, keyed by the SavedModel's key + ``target``)."""
-    import onnx
-
+    target) converted to a flatbuffer (its own entry, keyed by the SavedModel's key + ``target``);
+    weights past the flatbuffer's limit go after it (buffer offsets)."""
     try:
         import ai_edge_litert.interpreter  # noqa: F401
     except ImportError as exc:
@@ -190,24 +213,24 @@ def prepare_flatbuffer(
             f"{backend} backend not installed", model=ctx.model_name, backend=backend, cause=str(exc),
             hint=install_hint or BACKEND.install_hint,
         ) from exc
-    from ..conversion import refuse_external_data
-    from ..tensorflow.onnx_tf import convert
+    from ..onnx_weights import onnx_structure
+    from ..tensorflow.onnx_tf import convert_file
 
-    refuse_external_data(artifact, converter="onnx-tf (then the TFLite converter)", backend=backend, model_name=ctx.model_name)
+    offsets = needs_buffer_offsets(artifact)
     saved_model_key = onnx_tf_key(artifact)  # the tensorflow backend's entry: both share one SavedModel
-    key = {**saved_model_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision(), **(target or {})}
+    key = {**saved_model_key, "converter": "onnx-tf+tflite", "tflite_revision": _revision(), "buffer_offsets": str(offsets), **(target or {})}
 
     def build(out: Path) -> None:
         saved = ctx.cache.get_or_build(
-            "onnx-tf", saved_model_key, lambda d: convert(onnx.load(str(artifact.path)), d, model_name=ctx.model_name)
+            "onnx-tf", saved_model_key, lambda d: convert_file(artifact.path, d, model_name=ctx.model_name, scratch=artifact.path.parent)
         )
         try:
-            _to_flatbuffer(saved.path, out, ctx.model_name, configure, backend)
+            _to_flatbuffer(saved.path, out, ctx.model_name, configure, backend, offsets)
         finally:
             if ctx.cache.root is None:  # an uncached SavedModel is a scratch dir only we know of
                 shutil.rmtree(saved.path, ignore_errors=True)
 
-    model = onnx.load(str(artifact.path))
+    model = onnx_structure(artifact.path)
     loader = load or (lambda path, m: load_flatbuffer(path, m, ctx.model_name, ctx.threads))
     return convert_and_load(ctx, "tflite", key, build, load=lambda path: loader(path / FLATBUFFER_NAME, model))
 
@@ -228,7 +251,7 @@ BACKEND = Backend(
     prepare=prepare,
     modules=("tensorflow", "onnx_tf", "ai_edge_litert"),
     extra="tflite",
-    exports=(("dynamo", None), ("torchscript", 17), ("torchscript", 13)),
+    exports=_ROUTES,
     framework=("tensorflow",),
     load_case=load_case,
     distributions=(*ONNX_TF_DISTS, "ai-edge-litert"),

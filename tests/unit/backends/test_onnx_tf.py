@@ -222,6 +222,123 @@ def test_split18_num_outputs_and_pad18_axes(workdir: Path) -> None:
     _check_ort(model, {"x": _rng().standard_normal((2, 7), dtype=np.float32)}, workdir, "split18")
 
 
+def _pad_nodes(opset: int) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], list[str]]:
+    """Pad nodes of every mode at ``opset``: constant pads (one with the constant value given as
+    '', as the TorchScript exporter writes it), negative pads (a crop), and pads computed from
+    the input's run-time shape."""
+    nodes, inits, outs = [], [numpy_helper.from_array(np.array(0.5, np.float32), "value")], []
+    for mode in ("constant", "reflect", "edge", *(("wrap",) if opset >= 19 else ())):
+        for k, pads in enumerate(([0, 1, 2, 0, 2, 1], [0, -1, 2, 1, 1, -2])):
+            out = f"{mode}{k}"
+            value = ([""] if k == 0 else ["value"]) if mode == "constant" else []
+            nodes.append(helper.make_node("Pad", ["x", f"pads_{out}", *value], [out], mode=mode, name=out))
+            inits.append(_ints(f"pads_{out}", pads))
+            outs.append(out)
+    nodes += [  # pads = [0, 0, 0, *(shape - [1, 4, 3])]: the run-time shape decides them
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Sub", ["shape", "minus"], ["after"]),
+        helper.make_node("Concat", ["zeros", "after"], ["run_time_pads"], axis=0),
+        helper.make_node("Pad", ["x", "run_time_pads", ""], ["run_time"], mode="constant", name="run_time"),
+        helper.make_node("Pad", ["x", "run_time_pads"], ["run_time_edge"], mode="edge", name="run_time_edge"),
+    ]
+    inits += [_ints("minus", [1, 4, 3]), _ints("zeros", [0, 0, 0])]
+    return nodes, inits, [*outs, "run_time", "run_time_edge"]
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18, 19, 21])
+def test_pad_every_mode_empty_optional_and_run_time_pads(opset: int, workdir: Path) -> None:
+    """onnx-tf's own Pad-11/13 looks the '' of an absent constant value up as a tensor name
+    (KeyError: ''), which blocked every TorchScript export that pads."""
+    nodes, inits, outs = _pad_nodes(opset)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["a", 3, 5])
+    model = _model(nodes, [x], outs, opset, inits)
+    assert ("Pad", opset) in _op_versions(model)
+    _check_ort(model, {"x": _rng().standard_normal((2, 3, 5), dtype=np.float32)}, workdir, f"pad{opset}")
+
+
+#: GridSample nodes as (mode, padding_mode, align_corners): every combination of GridSample-16's
+#: mode names, GridSample-20's on a 3-D (volumetric) input, and each of its names once more on 2-D
+_PADDINGS = ("zeros", "border", "reflection")
+GRID_SAMPLES = {
+    (16, 2): [(m, p, a) for m in ("bilinear", "nearest", "bicubic") for p in _PADDINGS for a in (0, 1)],
+    (20, 3): [(m, p, a) for m in ("linear", "nearest") for p in _PADDINGS for a in (0, 1)],
+    (22, 2): [("linear", "reflection", 0), ("nearest", "border", 1), ("cubic", "border", 0), ("cubic", "zeros", 1)],
+}
+
+
+def _grid_sample_model(opset: int, spatial: int) -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("GridSample", ["x", "grid"], [f"{m}_{p}_{a}"], mode=m, padding_mode=p, align_corners=a, name=f"{m}_{p}_{a}")
+        for m, p, a in GRID_SAMPLES[opset, spatial]
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, *[f"d{i}" for i in range(spatial)]])
+    grid = helper.make_tensor_value_info("grid", TensorProto.FLOAT, ["n", *[f"o{i}" for i in range(spatial)], spatial])
+    return _model(nodes, [x, grid], [n.output[0] for n in nodes], opset)
+
+
+@pytest.mark.parametrize(("opset", "spatial"), list(GRID_SAMPLES))
+def test_grid_sample_every_mode_matches_onnxruntime(opset: int, spatial: int, workdir: Path) -> None:
+    """Sample points inside, on the border of and outside the image (so each padding mode
+    decides), on exact pixel centres and half-way points (nearest rounds half to even)."""
+    model = _grid_sample_model(opset, spatial)
+    assert ("GridSample", opset) in _op_versions(model)
+    rng = _rng()
+    x = rng.standard_normal((2, 3, *(5, 7, 4)[:spatial]), dtype=np.float32)
+    grid = rng.uniform(-1.6, 1.6, (2, *(6, 4, 3)[:spatial], spatial)).astype(np.float32)
+    grid.reshape(-1)[:8] = [-1.0, 1.0, 0.0, -1.0, 1.0, -0.5, 0.5, 1.2]
+    _check_ort(model, {"x": x, "grid": grid}, workdir, f"grid_sample{opset}_{spatial}d")
+
+
+WARP_MODEL = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Warp(nn.Module):
+    """A spatial transformer's core: pads (reflect, replicate), predicts an offset field and
+    resamples the image with F.grid_sample in three modes and three padding modes."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.offsets = nn.Conv2d(3, 2, 3)
+
+    def forward(self, image):
+        n, _, h, w = image.shape
+        padded = F.pad(image, (1, 1, 1, 1), mode="reflect") + F.pad(image, (1, 1, 1, 1), mode="replicate")
+        offsets = torch.tanh(self.offsets(padded)).permute(0, 2, 3, 1) * 0.3
+        ys, xs = torch.meshgrid(torch.linspace(-1.2, 1.2, h), torch.linspace(-1.2, 1.2, w), indexing="ij")
+        grid = torch.stack([xs, ys], -1).unsqueeze(0) + offsets
+        a = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        b = F.grid_sample(image, grid, mode="nearest", padding_mode="border", align_corners=True)
+        c = F.grid_sample(image, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+        return F.pad(a + b, (0, 2, 1, 0)), c
+'''
+
+
+def test_grid_sample_and_pad_through_the_plugin(xf_pytester: pytest.Pytester) -> None:
+    """A torch model using F.pad and F.grid_sample, checked on tensorflow through a real session by
+    each exporter: the dynamo export (GridSample-20, Pad-18+) and the TorchScript one at opset 17
+    (GridSample-16, Pad-13 with its constant value given as '')."""
+    xf_pytester.makepyfile(warp_model=WARP_MODEL)
+    xf_pytester.makepyfile(
+        """
+        import pytest
+        from warp_model import Warp
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.parametrize("route", [{"exporter": "dynamo"}, {"exporter": "torchscript", "opset": 17}])
+        def test_warp(xframe, route):
+            report = xframe.check(Warp().eval(), [TensorSpec((1, 3, 8, 10))], backends=["tensorflow"], max_examples=3, seed=0, **route)
+            assert report["tensorflow"].verdict == "passed"
+            assert report["tensorflow"].onnx.startswith(route["exporter"])
+        """
+    )
+    result = xf_pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
 def test_resize19_from_interpolate(workdir: Path) -> None:
     class Up(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

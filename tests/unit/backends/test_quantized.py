@@ -100,3 +100,32 @@ def _slots():
         InputSlot("ids", TensorSpec((Dim("seq", 2, 4),), "int64", low=0, high=9)),
         InputSlot("x", TensorSpec((2, 3))),
     )
+
+
+def test_an_ort_model_of_transposed_convolutions_quantizes_nothing_dynamically(tmp_path) -> None:
+    """onnxruntime's dynamic quantizer has no ConvTranspose kernel, and a graph without a Conv is
+    quantized dynamically: the model keeps its weights in float, and the count says why."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pytest_xframe.backends import Prepared
+    from pytest_xframe.backends.onnxruntime.int8 import QUANTIZED_NAME, mode, quantization_count
+    from pytest_xframe.export.to_onnx import OnnxArtifact
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).normal(size=(8, 8, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("ConvTranspose", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 6])],
+        [weight],
+    )
+    source = tmp_path / "model.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, source)
+    assert mode(model) == "dynamic"
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(tmp_path / QUANTIZED_NAME), weight_type=QuantType.QInt8)
+    artifact = OnnxArtifact(path=source, exporter="torchscript", opset=17, input_names=("x",), output_names=("y",), seconds=0.0)
+    count = quantization_count(Prepared(None, 0.0, 0.0, converted_path=tmp_path), artifact)
+    assert (count.quantized, count.total, count.total_bytes) == (0, 1, 8 * 8 * 3 * 3 * 4)
+    assert count.reason == "its weights feed ConvTranspose, which onnxruntime.quantization (dynamic) leaves in float"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_xframe import SpecError, TensorSpec
@@ -42,6 +44,23 @@ def test_unknown_check_option_lists_the_valid_ones(xframe, torch_mod) -> None:
         xframe.check(MLP(4, 2).eval(), inputs=[TensorSpec((2, 4))], atool=1e-3)
     with pytest.raises(SpecError, match=r"(?s)unknown backend\(s\) 'tensorflw'.*valid backends: onnxruntime, tensorflow"):
         xframe.check(MLP(4, 2).eval(), inputs=[TensorSpec((2, 4))], backends=["tensorflw"])
+
+
+def test_data_options_are_validated() -> None:
+    """``data`` stays as given (a path as text; an iterable is streamed later), its limit and scale are checked."""
+    from pytest_xframe.plugin.options import validate
+
+    for options, message in (
+        ({"data": {"x": 1}}, "data must be a path or an iterable of samples, got dict in here"),
+        ({"data": ""}, "data must be a path or an iterable of samples, got an empty string in here"),
+        ({"data_limit": 0}, "data_limit must be an int >= 1, got 0 in here"),
+        ({"data_scale": -1}, "data_scale must be a finite number >= 0, got -1 in here"),
+        ({"data_scale": float("nan")}, "data_scale must be a finite number >= 0, got nan in here"),
+    ):
+        with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            validate(dict(options), "here", known=("onnxruntime",))
+    given = validate({"data": Path("a/b"), "data_scale": 1}, "here", known=("onnxruntime",))
+    assert given == {"data": "a/b", "data_scale": 1.0}
 
 
 def test_every_check_option_is_in_the_table_once() -> None:

@@ -12,7 +12,9 @@ fails in three ways, each fixed here at run time (site-packages is never edited)
    instead of converting wrongly.
 2. Coverage: no handlers for op versions newer than ~opset 15. We add Unsqueeze/Squeeze-13,
    Reduce*-18 (and ReduceSum-13, whose onnx-tf version reduces over the first axis only),
-   Reshape-19, Resize-18/19, LayerNormalization-17, Gelu-20, Split-18, Pad-18, and map the op
+   Reshape-19, Resize-18/19, LayerNormalization-17, Gelu-20, Split-18, Pad-11+ (onnx-tf's own
+   Pad-11/13 fails with ``KeyError: ''`` on the empty optional input the TorchScript exporter
+   writes), GridSample-16/20/22 (no handler at all in onnx-tf), and map the op
    versions of opsets 16-21 that only widened the types (Where-16, Cast-19, ...) onto onnx-tf's
    older handler, after checking any new attribute is unused (:mod:`.handlers`, one module per op
    family; see :func:`handled_versions`).
@@ -43,14 +45,25 @@ import threading
 
 from .handlers import RECURRENT_OPS, handled_versions, handler_table
 from .mapping import ensure_onnx_mapping
-from .patches import last_failed_node, register_handlers, reset_failed_node, trace_without_autograph, track_failing_node, with_autograph
+from .patches import (
+    hold_as_variables,
+    last_failed_node,
+    prepare_unchecked,
+    register_handlers,
+    reset_failed_node,
+    trace_without_autograph,
+    track_failing_node,
+    with_autograph,
+)
 from .stand_ins import MissingOptionalModule, ensure_stand_ins
 
 __all__ = [
     "MissingOptionalModule",
     "handled_versions",
+    "hold_as_variables",
     "install",
     "last_failed_node",
+    "prepare_unchecked",
     "reset_failed_node",
     "with_autograph",
 ]

@@ -10,6 +10,10 @@ stack runs the same tests on TensorFlow 2.15. Each function names the internals 
   (how ``onnx_tf.common.handler_helper`` finds them), sets ``version_N`` classmethods, and turns
   off ``get_req_vars_template`` / ``args_check`` for the recurrent ops.
 * :func:`track_failing_node`: wraps the private ``TensorflowBackend._onnx_node_to_tensorflow_op``.
+* :func:`prepare_unchecked`: ``TensorflowBackend.prepare`` minus its ``onnx.checker`` call (it sets
+  ``common.logger``'s level and ``common.sys_config``, then ``onnx_model_to_tensorflow_rep``).
+* :func:`hold_as_variables`: adds ``tf.Variable``s to ``BackendTFModule.initializer_dict`` (the
+  tracked dict of initializers its traced call merges into the tensor dict).
 * :func:`trace_without_autograph` / :func:`with_autograph`: replace
   ``BackendTFModule.__call__`` (a ``tf.function``; ``.python_function`` is TF's attribute for the
   undecorated function).
@@ -18,12 +22,14 @@ stack runs the same tests on TensorFlow 2.15. Each function names the internals 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 __all__ = [
     "delegating",
+    "hold_as_variables",
+    "prepare_unchecked",
     "last_failed_node",
     "onnx_tf_version",
     "register_handlers",
@@ -113,6 +119,34 @@ def last_failed_node() -> tuple[str, str, str] | None:
 def reset_failed_node() -> None:
     """Forget the last failing node (call before a conversion)."""
     _FAILED.node = None
+
+
+def prepare_unchecked(model: Any, logging_level: str = "ERROR") -> Any:
+    """onnx-tf's ``TensorflowBackend.prepare(model)`` without ``onnx.checker.check_model``: the
+    graph it gets has no large weights (they are added as variables afterwards), which the checker
+    rejects as undefined inputs; and on a model holding them it would serialize a copy of all."""
+    from onnx_tf import common
+    from onnx_tf.backend import TensorflowBackend
+
+    common.logger.setLevel(logging_level)
+    common.logger.handlers[0].setLevel(logging_level)
+    common.sys_config.auto_cast = False
+    common.sys_config.device = "CPU"
+    return TensorflowBackend.onnx_model_to_tensorflow_rep(model, True)
+
+
+def hold_as_variables(rep: Any, variables: Iterable[tuple[str, Any]]) -> None:
+    """Give the module of onnx-tf's ``rep`` each of ``variables`` (ONNX initializer name,
+    ``tf.Variable``), taken one at a time, before its call is traced.
+
+    onnx-tf makes every initializer a ``tf.constant`` captured by the traced call, which
+    ``tf.saved_model.save`` writes into the GraphDef (one protobuf, 2 GiB at most, and a copy of
+    every weight). Variables go to the SavedModel's ``variables/`` checkpoint instead. The dict
+    is tracked by ``tf.Module``, so the variables are saved and restored with the module.
+    """
+    table = rep.tf_module.initializer_dict
+    for name, variable in variables:
+        table[name] = variable
 
 
 def trace_without_autograph() -> None:

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .aliases import ALIASES, same_as
+from .grid_sample import grid_sample_16
 from .normalization import gelu_20, layer_normalization_17
 from .recurrent import gru_7, lstm_7, rnn_7
 from .reduce import REDUCE_OPS, reduce_18
-from .resize_pad_split import pad_18, resize_18, split_18
+from .resize_pad_split import pad_11, resize_18, split_18
 from .shape import shape_15, squeeze_13, unsqueeze_13
 
 __all__ = ["RECURRENT_OPS", "handled_versions", "handler_table"]
@@ -32,7 +33,8 @@ def handler_table() -> dict[str, dict[int, Handler]]:
         "LayerNormalization": {17: layer_normalization_17},
         "Gelu": {20: gelu_20},
         "Split": {18: split_18},
-        "Pad": {v: pad_18 for v in (18, 19, 21)},
+        "GridSample": {v: grid_sample_16 for v in (16, 20, 22)},
+        "Pad": {v: pad_11 for v in (11, 13, 18, 19, 21)},
         "Shape": {v: shape_15 for v in (15, 19, 21)},
         "RNN": {v: rnn_7 for v in (1, 7, 14)},
         "GRU": {v: gru_7 for v in (1, 3, 7, 14)},

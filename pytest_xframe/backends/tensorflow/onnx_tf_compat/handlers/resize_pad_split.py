@@ -1,13 +1,16 @@
-"""Resize-18/19 (onnx-tf's own unless the new attributes are used), Split-18, Pad-18+."""
+"""Resize-18/19 (onnx-tf's own unless the new attributes are used), Split-18, Pad-11+."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
+
+import numpy as np
 
 from ..patches import delegating, onnx_tf_version
 from .common import import_tf, input_tensor, static_ints, static_rank, str_attr
 
-__all__ = ["pad_18", "resize_18", "split_18"]
+__all__ = ["pad_11", "resize_18", "split_18"]
 
 
 def _resize_18_unsupported(node: Any) -> list[str]:
@@ -53,42 +56,88 @@ def split_18(cls: type, node: Any, **kwargs: Any) -> list[Any]:
     return list(tf.split(x, sizes, axis=axis))
 
 
-def _full_pads(node: Any, kwargs: dict[str, Any], rank: int) -> list[list[int]]:
-    """Pad-18's ``pads`` (for the dims in the optional ``axes`` input) as [before, after] per dim."""
-    pads = static_ints(node, kwargs, 1, "pads") or []
+def _pads(node: Any, kwargs: dict[str, Any], rank: int) -> tuple[list[Any], list[Any]]:
+    """``pads`` (for the dims of the optional ``axes`` input, Pad-18+) as (before, after) per dim:
+    Python ints where the pads are constant, scalar tensors where the graph computes them (a
+    detector pads its batch to a multiple of the stride from the input's run-time shape)."""
+    tf = import_tf()
     axes = static_ints(node, kwargs, 3, "axes")
     axes = [a % rank for a in axes] if axes else list(range(rank))
-    n = len(axes)
-    full = [[0, 0] for _ in range(rank)]
+    tensor = input_tensor(node, kwargs, 1)
+    value = None if tensor is None else tf.get_static_value(tensor)
+    if tensor is None:
+        pads: list[Any] = [0] * (2 * len(axes))
+    elif value is not None:
+        pads = [int(v) for v in value.reshape(-1)]
+    else:
+        pads = tf.unstack(tf.cast(tf.reshape(tensor, [2 * len(axes)]), tf.int32))
+    before: list[Any] = [0] * rank
+    after: list[Any] = [0] * rank
     for i, a in enumerate(axes):
-        full[a] = [pads[i], pads[i + n]]
-    if any(p < 0 for pair in full for p in pair):
-        raise NotImplementedError(f"Pad node {node.name!r}: negative pads are not supported")
-    return full
+        before[a], after[a] = pads[i], pads[i + len(axes)]
+    return before, after
 
 
-def _pad_edge(x: Any, full: list[list[int]]) -> Any:
-    """Mode 'edge': repeat the first / last slice along each padded dim."""
+def _ops(*values: Any) -> Any:
+    """numpy where every value is a Python int (the padded axis then keeps a static length),
+    else the same functions from TensorFlow."""
+    if all(isinstance(v, int) for v in values):
+        return SimpleNamespace(range=np.arange, clip=np.clip, mod=np.mod, maximum=np.maximum, where=np.where)
     tf = import_tf()
-    for a, (lo, hi) in enumerate(full):
-        first = tf.gather(x, [0], axis=a)
-        last = tf.gather(x, tf.shape(x)[a : a + 1] - 1, axis=a)
-        x = tf.concat([tf.repeat(first, lo, axis=a), x, tf.repeat(last, hi, axis=a)], axis=a) if lo or hi else x
+    return SimpleNamespace(range=tf.range, clip=tf.clip_by_value, mod=tf.math.floormod, maximum=tf.maximum, where=tf.where)
+
+
+def _source_indices(size: Any, lo: Any, hi: Any, mode: str) -> Any:
+    """For each position of the padded axis, the index it copies from (``edge``, ``reflect``,
+    ``wrap``). A negative ``lo`` / ``hi`` crops that side first; the other side then pads the
+    cropped axis (what onnxruntime does)."""
+    ops = _ops(size, lo, hi)
+    first, grow_lo, grow_hi = ops.maximum(-lo, 0), ops.maximum(lo, 0), ops.maximum(hi, 0)
+    kept = size - first - ops.maximum(-hi, 0)
+    i = ops.range(-grow_lo, kept + grow_hi)
+    if mode == "edge":
+        return first + ops.clip(i, 0, kept - 1)
+    if mode == "wrap":
+        return first + ops.mod(i, kept)
+    period = ops.maximum(2 * kept - 2, 1)  # reflect about the first and last element kept
+    i = ops.mod(i, period)
+    return first + ops.where(i < kept, i, period - i)
+
+
+def _pad_constant(x: Any, before: list[Any], after: list[Any], value: Any) -> Any:
+    """tf.pad by the positive pads, then a slice for the negative ones (ONNX crops there)."""
+    tf = import_tf()
+    grow = [[_ops(b).maximum(b, 0), _ops(a).maximum(a, 0)] for b, a in zip(before, after)]
+    cval = tf.zeros([], x.dtype) if value is None else tf.reshape(tf.cast(value, x.dtype), [])
+    y = tf.pad(x, grow, mode="CONSTANT", constant_values=cval)
+    if all(isinstance(p, int) and p >= 0 for p in before + after):
+        return y
+    sizes = [int(n) if n is not None else tf.shape(y)[d] for d, n in enumerate(y.shape)]
+    return y[tuple(slice(_ops(b).maximum(-b, 0), n - _ops(a).maximum(-a, 0)) for n, b, a in zip(sizes, before, after))]
+
+
+def _pad_by_index(x: Any, before: list[Any], after: list[Any], mode: str) -> Any:
+    """Modes 'edge', 'reflect' and 'wrap': gather each padded axis from its source indices."""
+    tf = import_tf()
+    for axis, (lo, hi) in enumerate(zip(before, after)):
+        if isinstance(lo, int) and isinstance(hi, int) and lo == hi == 0:
+            continue
+        static = x.shape[axis]
+        size = int(static) if static is not None else tf.shape(x)[axis]
+        x = tf.gather(x, _source_indices(size, lo, hi, mode), axis=axis)
     return x
 
 
-def pad_18(cls: type, node: Any, **kwargs: Any) -> list[Any]:
-    """Pad-18+: adds an ``axes`` input (and mode 'wrap' in 19), otherwise like Pad-13."""
-    tf = import_tf()
+def pad_11(cls: type, node: Any, **kwargs: Any) -> list[Any]:
+    """Pad-11+: pads (and the constant value) are inputs; an optional input may be given as ''
+    (the TorchScript exporter writes ``Pad(x, pads, '')``), which onnx-tf's own handler looks up
+    as a tensor name; Pad-18 adds an ``axes`` input, Pad-19 mode 'wrap'. Pads may be computed at
+    run time and may be negative (a crop), as ONNX allows."""
     x = kwargs["tensor_dict"][node.inputs[0]]
-    full = _full_pads(node, kwargs, static_rank(x, node))
-    value = input_tensor(node, kwargs, 2)
+    before, after = _pads(node, kwargs, static_rank(x, node))
     mode = str_attr(node, "mode", "constant")
     if mode == "constant":
-        cval = tf.reshape(value, []) if value is not None else tf.zeros([], x.dtype)
-        return [tf.pad(x, full, mode="CONSTANT", constant_values=cval)]
-    if mode == "reflect":
-        return [tf.pad(x, full, mode="REFLECT")]
-    if mode == "edge":
-        return [_pad_edge(x, full)]
+        return [_pad_constant(x, before, after, input_tensor(node, kwargs, 2))]
+    if mode in ("edge", "reflect", "wrap"):
+        return [_pad_by_index(x, before, after, mode)]
     raise NotImplementedError(f"Pad node {node.name!r}: mode {mode!r} is not supported")
