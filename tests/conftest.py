@@ -62,6 +62,11 @@ def frameworks() -> None:
     import torch
     import torch._dynamo  # noqa: F401  (imported lazily by torch.manual_seed and the dynamo exporter: not twice)
     _load_the_dynamo_exporter()
+    if importlib.util.find_spec("transformers") is not None:
+        # transformers' models pull torchao, which registers torch operator libraries: imported
+        # inside an inline pytester session, they would be dropped with its modules and the next
+        # import would register them twice (a RuntimeError from torch)
+        import transformers.modeling_utils  # noqa: F401
 
     pytest.importorskip("tensorflow", reason="these tests run the default backends; TensorFlow is not installed (extra 'tf')")
     if importlib.util.find_spec("onnx_tf") is None:  # importing it needs the compat layer first

@@ -44,11 +44,12 @@ Targets = dict[str, dict[str, Target]]
 
 def run_loop_check(
     memo: SessionMemo, model: Any, build: Callable[[str], Loop], options: CheckOptions, *, report: ParityReport, artifacts_root: Path,
-    test_key: tuple = (),
+    test_key: tuple = (), shared_by: int = 1,
 ) -> ParityReport:
     """The whole loop check (``Xframe.check_loop``, ``Xframe.check_generation``): ``build(name)``
     makes the ``Loop``; raises as ``check.run.run_check`` does, returns the report. The verdicts
-    are decided however it ends (``judge.decide``)."""
+    are decided however it ends (``judge.decide``). ``shared_by`` (the marker's backends of one
+    test) is taken for ``run_check``'s signature: each backend's loop draws its own prompts."""
     __tracebackhide__ = True
     try:
         try:

@@ -67,7 +67,10 @@ def _require_generating_model(model: Any, name: str) -> str:
     try:
         from transformers import PreTrainedModel
     except ImportError:
-        raise SpecError("check_generation needs transformers, which is not installed", model=name, hint="pip install transformers") from None
+        raise SpecError(
+            "check_generation needs transformers, which is not installed", model=name,
+            hint="pip install 'pytest-xframe[generation]' (or transformers)",
+        ) from None
     if not isinstance(model, PreTrainedModel):
         raise SpecError(
             f"check_generation takes a transformers model (PreTrainedModel), got {type(model).__name__}", model=name,
