@@ -305,10 +305,22 @@ def disk_full(
         f"the disk filled up while {doing}: {where} needs about {shown_bytes(needed)}, and {shown_bytes(free)} is free there",
         model=model,
         backend=backend,
-        cause=describe_exception(hit),
+        cause=_disk_full_cause(hit),
         hint="free space on that disk, or write elsewhere: --xframe-cache-dir for conversions and kept exports, "
         "TMPDIR for the run's working files",
     )
+
+
+def _disk_full_cause(hit: BaseException) -> str:
+    """``TypeName: message``, cut so that the words saying the disk is full stay in (a framework's
+    message may start with a long path)."""
+    text = str(hit)
+    found = next((t for t in _DISK_FULL_TEXT if t in text), None)
+    line = next((line for line in text.splitlines() if found and found in line), "")
+    if not found:
+        return describe_exception(hit)
+    start = line.index(found)
+    return f"{type(hit).__name__}: {'...' if start > 120 else ''}{line[max(0, start - 120):start + 120]}"
 
 
 def shown_bytes(n: int) -> str:

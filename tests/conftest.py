@@ -62,10 +62,15 @@ def frameworks() -> None:
     import torch
     import torch._dynamo  # noqa: F401  (imported lazily by torch.manual_seed and the dynamo exporter: not twice)
     _load_the_dynamo_exporter()
+    # Modules that register themselves in torch's registries (dynamo's backends; torchao, which
+    # transformers' models pull, and its operator libraries) are imported here, outside any inline
+    # pytester session: imported inside one, they are dropped from sys.modules with the session's
+    # modules, and the next import registers them twice (torch raises on "duplicate name: eager" and
+    # on a second TORCH_LIBRARY).
+    from torch._dynamo.backends.registry import list_backends
+
+    list_backends(exclude_tags=())
     if importlib.util.find_spec("transformers") is not None:
-        # transformers' models pull torchao, which registers torch operator libraries: imported
-        # inside an inline pytester session, they would be dropped with its modules and the next
-        # import would register them twice (a RuntimeError from torch)
         import transformers.modeling_utils  # noqa: F401
 
     pytest.importorskip("tensorflow", reason="these tests run the default backends; TensorFlow is not installed (extra 'tf')")

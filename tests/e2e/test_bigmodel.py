@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -481,7 +482,8 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_cache_usable(pytester: pyte
     pytester.makepyfile(test_disk=DISK_TEST)
     pytester.makeini("[pytest]\naddopts = -p no:randomly -p no:cacheprovider -q\n")
     (pytester.path / "disk").mkdir()
-    result = pytester.run("unshare", "-rm", "sh", "-c", DISK_SCRIPT, timeout=600)
+    script = DISK_SCRIPT.replace("python -m pytest", f"{shlex.quote(sys.executable)} -m pytest")  # this run's Python, not PATH's
+    result = pytester.run("unshare", "-rm", "sh", "-c", script, timeout=600)
     out = result.stdout.str()
     runs = dict(part.split("\n", 1) for part in out.split("RUN ")[1:])
     assert "1 failed" in runs["1"] and "2 passed" not in runs["1"], runs["1"]
