@@ -296,14 +296,17 @@ class AttrPart:
 
 
 def _same(now: Any, before: Any) -> bool:
-    """The same object, an equal plain value, or a container of the same items (the dynamo
-    exporter puts copies of list attributes back after tracing)."""
+    """The same object, an equal plain value, a tuple of the same values, or a container of the
+    same items (the dynamo exporter puts copies of list and tuple attributes back after tracing:
+    a ``Conv2d``'s ``kernel_size``, a ``LayerNorm``'s ``normalized_shape``)."""
     if now is before:
         return True
     if type(now) is not type(before):
         return False
     if isinstance(before, PLAIN):
         return bool(now == before)
+    if isinstance(before, tuple):
+        return len(now) == len(before) and all(_same(a, b) for a, b in zip(now, before))
     return isinstance(before, (list, dict, set)) and not _differ(_entries(now), _entries(before))
 
 

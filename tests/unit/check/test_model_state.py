@@ -33,3 +33,17 @@ def test_the_same_values_at_a_new_address_are_not_a_change() -> None:
     state = ModelState.of(model)
     model[0].weight.data = model[0].weight.data.clone()
     assert state.changes() == []
+
+
+def test_an_equal_tuple_put_back_is_not_a_change_and_another_tuple_is() -> None:
+    """The dynamo exporter puts copies of tuple attributes back after tracing (a Conv2d's
+    ``kernel_size``, a LayerNorm's ``normalized_shape``): equal values are the same state."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3), nn.LayerNorm(4))
+    state = ModelState.of(model)
+    model[0].kernel_size = tuple(list(model[0].kernel_size))
+    model[1].normalized_shape = tuple(list(model[1].normalized_shape))
+    assert state.changes() == []
+    model[0].stride = (2, 2)
+    assert state.changes() == ["attribute 0.stride"]
+    state.restore()
+    assert model[0].stride == (1, 1) and state.changes() == []
