@@ -20,7 +20,10 @@ from .verdict import ExampleFigures, Judged, failed_thresholds
 def zeros_would_pass(ref: np.ndarray, th: Thresholds, equal_nan: bool) -> bool:
     """Whether a backend returning all zeros would pass this example's per-example thresholds:
     the reference lies within the tolerance of zero (its scale is below atol), and no cosine or
-    SNR threshold (which zeros always fail) is judged."""
+    SNR threshold (which zeros always fail) is judged, per example or over the samples of
+    ``data=`` (a quantized target judged over its data: zeros fail its SNR levels)."""
+    if th.data:
+        return False
     zeros = np.zeros_like(ref)
     f = ExampleFigures(metrics.mismatch_share(ref, zeros, th.atol, th.rtol, equal_nan), metrics.cosine(ref, zeros), metrics.snr_db(ref, zeros), 0.0)
     return not failed_thresholds(f, th)

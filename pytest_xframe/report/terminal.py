@@ -62,11 +62,17 @@ def metrics_line(o: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _by_tolerance(record: dict[str, Any]) -> bool:
+    """Whether any output of the record is judged elementwise against atol/rtol (a quantized
+    target judged by its metrics alone is not: its "x tolerance" would be a figure nothing judged)."""
+    return any((o.get("policy") or {}).get("max_mismatch") is not None for o in record["outputs"])
+
+
 def write_summary(tr: Any, records: list[dict[str, Any]], verbosity: int) -> None:
     """The session table: one row per test x backend; -q one line plus failures; -v per output."""
     failed = [r for r in records if r["verdict"] in ("failed", "error")]
     counts = {v: sum(r["verdict"] == v for r in records) for v in ("passed", "failed", "error", "skipped", "xfailed")}
-    judged = (r for r in records if r["examples"] and r["verdict"] != "xfailed" and r["tolerance_ratio"] is not None)
+    judged = (r for r in records if r["examples"] and r["verdict"] != "xfailed" and r["tolerance_ratio"] is not None and _by_tolerance(r))
     worst = max(judged, key=lambda r: r["tolerance_ratio"], default=None)
     headline = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     tr.write_sep("=", "xframe parity summary")

@@ -455,6 +455,8 @@ def test_int8_target_is_judged_by_metrics_by_default_and_by_a_users_atol(project
         ]
     )
     result.stdout.fnmatch_lines(["[[]ort-int8-test[]] ran ONNX from torchscript, opset 17 (int8)", "*fails its policy: *% of elements outside atol=1e-05*"])
+    # the headline's "worst x tolerance" is among checks judged by a tolerance: not the metrics-only default
+    result.stdout.fnmatch_lines(["xframe: 1 passed, 1 failed; worst * abs (*x tolerance) in *::test_with_atol[[]ort-int8-test[]] [[]ort-int8-test[]]"])
     checks = {c["test"].split("::")[1]: c for c in json.loads((project.path / "report.json").read_text())["checks"]}
     default = checks["test_default[ort-int8-test]"]
     assert default["precision"] == "int8" and default["verdict"] == "passed"

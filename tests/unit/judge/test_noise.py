@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_xframe.judge.compare import compare_output
+from pytest_xframe.judge.data_policy import DataThresholds
 from pytest_xframe.judge.noise import accumulation_noise, describe_noise
 from pytest_xframe.judge.policy import Thresholds, TopK
 from pytest_xframe.judge.vacuity import zeros_would_pass
@@ -61,6 +62,9 @@ def test_zeros_would_pass_an_output_below_its_tolerance_only() -> None:
     assert zeros_would_pass(tiny, th, False)
     assert not zeros_would_pass(tiny * 10, th, False)
     assert not zeros_would_pass(tiny, Thresholds(atol=1e-5, rtol=1e-4, cosine=0.99), False)  # a cosine judges the shape
+    # judged over the samples of data= (an int8 target's defaults): zeros fail its SNR levels
+    over_data = Thresholds(atol=1e-5, rtol=1e-4, data=DataThresholds(levels=(("snr_db", "median", 20.0),)))
+    assert not zeros_would_pass(tiny, over_data, False)
 
 
 def test_top_k_is_for_class_scores() -> None:
