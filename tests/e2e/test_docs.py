@@ -126,8 +126,10 @@ def test_the_quickstarts_test_runs_as_the_page_shows(pytester: pytest.Pytester, 
     page = (DOCS / "quickstart.md").read_text()
     for backend in ("onnxruntime", "tensorflow"):
         row = next(line for line in page.splitlines() if line.startswith(f"test_classifier.py::test_classifier_parity[{backend}]"))
-        test_id, name, onnx, examples = re.split(r"\s{2,}", row)[:4]
-        result.stdout.fnmatch_lines(["  *".join(glob.escape(cell) for cell in (test_id, name, onnx, examples)) + "  *passed*"])
+        test_id, name, onnx = re.split(r"\s{2,}", row)[:3]
+        # the examples column is left out: a marked test's backends share a draw, and the second one's
+        # own search may meet an input of the shared draw again (29 or 30 of max_examples=30)
+        result.stdout.fnmatch_lines(["  *".join(glob.escape(cell) for cell in (test_id, name, onnx)) + "  *passed*"])
     result.stdout.fnmatch_lines(["xframe: 2 passed; worst * abs (*x tolerance) in test_classifier.py::test_classifier_parity?*"])
 
 
