@@ -70,7 +70,9 @@ def test_trained_classifier_passes_int8_targets_over_its_data(data_pytester: pyt
     checks = _checks(data_pytester)
     for target in INT8:
         record = checks[f"test_classifier[{target}]"]
-        assert record["examples"] == 205, "every sample as it is, then 5 explored"
+        # every sample as it is, then up to 5 explored: the marker's backends share a draw, and a
+        # backend's own search skips an input it already judged there
+        assert 200 < record["examples"] <= 205, record["examples"]
         figures = record["data"]["outputs"]["output"]
         assert figures["snr_db"]["p50"] > 30 and figures["snr_db"]["p95"] > 20, (target, figures["snr_db"])
         assert figures["top1_agreement"] >= 0.99, (target, figures["top1_agreement"])
