@@ -13,6 +13,15 @@ def report_checks(pytester: pytest.Pytester, name: str = "report.json") -> list[
     return json.loads((pytester.path / name).read_text())["checks"]
 
 
+def failure_sections(result: pytest.RunResult) -> str:
+    """The inner session's FAILURES sections alone: on a CI machine (``CI`` set) pytest's short
+    summary repeats each failure's whole message, so counting in all of stdout counts twice."""
+    text = result.stdout.str()
+    start = text.find("= FAILURES =")
+    end = text.find("short test summary info", start)
+    return text[start : end if end != -1 else len(text)] if start != -1 else ""
+
+
 def checks_by(pytester: pytest.Pytester, *keys: str, name: str = "report.json") -> dict[Any, dict[str, Any]]:
     """The same checks keyed by one field (``"backend"``) or a tuple of fields (``"test", "backend"``)."""
     return {(c[keys[0]] if len(keys) == 1 else tuple(c[k] for k in keys)): c for c in report_checks(pytester, name)}

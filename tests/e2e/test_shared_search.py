@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_xframe.check.search import split
-from suite_helpers import report_checks
+from suite_helpers import failure_sections, report_checks
 
 #: two backends built on ONNX Runtime (a real conversion route each): ``recorder`` notes every input it
 #: runs, ``faulty`` adds an error to its outputs where batch >= 2 and an input value exceeds 0.5 (a
@@ -218,7 +218,7 @@ def _faulty_failures(project: pytest.Pytester, result: pytest.RunResult) -> None
     }
     # found on the faulty backend, whichever ran first, and shrunk: the smallest batch that fails,
     # every value at the smallest one above 0.5 that hypothesis shrinks floats to
-    text = result.stdout.str()
+    text = failure_sections(result)
     assert text.count("MLP: outputs differ from torch on faulty") == 2, text[-3000:]
     assert text.count("input: Feeds(x=float32[2, 6] [[1., 1., 1., 1., 1., 1.], [1., 1., 1., 1., 1., 1.]])") == 2, text[-3000:]
 
@@ -289,7 +289,7 @@ def test_a_failing_backend_keeps_its_diagnosis_and_replay_and_hides_no_other_res
     for test in ("test_failing_first", "test_failing_second"):
         assert checks[(test, "onnxruntime")]["examples"] >= split(6, 2).shared, checks[(test, "onnxruntime")]
         assert "conversion step" in checks[(test, "tensorflow")]["diagnosis"], checks[(test, "tensorflow")]
-    text = result.stdout.str()
+    text = failure_sections(result)
     assert text.count("[tensorflow] diagnosis: the conversion step introduced the error") == 2, text[-3000:]
     assert text.count("Resize node '/Resize'") >= 2, text[-3000:]
     for test in ("test_failing_first", "test_failing_second"):
@@ -334,6 +334,7 @@ def test_each_backend_replays_its_saved_failure_before_the_shared_draw(project: 
         for _ in range(3):
             result = project.runpytest("--xframe-max-examples=2", "-p", "no:cacheprovider")
             result.assert_outcomes(failed=2)
-            assert result.stdout.str().count("input: Feeds(x=int64[2] [4, 0])") == 2, result.stdout.str()[-3000:]
+            text = failure_sections(result)
+            assert text.count("input: Feeds(x=int64[2] [4, 0])") == 2, text[-3000:]
     finally:
         settings.load_profile(profile)
