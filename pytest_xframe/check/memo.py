@@ -33,6 +33,11 @@ REFERENCE_CACHE_BYTES = 256 * 2**20
 #: used and releases the rest, which the next use rebuilds (from the conversion cache on disk)
 PREPARED_MEMO = 8
 PREPARED_MEMO_BYTES = 4 * 2**30
+#: runners of models at least this big (their ONNX files' bytes) are released when the test module
+#: that used them ends (``release_large``): a big model's tests sit together, and its TF graph or
+#: ORT session must not stay in memory through the rest of the session; smaller runners stay
+#: memoised for the next module's tests of the same model
+RELEASE_AFTER_MODULE_BYTES = 256 * 2**20
 #: exports (paths and names, a few hundred bytes each) and output names remembered per session
 EXPORT_MEMO = 64
 OUTPUT_NAMES_MEMO = 256
@@ -235,6 +240,22 @@ class SessionMemo:
             released = True
         if released:
             _return_freed_memory()
+
+    def release_large(self, min_bytes: int | None = None) -> int:
+        """Release the runners of models of at least ``min_bytes`` (``RELEASE_AFTER_MODULE_BYTES``)
+        and hand their memory back; how many were released. The conversion cache on disk keeps
+        their conversions, so a later check of the same model loads rather than converts."""
+        floor = RELEASE_AFTER_MODULE_BYTES if min_bytes is None else min_bytes
+        large = [
+            key for key, size in self._prepared_bytes.items()
+            if size >= floor and key in self._prepared and not isinstance(self._prepared[key], XframeError)
+        ]
+        for key in large:
+            del self._prepared[key]
+            del self._prepared_bytes[key]
+        if large:
+            _return_freed_memory()
+        return len(large)
 
     def limit_threads(self, limiter: Callable[[int], object] | None) -> None:
         """Size a framework's process-wide thread pools once per process: torch's for the reference,

@@ -204,6 +204,11 @@ class XframeSession:
     def _running_records(self, test_id: str) -> list[dict[str, Any]] | None:
         return read_running(self._run_dir, test_id) if self._run_dir is not None else None
 
+    def module_done(self) -> None:
+        """The last test of a module ran: release big models' runners (``SessionMemo.release_large``)."""
+        if self._memo is not None:
+            self._memo.release_large()
+
     def close(self) -> None:
         for path in (self._workdir, self._run_dir):
             if path is not None:

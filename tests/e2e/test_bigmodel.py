@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import INNER_CONFTEST
 
 from suite_helpers import WIDE, keyed_test, report_checks
 
@@ -283,6 +284,84 @@ def test_memos_stay_bounded():
 def test_a_session_over_many_models_keeps_bounded_memos(xf_pytester: pytest.Pytester) -> None:
     xf_pytester.makepyfile(test_many=MANY_MODELS)
     xf_pytester.runpytest().assert_outcomes(passed=15)
+
+
+#: a backend that converts as ``tensorflow`` does and keeps a weak reference to each TF runner it
+#: builds, by model width (told by the export's size); the threshold of release lowered to 100 KB, between the two models' sizes
+RELEASE_CONFTEST = INNER_CONFTEST + """
+import weakref
+from torch import nn
+from pytest_xframe.backends import Backend, Prepared, get
+from pytest_xframe.check import memo as memos
+
+memos.RELEASE_AFTER_MODULE_BYTES = 100_000
+BUILT = []
+
+
+class Sized(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        torch.manual_seed(width)
+        self.fc = nn.Linear(width, width)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def _prepare(artifact, ctx):
+    prepared = get("tensorflow").prepare(artifact, ctx)
+    width = 256 if sum(f.stat().st_size for f in artifact.files) > 100_000 else 8
+    BUILT.append((width, weakref.ref(prepared.runner)))
+    return prepared
+
+
+def pytest_xframe_register_backends(config):
+    return [Backend(name="tf_watched", prepare=_prepare, modules=("tensorflow",))]
+
+
+def check(xframe, width):
+    xframe.check(Sized(width).eval(), [TensorSpec((1, width))], backends=["tf_watched"], exporter="torchscript", max_examples=2)
+
+
+def alive():
+    import gc
+    gc.collect()
+    return sorted(width for width, ref in BUILT if ref() is not None)
+"""
+
+RELEASE_FIRST = """
+from conftest import alive, check
+
+def test_big(xframe):
+    check(xframe, 256)  # 257 KB of weights: released when this module ends
+
+def test_small(xframe):
+    check(xframe, 8)
+
+def test_both_alive_within_the_module(xframe):
+    check(xframe, 256)  # the same runner: not rebuilt
+    assert alive() == [8, 256]
+"""
+
+RELEASE_SECOND = """
+from conftest import BUILT, alive, check
+
+def test_the_big_runner_was_released_with_its_module(xframe):
+    assert alive() == [8]
+    check(xframe, 8)  # still memoised
+    check(xframe, 256)  # rebuilt, from the conversion cache
+    assert [w for w, _ in BUILT] == [256, 8, 256]
+"""
+
+
+def test_big_models_runners_are_released_when_their_module_ends(xf_pytester: pytest.Pytester) -> None:
+    """Runners of models over ``RELEASE_AFTER_MODULE_BYTES`` (a TF graph with its weights) go when
+    the test module that used them ends; smaller ones stay memoised for the next module."""
+    xf_pytester.makeconftest(RELEASE_CONFTEST)
+    xf_pytester.makepyfile(test_a_first=RELEASE_FIRST, test_b_second=RELEASE_SECOND)
+    xf_pytester.runpytest("--xframe-report=report.json").assert_outcomes(passed=4)
+    checks = report_checks(xf_pytester)
+    assert [c["verdict"] for c in checks] == ["passed"] * 5
 
 
 def test_declared_model_with_export_key(xf_pytester: pytest.Pytester) -> None:
