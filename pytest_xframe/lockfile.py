@@ -65,7 +65,13 @@ def installed_versions() -> dict[str, str]:
     """``{canonical name: version}`` of every distribution installed here (metadata only)."""
     from importlib import metadata
 
-    return {canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        # the first on sys.path is the one imported (as metadata.version says); a later one is a
+        # copy another package put on the path (setuptools adds its vendored packages' metadata)
+        if dist.metadata["Name"]:
+            found.setdefault(canonical(dist.metadata["Name"]), dist.version)
+    return found
 
 
 def describe(path: Path, moved: list[Moved]) -> str:

@@ -27,14 +27,42 @@ def checks_by(pytester: pytest.Pytester, *keys: str, name: str = "report.json") 
     return {(c[keys[0]] if len(keys) == 1 else tuple(c[k] for k in keys)): c for c in report_checks(pytester, name)}
 
 
+#: modules a backend needs beyond its packages being installed, which an older stack has but cannot
+#: import (onnxruntime.quantization beside onnx 1.15: the backend then fails with a ConversionError)
+IMPORTED_BY = {"onnxruntime-int8": "onnxruntime.quantization"}
+
+
 def skip_unless_backends(*names: str) -> None:
-    """Skip the test unless every named backend's packages are installed (naming the extra)."""
+    """Skip the test unless every named backend's packages are installed (naming the extra) and
+    import on this stack."""
     from pytest_xframe import backends
 
     for name in names:
         reason = backends.get(name).missing()
         if reason:
             pytest.skip(reason)
+        if name in IMPORTED_BY:
+            skip_unless_imports(IMPORTED_BY[name], f"backend {name}")
+
+
+def skip_unless_opset(opset: int) -> None:
+    """Skip the test where the installed onnx does not know ``opset`` (the older stack, tox's
+    py311-tf215, has onnx 1.15: opset 20)."""
+    import onnx
+
+    if onnx.defs.onnx_opset_version() < opset:
+        pytest.skip(f"onnx {onnx.__version__} knows opsets up to {onnx.defs.onnx_opset_version()}, not {opset}")
+
+
+def skip_unless_imports(module: str, why: str) -> None:
+    """Skip the test where ``module`` is missing or does not import on this stack (the older one's
+    onnxruntime.quantization needs a newer onnx than it has); ``why``: what the test needs it for."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - any failure to import means the same here
+        pytest.skip(f"{module} does not import here ({type(exc).__name__}: {exc}): {why}")
 
 
 #: a model with one weight big enough (4 KiB) for every exporter to move it to external data

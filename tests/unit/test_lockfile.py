@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_xframe.lockfile import Moved, canonical, moved_since, read_lock
+from pytest_xframe.lockfile import Moved, installed_versions, moved_since, read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "locks" / "py311-current.txt"
@@ -60,7 +60,7 @@ def _lock_installed_here(installed: dict[str, str]) -> Path | None:
 def test_this_environment_is_the_locked_one_where_the_lock_was_installed() -> None:
     """CI and tox install from a lock: the versions here must be all of that lock's (skipped
     elsewhere, e.g. in tox's py311-latest, whose point is to differ)."""
-    installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    installed = installed_versions()
     lock = _lock_installed_here(installed)
     if lock is None:
         pytest.skip("this environment was not installed from a lock in locks/")
@@ -84,3 +84,17 @@ def test_lock_diff_command_exit_statuses(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read the lock" in missing.stderr
 
 
+
+
+def test_the_installed_version_is_the_one_first_on_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second copy of a distribution's metadata later on sys.path (setuptools puts its vendored
+    packages' there) is not what is imported, so it is not what the lock is compared with."""
+    for where, version in (("first", "2.0"), ("second", "1.0")):
+        info = tmp_path / where / f"xframe_probe_dist-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: xframe-probe-dist\nVersion: {version}\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "second"))
+    monkeypatch.syspath_prepend(str(tmp_path / "first"))
+    assert metadata.version("xframe-probe-dist") == "2.0"
+    assert installed_versions()["xframe-probe-dist"] == "2.0"
+    assert moved_since({"xframe-probe-dist": "2.0"}, installed_versions()) == []

@@ -34,7 +34,7 @@ from pytest_xframe.backends.tensorflow.lowering import (  # noqa: E402
 )
 from pytest_xframe.backends.tensorflow.onnx_tf import convert, signature_feeds  # noqa: E402
 from pytest_xframe.errors import ConversionError  # noqa: E402
-from suite_helpers import transpiled  # noqa: E402
+from suite_helpers import skip_unless_imports, skip_unless_opset, transpiled  # noqa: E402
 from torch_models import MLP, BiLSTM, GRUNet, NormGeluSoftmax, TokenModel  # noqa: E402
 
 ATOL = 1e-5
@@ -249,6 +249,7 @@ def _pad_nodes(opset: int) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]
 def test_pad_every_mode_empty_optional_and_run_time_pads(opset: int, workdir: Path) -> None:
     """onnx-tf's own Pad-11/13 looks the '' of an absent constant value up as a tensor name
     (KeyError: ''), which blocked every TorchScript export that pads."""
+    skip_unless_opset(opset)
     nodes, inits, outs = _pad_nodes(opset)
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["a", 3, 5])
     model = _model(nodes, [x], outs, opset, inits)
@@ -280,6 +281,7 @@ def _grid_sample_model(opset: int, spatial: int) -> onnx.ModelProto:
 def test_grid_sample_every_mode_matches_onnxruntime(opset: int, spatial: int, workdir: Path) -> None:
     """Sample points inside, on the border of and outside the image (so each padding mode
     decides), on exact pixel centres and half-way points (nearest rounds half to even)."""
+    skip_unless_opset(opset)
     model = _grid_sample_model(opset, spatial)
     assert ("GridSample", opset) in _op_versions(model)
     rng = _rng()
@@ -321,6 +323,7 @@ def test_grid_sample_and_pad_through_the_plugin(xf_pytester: pytest.Pytester) ->
     """A torch model using F.pad and F.grid_sample, checked on tensorflow through a real session by
     each exporter: the dynamo export (GridSample-20, Pad-18+) and the TorchScript one at opset 17
     (GridSample-16, Pad-13 with its constant value given as '')."""
+    skip_unless_imports("onnxscript", "the dynamo exporter (extra 'dynamo')")
     xf_pytester.makepyfile(warp_model=WARP_MODEL)
     xf_pytester.makepyfile(
         """

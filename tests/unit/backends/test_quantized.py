@@ -10,7 +10,7 @@ import pytest
 
 from pytest_xframe import backends
 from pytest_xframe.errors import SpecError
-from suite_helpers import skip_unless_backends
+from suite_helpers import skip_unless_backends, skip_unless_imports
 
 TARGETS = ("tflite-fp16", "tflite-int8", "tflite-int8-full", "onnxruntime-int8")
 
@@ -106,6 +106,7 @@ def test_an_ort_model_of_transposed_convolutions_quantizes_nothing_dynamically(t
     """onnxruntime's dynamic quantizer has no ConvTranspose kernel, and a graph without a Conv is
     quantized dynamically: the model keeps its weights in float, and the count says why."""
     onnx = pytest.importorskip("onnx")
+    skip_unless_imports("onnxruntime.quantization", "the dynamic quantizer")
     from onnx import TensorProto, helper, numpy_helper
 
     from pytest_xframe.backends import Prepared

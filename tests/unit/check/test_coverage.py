@@ -30,6 +30,7 @@ import pytest
 import torch
 
 from pytest_xframe import ConversionError, Dim, ExportError, ParityError, VacuousCheckWarning, XframeError, backends
+from suite_helpers import skip_unless_backends
 from torch_models import CASES
 
 #: about 3 minutes on 2 cores: ``-m "not slow"`` leaves the matrix out of a quick run
@@ -353,6 +354,7 @@ def _quantized_params() -> list:
 @pytest.mark.parametrize(("model_name", "backend"), _quantized_params())
 def test_quantized_coverage_over_data(xframe, model_name: str, backend: str) -> None:
     """Each target judged by its precision's defaults over the model's data (no atol/rtol)."""
+    skip_unless_backends(backend)
     known = QUANTIZED_FAILURES.get((model_name, backend))
     case = CASES[model_name]
     with _without_shrinking() if known else contextlib.nullcontext():
