@@ -115,6 +115,23 @@ def test_cache_bug_past_a_length_is_named_at_its_first_step_and_kept_for_replay(
 
 
 @pytest.mark.slow
+def test_shrinking_finds_the_shortest_prompt_that_diverges(gen_pytester: pytest.Pytester) -> None:
+    # one new token, so only the prompt feeds positions; from position 4 on the exported graphs read
+    # 3's embedding: a prompt of 5 tokens is the shortest that diverges, in a batch of one row
+    gen_pytester.makepyfile(test_prompt=_test_file("""
+        def test_generate(xframe):
+            model = clamped_positions(trained("gpt2", WEIGHTS), 3)
+            # a key of its own: the key vouches for the code, and this model differs from the one
+            # clamped at 7 only in a number its forward reads
+            xframe.check_generation(model, backends=["onnxruntime"], max_examples=20, prompt_length=(1, 8), max_new_tokens=1,
+                                    export_key=EXPORT_KEY + "-clamped-at-3")
+    """))
+    result = gen_pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  case: row 0 of 1: prompt [[]*[]] (left padding 0); prefill of * column(s) of 5, 1 new token(s)"])
+
+
+@pytest.mark.slow
 def test_near_tie_is_reported_as_a_tie_unless_tie_margin_forbids_it(gen_pytester: pytest.Pytester) -> None:
     # token 63 trails torch's top logit by 1e-5 at every step; the exported graphs put it 2e-5 ahead
     gen_pytester.makepyfile(test_tie=_test_file("""
