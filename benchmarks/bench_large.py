@@ -182,7 +182,9 @@ def one_route(route: str, size: str, seq: int, work: Path, external: bool) -> di
         got = prepared.runner.run(feeds)
     comparison = compare_all(reference, got, CheckOptions(atol=1e-3, rtol=1e-3).tolerance, False)
     sampler.stop()
+    flatbuffers = [_flatbuffer(p) for p in sorted((work / "cache").rglob("*.tflite"))]
     return {
+        "flatbuffers": flatbuffers,
         "route": route, "size": size, "exporter": exporter, "weights": weights,
         "params": sum(p.numel() for p in model.parameters()),
         "files": {p.name: p.stat().st_size for p in artifact.files},
@@ -190,6 +192,15 @@ def one_route(route: str, size: str, seq: int, work: Path, external: bool) -> di
         "steps": steps, "baseline": baseline, "process_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "finite": bool(all(np.isfinite(v).all() for v in got.values())),
     }
+
+
+def _flatbuffer(path: Path) -> dict[str, Any]:
+    """A converted .tflite's size and whether its weights sit after the flatbuffer (the converter's
+    buffer offsets write ``buffer_location`` metadata), read without loading the file."""
+    import mmap
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return {"bytes": len(m), "buffer_offsets": m.find(b"buffer_location") >= 0}
 
 
 def one_check(route: str, size: str, seq: int, work: Path, examples: int) -> dict[str, Any]:
@@ -279,6 +290,8 @@ def table(results: list[dict[str, Any]], weights: int) -> str:
             continue
         cells = [f"{r['steps'][s]['seconds']:.1f} / {r['steps'][s]['peak'] / GiB:.2f}" if r["steps"][s]["peak"] else "-" for s in STEPS]
         parity = f"max abs {r['max_abs']:.1e}" + ("" if r["ok"] else " (over 1e-3)")
+        for fb in r.get("flatbuffers", []):
+            parity += f"; .tflite {fb['bytes'] / GiB:.2f} GiB" + (", weights after the flatbuffer" if fb["buffer_offsets"] else "")
         lines.append(f"| {r['route']} ({r['exporter']}) | " + " | ".join(cells) + f" | {r['baseline'] / GiB:.2f} | {_ratio(r, weights)} | {parity} |")
     return "\n".join(lines)
 
