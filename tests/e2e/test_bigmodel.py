@@ -289,11 +289,11 @@ def test_a_session_over_many_models_keeps_bounded_memos(xf_pytester: pytest.Pyte
 #: a backend that converts as ``tensorflow`` does and keeps a weak reference to each TF runner it
 #: builds, by model width (told by the export's size); the threshold of release lowered to 100 KB, between the two models' sizes
 RELEASE_CONFTEST = INNER_CONFTEST + """
-import weakref
+import importlib, weakref
 from torch import nn
 from pytest_xframe.backends import Backend, Prepared, get
-from pytest_xframe.check import memo as memos
 
+memos = importlib.import_module("pytest_xframe.check.memo")  # the module the session's memo uses
 memos.RELEASE_AFTER_MODULE_BYTES = 100_000
 BUILT = []
 
