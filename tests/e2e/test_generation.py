@@ -57,9 +57,12 @@ def _test_file(body: str) -> str:
 def test_generation_matches_torch_on_onnxruntime(gen_pytester: pytest.Pytester, arch: str) -> None:
     gen_pytester.makepyfile(test_arch=_test_file(f"""
         def test_generate(xframe):
+            # the fixed prompt of distinct tokens makes one row that does not repeat a token (the
+            # causal LMs continue its period, the encoder-decoders copy it) whatever hypothesis
+            # draws: 6 drawn rows of short prompts may all repeat one token, which -W error fails
             report = xframe.check_generation(
                 trained({arch!r}, WEIGHTS), backends=["onnxruntime"], max_examples=6, max_new_tokens=(1, 6), batch=(1, 2),
-                prompt_length=(1, 5), export_key=EXPORT_KEY,
+                prompt_length=(1, 5), prompts=[[5, 9, 13, 17]], export_key=EXPORT_KEY,
             )
             result = report["onnxruntime"]
             assert result.verdict == "passed" and result.examples >= 6
