@@ -241,21 +241,16 @@ class SessionMemo:
         if released:
             _return_freed_memory()
 
-    def release_large(self, min_bytes: int | None = None) -> int:
-        """Release the runners of models of at least ``min_bytes`` (``RELEASE_AFTER_MODULE_BYTES``)
-        and hand their memory back; how many were released. The conversion cache on disk keeps
-        their conversions, so a later check of the same model loads rather than converts."""
-        floor = RELEASE_AFTER_MODULE_BYTES if min_bytes is None else min_bytes
-        large = [
-            key for key, size in self._prepared_bytes.items()
-            if size >= floor and key in self._prepared and not isinstance(self._prepared[key], XframeError)
-        ]
+    def release_large(self) -> None:
+        """Release the runners of models of at least ``RELEASE_AFTER_MODULE_BYTES`` and hand their
+        memory back. The conversion cache on disk keeps their conversions, so a later check of the
+        same model loads rather than converts. (A remembered failure is kept: its size counts 0.)"""
+        large = [key for key, size in self._prepared_bytes.items() if size and size >= RELEASE_AFTER_MODULE_BYTES]
         for key in large:
             del self._prepared[key]
             del self._prepared_bytes[key]
         if large:
             _return_freed_memory()
-        return len(large)
 
     def limit_threads(self, limiter: Callable[[int], object] | None) -> None:
         """Size a framework's process-wide thread pools once per process: torch's for the reference,

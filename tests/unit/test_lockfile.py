@@ -84,8 +84,6 @@ def test_lock_diff_command_exit_statuses(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read the lock" in missing.stderr
 
 
-
-
 def test_the_installed_version_is_the_one_first_on_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second copy of a distribution's metadata later on sys.path (setuptools puts its vendored
     packages' there) is not what is imported, so it is not what the lock is compared with."""
