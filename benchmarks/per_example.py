@@ -18,7 +18,7 @@ loop without changing them:
 
 Layout "one check" is ``xframe.check`` without the marker (both backends in one hypothesis run);
 "marked" is what ``@pytest.mark.xframe_parity`` does: one check per backend with the same test key
-and ``shared_by`` the number of backends, so both judge one shared draw, on which the second reuses
+and its place among the backends (``Sharing``), so both judge one shared draw, on which the second reuses
 torch's outputs (``SessionMemo.reference``, ``reused``), and each adds its own search.
 """
 
@@ -127,7 +127,7 @@ def timing(memo: Any, timers: Timers) -> Iterator[None]:
         outputs.call_forward, run.judge_example, run.bounded = call_forward, judge_example, bounded
 
 
-def measure(memo: Any, model: Any, inputs: Any, options: Any, test_key: tuple, work: Path, shared_by: int = 1) -> dict:
+def measure(memo: Any, model: Any, inputs: Any, options: Any, test_key: tuple, work: Path, sharing: Any = None) -> dict:
     """One ``run_check`` with its loop timed: the figures bench_parity.py reads."""
     from pytest_xframe.check.run import run_check
     from pytest_xframe.judge.results import ParityReport
@@ -135,7 +135,7 @@ def measure(memo: Any, model: Any, inputs: Any, options: Any, test_key: tuple, w
     timers = Timers()
     report = ParityReport(test_id="::".join(test_key), options=options)
     with timing(memo, timers):
-        run_check(memo, model, inputs, options, report=report, artifacts_root=work / "artifacts", test_key=test_key, shared_by=shared_by)
+        run_check(memo, model, inputs, options, report=report, artifacts_root=work / "artifacts", test_key=test_key, sharing=sharing)
     s = timers.seconds
     examples = max(r.examples for r in report.backends.values())
     inference = s.get("torch", 0.0) + sum(s.get(b, 0.0) for b in options.backends)
@@ -161,6 +161,7 @@ def main() -> None:
     from pytest_xframe.cache import ArtifactCache
     from pytest_xframe.check.memo import SessionMemo
     from pytest_xframe.check.options import CheckOptions
+    from pytest_xframe.check.search import Sharing
     from pytest_xframe.inputs.spec import Dim, TensorSpec
 
     model = bench_models.build(args.model)
@@ -173,7 +174,7 @@ def main() -> None:
         # export, conversion, first calls (TF tracing): once, untimed, as a session's first check
         measure(memo, model, inputs, replace(options, max_examples=1), ("warm",), work)
         one = measure(memo, model, inputs, options, ("one check",), work)
-        marked = [measure(memo, model, inputs, replace(options, backends=(b,)), ("marked",), work, len(BACKENDS)) for b in BACKENDS]
+        marked = [measure(memo, model, inputs, replace(options, backends=(b,)), ("marked",), work, Sharing(len(BACKENDS), i)) for i, b in enumerate(BACKENDS)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"model": args.model, "one_check": one, "marked": marked}

@@ -41,7 +41,7 @@ from .hypothesis_compat import current_choices, forced_seed, seed_keeping_databa
 from .memo import SessionMemo
 from .model_state import ModelState, note_state, restore_and_warn
 from .options import CheckOptions
-from .search import Drawn, Split, database_view, failure_phases, known_failures, own_phases, shared_phases, split
+from .search import Drawn, Sharing, Split, database_view, failure_phases, judging_first, known_failures, own_phases, shared_phases, split
 from .subject import Subject
 from .targets import export_plan, prepare_target
 from .threads import limit_torch
@@ -68,9 +68,9 @@ class CheckRun:
     #: the test this check belongs to apart from its backend (``Xframe.check``): the marker's runs
     #: of one test share their seed and torch's outputs, other tests draw their own
     test_key: tuple = ()
-    #: how many backends check this test, each in a run of its own (the marker's items): above one,
-    #: they share a draw of inputs and each searches on its own for a few more (``check/search.py``)
-    shared_by: int = 1
+    #: the marker's backends of this test, each checked in a run of its own, and this run's place
+    #: among them: they share a draw of inputs and search on their own for a few more (``check/search.py``)
+    sharing: Sharing | None = None
     subject: Subject | None = None
     state: ModelState | None = None
     targets: list[Target] = field(default_factory=list)
@@ -219,7 +219,7 @@ class CheckRun:
         from hypothesis import settings
 
         phases = [p for p in settings.default.phases if p.name != "explain"]  # noise here: lines of our own code
-        plan = split(self.options.max_examples, self.shared_by)
+        plan = split(self.options.max_examples, self.sharing)
 
         def search() -> None:
             __tracebackhide__ = True
@@ -241,17 +241,23 @@ class CheckRun:
         known = known_failures(inner, key)
         if known:
             self._given(known, failure_phases(phases), failures, drawn=drawn)()
-        self._given(plan.shared, shared_phases(phases), failures, drawn=drawn)()
+        self._given(plan.drawn, shared_phases(phases), failures, drawn=drawn, judged=plan.shared)()
         own, start = own_phases(phases), drawn.best()
-        if own is not None and start:
+        if plan.own and own is not None and start:
             self._given(len(start) + plan.own, own, database_view(inner, key, replay=start), replay=drawn)()
 
-    def _given(self, max_examples: int, phases: list[Any], database: Any, *, drawn: Drawn | None = None, replay: Drawn | None = None) -> Any:
-        """A ``@given`` test drawing the check's inputs, seeded, filed under the check's database key."""
+    def _given(
+        self, max_examples: int, phases: list[Any], database: Any, *, drawn: Drawn | None = None, replay: Drawn | None = None,
+        judged: int | None = None,
+    ) -> Any:
+        """A ``@given`` test drawing the check's inputs, seeded, filed under the check's database key;
+        ``judged``: how many of its inputs to judge (``judging_first``)."""
         from hypothesis import HealthCheck, given, settings
 
         assert self.subject is not None
         example = self.example_runner(drawn=drawn, replay=replay)
+        if judged is not None and judged < max_examples:
+            example = judging_first(example, judged)
         if self.data is not None:  # around the samples of data= (inputs.data.explore)
             from ..inputs.data.explore import around_samples
 
@@ -360,11 +366,11 @@ def _steer(target: Callable[..., Any], scores: dict[str, float]) -> None:
 
 def run_check(
     memo: SessionMemo, model: Any, inputs: Any, options: CheckOptions, *, report: ParityReport, artifacts_root: Path, test_key: tuple = (),
-    shared_by: int = 1,
+    sharing: Sharing | None = None,
 ) -> ParityReport:
     """``CheckRun(...).run(model, inputs)``: the whole check, its verdicts decided."""
     __tracebackhide__ = True
-    return CheckRun(memo, options, report, artifacts_root, test_key, shared_by=shared_by).run(model, inputs)
+    return CheckRun(memo, options, report, artifacts_root, test_key, sharing=sharing).run(model, inputs)
 
 
 def settle_ended(report: ParityReport, exc: BaseException, artifacts_root: Path) -> None:

@@ -14,39 +14,57 @@ each run inputs of its own). So the marker's items of one test split ``max_examp
   backend's error, starts from the shared inputs this backend judged worst (replayed through the
   example database, without running anything again) and climbs from there.
 
-Torch then runs on at most ``shared + backends x own`` inputs per test instead of
-``backends x max_examples``; ``own`` is set so that this stays within ``OWN_SHARE`` more than one
-backend's ``max_examples``, and at least one input per backend.
+Torch then runs on one backend's ``max_examples`` inputs and at most ``OWN_SHARE`` more: the own
+searches get ``max_examples // 10`` inputs between them beyond the first backend's. Where that is at
+least one per backend after the first, every backend searches the same number on its own; where it
+is fewer (at 20 examples, more than 3 backends), the backends first in the marker's list get one
+each and the others judge the whole shared draw instead, which is then drawn one input longer for
+every backend (those with an own search judge its first ``max_examples - 1``), so that each backend
+judges ``max_examples`` inputs and all draw the same ones.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: the torch runs the own searches of the backends after the first may add to one backend's, as a
-#: share of ``max_examples`` (each backend gets at least one input of its own)
+#: the torch runs the own searches may add to one backend's ``max_examples``, as a share of it
 OWN_SHARE = 0.1
 
 
 @dataclass(frozen=True)
+class Sharing:
+    """The marker's backends of one test (``backends``), and this item's place in its list."""
+
+    backends: int
+    position: int
+
+
+@dataclass(frozen=True)
 class Split:
-    """``max_examples`` of one backend's check, split into the shared draw and its own search."""
+    """``max_examples`` of one backend's check: ``shared`` inputs of the shared draw and ``own`` of
+    its own search; the shared draw generates ``drawn`` inputs, the same number for every backend
+    of the test (``shared`` of them judged here, the rest passed over unrun)."""
 
     shared: int
     own: int
+    drawn: int
 
 
-def split(max_examples: int, backends: int) -> Split | None:
-    """How the marker's item of one of ``backends`` backends spends ``max_examples``; None where
-    there is nothing to share (one backend, or too few examples to split)."""
-    if backends < 2 or max_examples < 2:
+def split(max_examples: int, sharing: Sharing | None) -> Split | None:
+    """How the marker's item ``sharing`` spends ``max_examples``; None where there is nothing to
+    share (no marker, one backend, or too few examples to split)."""
+    if sharing is None or sharing.backends < 2 or max_examples < 2:
         return None
-    own = max(1, int(OWN_SHARE * max_examples) // (backends - 1))
-    own = min(own, max_examples - 1)
-    return Split(shared=max_examples - own, own=own)
+    budget = int(OWN_SHARE * max_examples)  # torch runs beyond one backend's
+    later = sharing.backends - 1
+    if budget >= later:
+        own = min(budget // later, max_examples - 1)
+        return Split(shared=max_examples - own, own=own, drawn=max_examples - own)
+    own = 1 if sharing.position < budget else 0
+    return Split(shared=max_examples - own, own=own, drawn=max_examples)
 
 
 @dataclass
@@ -70,6 +88,26 @@ class Drawn:
                 if label not in best or score > best[label][0]:
                     best[label] = (score, digest)
         return tuple(dict.fromkeys(self.choices[digest] for _, digest in best.values()))
+
+
+def judging_first(example: Callable[..., None], count: int) -> Callable[..., None]:
+    """``example`` on the first ``count`` inputs it is called with; the later ones pass unrun (the
+    shared draw's inputs beyond this backend's share, drawn so that every backend of the test draws
+    the same). After a failure every input runs: hypothesis's shrinking must see the test's verdicts."""
+    state = {"seen": 0, "failed": False}
+
+    def first(feeds: Any, record: bool = True) -> None:
+        __tracebackhide__ = True
+        if state["seen"] >= count and not state["failed"]:
+            return
+        state["seen"] += 1
+        try:
+            example(feeds, record)
+        except BaseException:
+            state["failed"] = True
+            raise
+
+    return first
 
 
 def failure_phases(phases: Iterable[Any]) -> list[Any]:

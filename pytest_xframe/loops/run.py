@@ -20,6 +20,7 @@ from ..check.memo import SessionMemo
 from ..check.model_state import ModelState, note_state, restore_and_warn
 from ..check.options import CheckOptions
 from ..check.run import RuntimeCrash, run_target, settle_ended
+from ..check.search import Sharing
 from ..check.subject import Subject
 from ..check.targets import prepare_target
 from ..check.threads import limit_torch
@@ -44,11 +45,11 @@ Targets = dict[str, dict[str, Target]]
 
 def run_loop_check(
     memo: SessionMemo, model: Any, build: Callable[[str], Loop], options: CheckOptions, *, report: ParityReport, artifacts_root: Path,
-    test_key: tuple = (), shared_by: int = 1,
+    test_key: tuple = (), sharing: Sharing | None = None,
 ) -> ParityReport:
     """The whole loop check (``Xframe.check_loop``, ``Xframe.check_generation``): ``build(name)``
     makes the ``Loop``; raises as ``check.run.run_check`` does, returns the report. The verdicts
-    are decided however it ends (``judge.decide``). ``shared_by`` (the marker's backends of one
+    are decided however it ends (``judge.decide``). ``sharing`` (the marker's backends of one
     test) is taken for ``run_check``'s signature: each backend's loop draws its own prompts."""
     __tracebackhide__ = True
     try:

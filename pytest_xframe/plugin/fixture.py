@@ -13,6 +13,7 @@ from .options import MARKER, CheckOptions, validate
 from .stash import RECORDS_KEY
 
 if TYPE_CHECKING:
+    from ..check.search import Sharing
     from ..judge.results import BackendResult, ParityReport
     from .session import XframeSession
 
@@ -81,14 +82,14 @@ class Xframe:
         except SpecError as exc:  # the check still gets its line in the report, with the error
             self._record_refused(exc)
             raise
-        resolved, unavailable, shared_by = self._backends(given)
+        resolved, unavailable, sharing = self._backends(given)
         name, resolved = self._baseline_plan(model, resolved)
         report = ParityReport(test_id=self._request.node.nodeid, options=resolved, unavailable=unavailable)
         self._session.note_running(report.test_id, resolved, resolved.name or type(model).__name__)
         try:
             run(
                 self._session.memo(), model, inputs, resolved, report=report, artifacts_root=self._session.artifacts_root,
-                test_key=(self._test_key(), self.calls), shared_by=shared_by,
+                test_key=(self._test_key(), self.calls), sharing=sharing,
             )
             drift = None if name is None else against_baseline(self._session.baseline, report, name)
             if drift is not None:
@@ -99,24 +100,29 @@ class Xframe:
         finally:
             self._finish(report, name)
 
-    def _backends(self, given: dict[str, Any]) -> tuple[CheckOptions, dict[str, BackendResult], int]:
+    def _backends(self, given: dict[str, Any]) -> tuple[CheckOptions, dict[str, BackendResult], Sharing | None]:
         """The options in force, narrowed to the backends this test runs: the marker's one, or
-        those installed (the others are results found unavailable, reported as skipped); and how
-        many backends check this test in runs of their own (the marker's: they share their draws)."""
+        those installed (the others are results found unavailable, reported as skipped); and, for
+        the marker's item, its place among the backends that check this test in runs of their own
+        (they share their draws)."""
         from ..judge.results import BackendResult
 
         resolved = self._session.options(self._session.marker_options(self._request.node), given)
         if self.backend is not None:
             if "backends" in given and self.backend not in given["backends"]:
                 pytest.skip(f"backend {self.backend} not among check(backends={list(given['backends'])})")
-            return replace(resolved, backends=(self.backend,)), {}, len(resolved.backends)
+            from ..check.search import Sharing
+
+            listed = resolved.backends
+            sharing = Sharing(len(listed), listed.index(self.backend) if self.backend in listed else len(listed))
+            return replace(resolved, backends=(self.backend,)), {}, sharing
         known = {b: self._session.backends.get(b) for b in resolved.backends}
         missing = {b: backend.missing() for b, backend in known.items()}
         available = tuple(b for b, reason in missing.items() if not reason)
         if not available:
             pytest.skip("; ".join(reason for reason in missing.values() if reason))
         unavailable = {b: BackendResult(b, precision=known[b].precision, unavailable=reason) for b, reason in missing.items() if reason}
-        return replace(resolved, backends=available), unavailable, 1
+        return replace(resolved, backends=available), unavailable, None
 
     def _finish(self, report: ParityReport, name: str | None) -> None:
         """However the check ended: every verdict decided, the records attached to the test."""

@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from pytest_xframe.check.search import split
+from pytest_xframe.check.search import Sharing, split
 from suite_helpers import failure_sections, report_checks
 
-#: two backends built on ONNX Runtime (a real conversion route each): ``recorder`` notes every input it
+#: backends built on ONNX Runtime (a real conversion route each): ``recorder`` notes every input it
 #: runs, ``faulty`` adds an error to its outputs where batch >= 2 and an input value exceeds 0.5 (a
-#: conversion bug of its own, which the other backends do not share)
+#: conversion bug of its own, which the other backends do not share), ``skew1`` and ``skew2`` add an
+#: error well within tolerance that varies with the input, each its own way (so each one's
+#: targeting climbs elsewhere)
 BACKENDS = textwrap.dedent(
     '''
 
-    import json, os
+    import json, math, os
     from pytest_xframe.backends import Backend, Prepared, get
     from pytest_xframe.identity import feeds_digest
 
@@ -51,9 +53,23 @@ BACKENDS = textwrap.dedent(
             return out
 
 
+    class Skewed:
+        def __init__(self, runner, k):
+            self.runner, self.k = runner, k
+
+        def run(self, feeds):
+            shift = 1e-6 * (1.0 + math.cos(self.k * float(feeds["x"].sum())))
+            return {k: v + shift for k, v in self.runner.run(feeds).items()}
+
+
+    def _skewed(k):
+        return Backend(name=f"skew{k}", prepare=lambda a, ctx: Prepared(Skewed(_ort(a, ctx), k), 0.0, 0.0), modules=("onnxruntime",))
+
+
     def pytest_xframe_register_backends(config):
-        return [
+        return [_skewed(1), _skewed(2),
             Backend(name="recorder", prepare=lambda a, ctx: Prepared(Recorder(_ort(a, ctx), "recorder"), 0.0, 0.0), modules=("onnxruntime",)),
+            Backend(name="recorder2", prepare=lambda a, ctx: Prepared(Recorder(_ort(a, ctx), "recorder2"), 0.0, 0.0), modules=("onnxruntime",)),
             Backend(name="faulty", prepare=lambda a, ctx: Prepared(Faulty(_ort(a, ctx)), 0.0, 0.0), modules=("onnxruntime",)),
         ]
     '''
@@ -105,6 +121,10 @@ TESTS = textwrap.dedent(
     def test_three(xframe, request):
         counted(xframe, request)
 
+    @pytest.mark.xframe_parity(backends=["recorder", "skew1", "tensorflow", "skew2", "recorder2"], **OPTIONS)
+    def test_five(xframe, request):
+        counted(xframe, request)
+
     @pytest.mark.xframe_parity(backends=["recorder", "onnxruntime"], **OPTIONS)
     def test_two_checks(xframe, request):
         counted(xframe, request)
@@ -153,14 +173,18 @@ def _inputs(project: pytest.Pytester) -> dict[str, list[str]]:
     return dict(seen)
 
 
-BACKENDS_OF = {"test_one": 1, "test_two": 2, "test_three": 3, "test_two_checks": 2}
+BACKENDS_OF = {"test_one": 1, "test_two": 2, "test_three": 3, "test_five": 5, "test_two_checks": 2}
+
+
+def _plans(backends: int, examples: int = 20) -> list:
+    return [split(examples, Sharing(backends, position)) for position in range(backends)]
 
 
 def _bound(backends: int, examples: int = 20) -> int:
     """The torch runs a test's items may make between them on one worker: the shared draw, each
     backend's own search, and the export example run twice (once per worker and model)."""
-    plan = split(examples, backends)
-    return 2 + (examples if plan is None else plan.shared + backends * plan.own)
+    plans = _plans(backends, examples)
+    return 2 + (examples if plans[0] is None else plans[0].drawn + sum(p.own for p in plans))
 
 
 def test_the_backends_of_a_marked_test_run_torch_once_on_their_shared_draw(project: pytest.Pytester) -> None:
@@ -169,19 +193,25 @@ def test_the_backends_of_a_marked_test_run_torch_once_on_their_shared_draw(proje
 
     forced = core.global_force_seed  # hypothesis's plugin sets it and leaves it set, in this process too
     try:
-        project.runpytest("--hypothesis-seed=1").assert_outcomes(passed=8)
+        project.runpytest("--hypothesis-seed=1").assert_outcomes(passed=13)
     finally:
         core.global_force_seed = forced
     torch_runs: dict[str, int] = defaultdict(int)
     for line in _lines(project.path / "counts.jsonl"):
         torch_runs[line["test"]] += line["torch"]
-        plan = split(20, BACKENDS_OF[line["test"]])
-        assert (20 if plan is None else plan.shared) <= line["examples"] <= 20, line  # each backend judges ~max_examples inputs
+        fewest = min(20 if plan is None else plan.shared for plan in _plans(BACKENDS_OF[line["test"]]))
+        assert fewest <= line["examples"] <= 20, line  # each backend judges ~max_examples inputs
     assert torch_runs["test_one"] <= _bound(1)
     assert torch_runs["test_two"] <= _bound(2) and torch_runs["test_three"] <= _bound(3), dict(torch_runs)
-    # one backend's 20 inputs, 10% more for the others' own searches (the +2 is the export example)
-    assert torch_runs["test_three"] <= 1.1 * 20 + 2, dict(torch_runs)
+    # one backend's 20 inputs, 10% more for the others' own searches (the +2 is the export example),
+    # with 3 backends and with 5 that each steer their own way
+    assert torch_runs["test_three"] <= 1.1 * 20 + 2 and torch_runs["test_five"] <= 1.1 * 20 + 2, dict(torch_runs)
     assert torch_runs["test_two_checks"] <= 2 * _bound(2), dict(torch_runs)  # each check() draws its own
+    # 5 backends at 20 examples: the first in the list searches one input of its own after 19 of the
+    # shared draw; the last judges the whole draw of 20, the same inputs and one more
+    inputs = _inputs(project)
+    first, last = inputs["test_five[recorder]"], inputs["test_five[recorder2]"]
+    assert len(last) == 20 and first[:19] == last[:19] and 19 <= len(first) <= 20, (first, last)
 
 
 def test_each_backend_draws_the_same_inputs_whichever_runs_first(project: pytest.Pytester) -> None:
@@ -207,7 +237,7 @@ def test_each_backend_draws_the_same_inputs_whichever_runs_first(project: pytest
         finally:
             core.global_force_seed = forced
         inputs.append(_inputs(project)["test_mlp[recorder]"])
-    assert len(inputs[0]) >= split(20, 2).shared and inputs[0] == inputs[1]
+    assert len(inputs[0]) >= split(20, Sharing(2, 0)).shared and inputs[0] == inputs[1]
 
 
 def _faulty_failures(project: pytest.Pytester, result: pytest.RunResult) -> None:
@@ -235,11 +265,11 @@ def test_under_xdist_the_verdicts_the_inputs_and_the_shrunk_failures_are_the_sam
     backend draws and decides is the same as in a serial run."""
     project.makepyfile(test_counted=TESTS, test_faulty=FAULTY)
     serial = project.runpytest_subprocess("--hypothesis-seed=2", "-p", "no:cacheprovider", "--xframe-report=report.json")
-    serial.assert_outcomes(passed=10, failed=2)
+    serial.assert_outcomes(passed=15, failed=2)
     serial_inputs = _inputs(project)
     _lines(project.path / "counts.jsonl")
     distributed = project.runpytest_subprocess("-n", "2", "--hypothesis-seed=2", "-p", "no:cacheprovider", "--xframe-report=report.json")
-    distributed.assert_outcomes(passed=10, failed=2)
+    distributed.assert_outcomes(passed=15, failed=2)
     _faulty_failures(project, distributed)
     assert _inputs(project) == serial_inputs
     workers: dict[str, set[str]] = defaultdict(set)
@@ -287,7 +317,7 @@ def test_a_failing_backend_keeps_its_diagnosis_and_replay_and_hides_no_other_res
         ("test_failing_second", "onnxruntime"): "passed", ("test_failing_second", "tensorflow"): "failed",
     }
     for test in ("test_failing_first", "test_failing_second"):
-        assert checks[(test, "onnxruntime")]["examples"] >= split(6, 2).shared, checks[(test, "onnxruntime")]
+        assert checks[(test, "onnxruntime")]["examples"] >= split(6, Sharing(2, 0)).shared, checks[(test, "onnxruntime")]
         assert "conversion step" in checks[(test, "tensorflow")]["diagnosis"], checks[(test, "tensorflow")]
     text = failure_sections(result)
     assert text.count("[tensorflow] diagnosis: the conversion step introduced the error") == 2, text[-3000:]
