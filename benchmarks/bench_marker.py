@@ -6,7 +6,7 @@ share a draw of inputs (torch runs once on it) and each searches on its own for 
 (``pytest_xframe/check/search.py``). This script writes a throw-away project with one marked test of
 ResNet-18 (``bench_models.py``), runs it in fresh ``pytest`` processes with the package of this checkout
 ("after") and with the package at ``--before REF`` ("before", extracted with ``git archive``), and prints
-per backend count: wall seconds, torch forward calls (outside the export's tracing) and the seconds spent
+per backend count: wall seconds, torch forward calls (outside any export's tracing), the batch rows they ran and the seconds spent
 in them, and the ratios, all measured in one run of this script.
 
 The backends are the first N of ``--backends`` (default: onnxruntime, tensorflow, onnx2tf, tflite,
@@ -45,7 +45,7 @@ TEST = textwrap.dedent(
     from bench_models import SPECS, TOLERANCES, build
     from pytest_xframe import Dim, TensorSpec
 
-    CALLS = {"calls": 0, "seconds": 0.0}
+    CALLS = {"calls": 0, "seconds": 0.0, "rows": 0}
 
     @pytest.fixture(scope="module")
     def model():
@@ -56,8 +56,9 @@ TEST = textwrap.dedent(
 
         def post(module, args, output):
             begun = started.pop()
-            if not torch.jit.is_tracing():  # the export's trace is not a reference run
+            if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):  # an export's trace is not a reference run
                 CALLS["calls"] += 1
+                CALLS["rows"] += args[0].shape[0]  # the drawn batch: a call's cost grows with it
                 CALLS["seconds"] += time.perf_counter() - begun
 
         m.register_forward_pre_hook(pre)
@@ -154,12 +155,12 @@ def print_table(figures: dict[tuple[str, int], list[dict[str, float]]], counts: 
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     one = med.get(("after", 1))
     print("| backends | wall s before | wall s after | after/before | torch calls before | torch calls after | after/before "
-          "| torch s before | torch s after | after/before | after vs 1 backend: calls, s | examples per backend before / after "
+          "| torch s before | torch s after | after/before | after vs 1 backend: calls, batch rows, s | examples per backend before / after "
           "| import+export+convert+load s before / after |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for count in counts:
         b, a = med[("before", count)], med[("after", count)]
-        vs_one = f"{a['calls'] / one['calls']:.2f}x, {a['seconds'] / one['seconds']:.2f}x" if one else "-"
+        vs_one = f"{a['calls'] / one['calls']:.2f}x, {a['rows'] / one['rows']:.2f}x, {a['seconds'] / one['seconds']:.2f}x" if one else "-"
         print(f"| {count} | {b['wall']:.1f} | {a['wall']:.1f} | {a['wall'] / b['wall']:.2f} | {b['calls']:.0f} | {a['calls']:.0f} | "
               f"{a['calls'] / b['calls']:.2f} | {b['seconds']:.2f} | {a['seconds']:.2f} | {a['seconds'] / b['seconds']:.2f} | {vs_one} | "
               f"{b['examples']:.1f} / {a['examples']:.1f} | {b['prepare']:.1f} / {a['prepare']:.1f} |")
