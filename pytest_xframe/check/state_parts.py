@@ -221,10 +221,10 @@ class DictPart:
 
 
 def _entries(obj: Any) -> list[tuple[Any, Any]]:
-    """A dict's items, a list's (index, item) pairs, a set's (item, item) pairs."""
+    """A dict's items, a list's or tuple's (index, item) pairs, a set's (item, item) pairs."""
     if isinstance(obj, dict):
         return list(obj.items())
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return list(enumerate(obj))
     return [(x, x) for x in obj]
 
@@ -295,19 +295,27 @@ class AttrPart:
             part.restore()
 
 
-def _same(now: Any, before: Any) -> bool:
-    """The same object, an equal plain value, a tuple of the same values, or a container of the
-    same items (the dynamo exporter puts copies of list and tuple attributes back after tracing:
-    a ``Conv2d``'s ``kernel_size``, a ``LayerNorm``'s ``normalized_shape``)."""
+#: how deep ``_same`` compares nested tuples and containers; deeper, only the same object is the same
+SAME_DEPTH = 8
+
+
+def _same(now: Any, before: Any, depth: int = SAME_DEPTH) -> bool:
+    """The same object, an equal plain value, or a tuple or container of the same items, nested
+    (the dynamo exporter puts copies of list, tuple and dict attributes back after tracing: a
+    ``Conv2d``'s ``kernel_size``, a ``LayerNorm``'s ``normalized_shape``, a transformers model's
+    ``_pp_plan``, a dict of tuples of lists)."""
     if now is before:
         return True
-    if type(now) is not type(before):
+    if type(now) is not type(before) or depth == 0:
         return False
     if isinstance(before, PLAIN):
         return bool(now == before)
-    if isinstance(before, tuple):
-        return len(now) == len(before) and all(_same(a, b) for a, b in zip(now, before))
-    return isinstance(before, (list, dict, set)) and not _differ(_entries(now), _entries(before))
+    if isinstance(before, set):
+        return bool(now == before)
+    if not isinstance(before, (tuple, list, dict)):
+        return False
+    ours, theirs = _entries(now), _entries(before)
+    return len(ours) == len(theirs) and all(a[0] == b[0] and _same(a[1], b[1], depth - 1) for a, b in zip(ours, theirs))
 
 
 def global_hooks() -> list[DictPart]:

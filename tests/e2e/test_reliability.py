@@ -505,3 +505,39 @@ def test_a_bad_input_size_bound_on_the_command_line_is_a_usage_error(xf_pytester
     result = xf_pytester.runpytest_subprocess(f"--xframe-max-input-bytes={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--xframe-max-input-bytes: expected an integer*"])
+
+
+#: a transformers causal LM's logits, through the dynamo exporter
+LLAMA = """
+import sys
+import pytest, torch
+sys.path.insert(0, {tests!r})
+from generation_models import build
+from pytest_xframe import TensorSpec
+
+class Logits(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lm = build("llama")
+
+    def forward(self, ids):
+        return self.lm(input_ids=ids, use_cache=False).logits
+
+@pytest.mark.xframe_parity(backends=["onnxruntime"], exporter="dynamo", max_examples=2)
+def test_llama(xframe):
+    xframe.check(Logits().eval(), inputs=[TensorSpec((1, 4), "int64", low=0, high=63)])
+"""
+
+
+def test_a_transformers_model_is_not_said_to_change_its_state(xf_pytester: pytest.Pytester) -> None:
+    """The dynamo exporter puts copies of a module's list, tuple and dict attributes back after
+    tracing; a transformers model keeps dicts of tuples of lists (``_pp_plan``). Equal copies are
+    the same state: no ModelStateWarning, which ``-W error`` would turn into a failure."""
+    from suite_helpers import skip_unless_imports
+
+    skip_unless_imports("transformers", "a transformers model")
+    skip_unless_imports("onnxscript", "the dynamo exporter")
+    xf_pytester.makepyfile(test_llama=LLAMA.format(tests=str(Path(__file__).parents[1])))
+    result = xf_pytester.runpytest("-p", "no:cacheprovider", "-W", "error::pytest_xframe.ModelStateWarning")
+    result.assert_outcomes(passed=1)
+    assert "ModelStateWarning" not in result.stdout.str()

@@ -47,3 +47,17 @@ def test_an_equal_tuple_put_back_is_not_a_change_and_another_tuple_is() -> None:
     assert state.changes() == ["attribute 0.stride"]
     state.restore()
     assert model[0].stride == (1, 1) and state.changes() == []
+
+
+def test_an_equal_copy_of_nested_containers_is_not_a_change_and_another_value_is() -> None:
+    """A transformers model keeps dicts of tuples of lists (``_pp_plan``), which the dynamo exporter
+    puts back as copies after tracing: compared item by item, nested."""
+    model = nn.Sequential(nn.Linear(3, 2))
+    model.plan = {"lm_head": (["hidden_states"], ["logits"]), "tags": {"a", "b"}}
+    state = ModelState.of(model)
+    model.plan = {"lm_head": (["hidden_states"], ["logits"]), "tags": {"b", "a"}}
+    assert state.changes() == []
+    model.plan = {"lm_head": (["hidden_states"], ["scores"]), "tags": {"a", "b"}}
+    assert state.changes() == ["attribute plan"]
+    state.restore()
+    assert model.plan["lm_head"][1] == ["logits"] and state.changes() == []
