@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,7 +177,11 @@ def _to_flatbuffer(
             # A private attribute of TFLiteConverter, checked against TensorFlow 2.21 (its
             # ConverterFlags field use_buffer_offset); LiteRT's interpreter reads such files.
             converter._experimental_use_buffer_offset = True
-        flatbuffer = converter.convert()
+        with warnings.catch_warnings():  # restores the filter list on exit
+            # a calibrating converter runs TensorFlow's own tf.lite.Interpreter, which warns of its
+            # deprecation: TensorFlow's to act on, not the user's (checked against TensorFlow 2.21)
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated", category=UserWarning)
+            flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises ConverterError and others
         error = _converter_error(exc, model_name)
         error.backend = backend
