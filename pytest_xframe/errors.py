@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,10 @@ class XframeError(Exception):
     #: (kept with the failure's artifacts)
     onnx_path: Path | None = None
     external_data: tuple[Path, ...] = ()
+    #: a converted model's crash at run time: the input it crashed on and the converted model
+    #: (kept with the ONNX model, so the crash can be run again)
+    inputs: Mapping[str, Any] | None = None
+    converted_path: Path | None = None
 
     def __init__(
         self,

@@ -73,7 +73,9 @@ ENTRY_POINT_GROUP = "pytest_xframe.backends"
 class Runner(Protocol):
     """Runs one prepared model; created once per model and reused for every example.
 
-    A runner that converts per input shape also has ``converted_path_for(feeds) -> Path``.
+    A runner that converts per input shape also has ``converted_path_for(feeds) -> Path``; one that
+    knows what its runtime's errors mean has ``explain(exc) -> str | None``: what to do, for the
+    error's ``try:`` line.
     """
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...

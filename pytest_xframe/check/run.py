@@ -401,16 +401,19 @@ def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
         # instead of letting hypothesis shrink (each try costs a framework error)
         if isinstance(exc, MemoryError) or is_out_of_memory(exc):
             raise RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
-        raise RuntimeCrash(
-            XframeError(
-                f"{t.name} raised while running the converted model ({t.label})",
-                model=model_name,
-                backend=t.name,
-                cause=f"{type(exc).__name__}: {informative_lines(str(exc))}\n  input: {feeds!r}",
-                hint="the converted model may not support these shapes or values; run with -v for the full error",
-                details="".join(traceback.format_exception(exc)) + printed.section(),
-            )
-        ) from exc
+        explain = getattr(t.prepared.runner, "explain", None)  # the runtime's own reading (``Runner``)
+        hint = (explain(exc) if explain is not None else None) or "the converted model may not support these shapes or values"
+        crash = XframeError(
+            f"{t.name} raised while running the converted model ({t.label})",
+            model=model_name,
+            backend=t.name,
+            cause=f"{type(exc).__name__}: {informative_lines(str(exc))}\n  input: {feeds!r}",
+            hint=f"{hint}; run with -v for the full error",
+            details="".join(traceback.format_exception(exc)) + printed.section(),
+        )
+        crash.onnx_path, crash.external_data = t.artifact.path, t.artifact.files[1:]
+        crash.inputs, crash.converted_path = feeds, t.prepared.converted_path_for(feeds)
+        raise RuntimeCrash(crash) from exc
 
 
 def _judged(reference: dict[str, Any], got: dict[str, Any], policy: Callable, equal_nan: bool, model_name: str) -> list[Judged]:

@@ -11,6 +11,10 @@ Layout, one directory per test and backend::
         backend.npz         the backend's outputs for it
         case.json           what ran, tolerances, the comparison figures, and the sha256 of
                             every file above (replay refuses a file replaced since)
+
+An export or conversion failure keeps ``error.txt`` (the message and the full traceback) and the
+ONNX model; a converted model's crash at run time keeps ``error.txt``, the ONNX model, the input it
+crashed on (``inputs.npz``) and ``converted/``.
 """
 
 from __future__ import annotations
@@ -103,14 +107,22 @@ def altered_files(directory: Path, hashes: Mapping[str, str]) -> list[str]:
     return [name for name, digest in hashes.items() if not (directory / name).is_file() or file_sha256(directory / name) != digest]
 
 
-def save_error(directory: Path, *, text: str, onnx_path: Path | None, external_data: tuple[Path, ...] = ()) -> Path:
-    """Keep an export/conversion failure: the message with the full traceback, and the ONNX model."""
+def save_error(
+    directory: Path, *, text: str, onnx_path: Path | None, external_data: tuple[Path, ...] = (),
+    inputs: Mapping[str, np.ndarray] | None = None, converted_path: Path | None = None,
+) -> Path:
+    """Keep an export/conversion failure or a run-time crash: the message with the full traceback,
+    the ONNX model, and for a crash the input (``inputs.npz``) and the converted model (``converted/``)."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     (directory / "error.txt").write_text(text)
     if onnx_path is not None and Path(onnx_path).exists():
         keep_onnx(onnx_path, external_data, directory)
+    if inputs is not None:
+        np.savez(directory / "inputs.npz", **inputs)
+    if converted_path is not None and converted_path.exists():
+        shutil.copytree(converted_path, directory / "converted")
     return directory
 
 

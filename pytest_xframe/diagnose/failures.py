@@ -92,7 +92,7 @@ def keep_error(exc: XframeError, root: Path, test_id: str) -> None:
     directory = artifacts.case_dir(root, test_id, exc.backend)
     if artifacts.keep(
         artifacts.save_error, directory, text=strip_ansi(f"{exc}\n\n{exc.details}"), onnx_path=exc.onnx_path,
-        external_data=exc.external_data,
+        external_data=exc.external_data, inputs=exc.inputs, converted_path=exc.converted_path,
     ):
         exc.kept = artifacts.shown(directory)
 

@@ -288,7 +288,7 @@ def test_backend_crash_is_reported_at_the_first_input_without_shrinking(xf_pytes
             xframe.check(Frozen().eval(), inputs=[TensorSpec((Dim("batch", 1, 6), 3, 4))])
         """
     )
-    result = xf_pytester.runpytest("--xframe-report=r.json")
+    result = xf_pytester.runpytest("--xframe-report=r.json", "--xframe-artifacts-dir=kept")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -300,6 +300,16 @@ def test_backend_crash_is_reported_at_the_first_input_without_shrinking(xf_pytes
     )
     check = json.loads((xf_pytester.path / "r.json").read_text())["checks"][0]
     assert check["verdict"] == "error" and check["examples"] <= 3  # no shrinking over a crash
+    # the crash is kept to run again: the ONNX model and the input it crashed on
+    import numpy as np
+    import onnxruntime as ort
+
+    kept = xf_pytester.path / check["artifacts"]
+    assert {"error.txt", "model.onnx", "inputs.npz"} <= {p.name for p in kept.iterdir()}, sorted(kept.iterdir())
+    with np.load(kept / "inputs.npz") as inputs:
+        feeds = {k: inputs[k] for k in inputs.files}
+    with pytest.raises(Exception, match="(?i)reshape"):
+        ort.InferenceSession(str(kept / "model.onnx")).run(None, feeds)
 
 
 def test_conversion_failure_names_the_op_and_keeps_the_onnx_model(xf_pytester: pytest.Pytester) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import INNER_CONFTEST
@@ -213,3 +214,46 @@ def test_failing_quantized_check_shows_snr_per_layer(q_pytester: pytest.Pytester
         assert replay.ret == 1 and "verdict: MISMATCH" in replay.stdout.str(), replay.stdout.str()
 
 
+
+
+#: a transformers Llama's logits on full-integer int8: RMSNorm's rsqrt lowers to 1 / Sqrt, whose
+#: int8 divisor LiteRT's DIV kernel refuses at run time
+LLAMA_INT8 = """
+import sys
+import pytest, torch
+sys.path.insert(0, {tests!r})
+from generation_models import build
+from pytest_xframe import TensorSpec
+
+class Logits(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lm = build("llama")
+
+    def forward(self, ids):
+        return self.lm(input_ids=ids, use_cache=False).logits
+
+@pytest.mark.xframe_parity(backends=["tflite-int8-full"], max_examples=3, seed=0, calibration_seed=0)
+def test_llama(xframe):
+    xframe.check(Logits().eval(), inputs=[TensorSpec((1, 8), "int64", low=0, high=63)])
+"""
+
+
+def test_a_kernel_refusal_at_run_time_says_what_it_means_and_keeps_the_crash(xf_pytester: pytest.Pytester) -> None:
+    from suite_helpers import skip_unless_imports
+
+    skip_unless_backends("tflite-int8-full")
+    skip_unless_imports("transformers", "a transformers model")
+    skip_unless_imports("onnxscript", "the dynamo exporter")
+    xf_pytester.makepyfile(test_llama=LLAMA_INT8.format(tests=str(Path(__file__).parents[1])))
+    result = xf_pytester.runpytest("-p", "no:cacheprovider", "--xframe-artifacts-dir=kept", "--xframe-report=report.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "tflite-int8-full raised while running the converted model (*) (model Logits, backend tflite-int8-full)",
+        "  cause: RuntimeError: *div.cc* data[[]i[]] != zero_point *(DIV) failed to invoke*",
+        "  input: Feeds(ids=int64[[]1, 8[]]*",
+        "  try:   LiteRT's int8 DIV kernel refuses a divisor that quantizes to its zero point*tflite-int8 (dynamic range*",
+    ])
+    kept = xf_pytester.path / checks_by(xf_pytester, "backend")["tflite-int8-full"]["artifacts"]
+    assert {"error.txt", "model.onnx", "inputs.npz", "converted"} <= {p.name for p in kept.iterdir()}, sorted(kept.iterdir())
+    assert (kept / "converted" / "model.tflite").stat().st_size > 0

@@ -59,6 +59,19 @@ def _cast_feed(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
     return value.astype(dtype)
 
 
+#: LiteRT kernels' refusals at run time (the kernel's source and check in the message, as LiteRT
+#: 2.x words them) and what the user can do about each
+KERNEL_REFUSALS = (
+    (
+        re.compile(r"kernels/div\.cc:\d+ data\[i\] != zero_point"),
+        "LiteRT's int8 DIV kernel refuses a divisor that quantizes to its zero point: the divisor (often "
+        "a normalisation's norm, as RMSNorm's rsqrt lowers to 1 / Sqrt) lies within one step of its int8 "
+        "scale, so the model does not run in full-integer int8; judge it on tflite-int8 (dynamic range: "
+        "activations stay float) or tflite-fp16",
+    ),
+)
+
+
 @dataclass
 class TfliteRunner:
     """One LiteRT interpreter and its signature runner, reused for every example."""
@@ -82,6 +95,10 @@ class TfliteRunner:
                 name, dtype = self.outputs[key]
                 out[name] = np.array(value, dtype=dtype, copy=True)
         return out
+
+    def explain(self, exc: BaseException) -> str | None:
+        """What to do about a kernel's refusal (``KERNEL_REFUSALS``); None for other errors."""
+        return next((hint for pattern, hint in KERNEL_REFUSALS if pattern.search(str(exc))), None)
 
 
 def open_signature(path: Path, threads: int | None = None) -> tuple[Any, Any]:
