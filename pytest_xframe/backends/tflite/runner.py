@@ -65,7 +65,7 @@ KERNEL_REFUSALS = (
     (
         re.compile(r"kernels/div\.cc:\d+ data\[i\] != zero_point"),
         "LiteRT's int8 DIV kernel refuses a divisor that quantizes to its zero point: the divisor (often "
-        "a normalisation's norm, as RMSNorm's rsqrt lowers to 1 / Sqrt) lies within one step of its int8 "
+        "a normalisation's norm, as RMSNorm's rsqrt lowers to 1 / Sqrt) is below half a step of its int8 "
         "scale, so the model does not run in full-integer int8; judge it on tflite-int8 (dynamic range: "
         "activations stay float) or tflite-fp16",
     ),

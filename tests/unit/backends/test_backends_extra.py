@@ -6,6 +6,7 @@ is not installed. Small models and few examples keep the file around a minute on
 
 from __future__ import annotations
 
+import importlib
 import socket
 import sys
 import time
@@ -136,7 +137,9 @@ class WidthThreeImage(nn.Module):
 
 def test_onnx2tf_converts_offline(xframe, no_network: list, monkeypatch: pytest.MonkeyPatch) -> None:
     _needs("onnx2tf")
-    from pytest_xframe.backends.onnx2tf import convert as conv
+    # the module the check will import (sys.modules'), not an earlier in-process session's copy that
+    # may still hang on the package as an attribute, which ``from ... import convert`` would return
+    conv = importlib.import_module("pytest_xframe.backends.onnx2tf.convert")
 
     calls = []
     original = conv._offline_calibration_data
