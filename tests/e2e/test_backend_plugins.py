@@ -109,6 +109,52 @@ def test_a_conftest_backend_runs_end_to_end_and_replays(toy_project: pytest.Pyte
     assert f"{failed['outputs'][0]['mismatches']} / {failed['outputs'][0]['total']} elements" in replay.stdout
 
 
+#: a runner whose runtime refuses every input, and that knows what its refusal means
+FUSSY = textwrap.dedent(
+    """
+
+    class FussyRunner(ReferenceRunner):
+        def run(self, feeds):
+            raise RuntimeError("kernel 7 refused the input")
+
+        def explain(self, exc):
+            return "the fussy runtime refuses every input; check on onnx-reference" if "kernel 7" in str(exc) else None
+
+
+    FUSSY = Backend(name="fussy", prepare=lambda a, ctx: Prepared(FussyRunner(a.path), 0.0, 0.0), modules=("onnx",), exports=(("torchscript", 17),))
+
+
+    def pytest_xframe_register_backends(config):
+        return [REFERENCE, FUSSY]
+    """
+)
+
+
+def test_a_runner_says_what_its_runtimes_error_means(toy_project: pytest.Pytester) -> None:
+    toy_project.makeconftest(TOY_CONFTEST + FUSSY)
+    toy_project.makepyfile(
+        test_fussy="""
+        import pytest
+        from conftest import MLP
+        from pytest_xframe import TensorSpec
+
+        @pytest.mark.xframe_parity(backends=["fussy"], max_examples=3)
+        def test_mlp(xframe):
+            xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
+        """
+    )
+    result = toy_project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "fussy raised while running the converted model (*) (model MLP, backend fussy)",
+            "  cause: RuntimeError: kernel 7 refused the input",
+            "  input: Feeds(x=float32[[]2, 6[]]*",
+            "  try:   the fussy runtime refuses every input; check on onnx-reference; run with -v for the full error",
+        ]
+    )
+
+
 def test_the_command_line_knows_a_registered_backend(toy_project: pytest.Pytester) -> None:
     toy_project.makepyfile(
         test_cli="""
