@@ -401,8 +401,7 @@ def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
         # instead of letting hypothesis shrink (each try costs a framework error)
         if isinstance(exc, MemoryError) or is_out_of_memory(exc):
             raise RuntimeCrash(out_of_memory(model_name, f"{t.name} running the converted model", feeds, exc)) from None
-        explain = getattr(t.prepared.runner, "explain", None)  # the runtime's own reading (``Runner``)
-        hint = (explain(exc) if explain is not None else None) or "the converted model may not support these shapes or values"
+        hint = _explained(t, exc) or "the converted model may not support these shapes or values"
         crash = XframeError(
             f"{t.name} raised while running the converted model ({t.label})",
             model=model_name,
@@ -414,6 +413,16 @@ def run_target(t: Target, feeds: Feeds, model_name: str) -> dict[str, Any]:
         crash.onnx_path, crash.external_data = t.artifact.path, t.artifact.files[1:]
         crash.inputs, crash.converted_path = feeds, t.prepared.converted_path_for(feeds)
         raise RuntimeCrash(crash) from exc
+
+
+def _explained(t: Target, exc: BaseException) -> str | None:
+    """The runner's own reading of its runtime's error (``Runner.explain``), where it has one; an
+    ``explain`` that fails itself gives none: the crash it was asked about is the error to report."""
+    explain = getattr(t.prepared.runner, "explain", None)
+    try:
+        return explain(exc) if explain is not None else None
+    except Exception:  # noqa: BLE001 - a plugin's explain must not hide the crash
+        return None
 
 
 def _judged(reference: dict[str, Any], got: dict[str, Any], policy: Callable, equal_nan: bool, model_name: str) -> list[Judged]:

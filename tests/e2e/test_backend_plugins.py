@@ -109,7 +109,8 @@ def test_a_conftest_backend_runs_end_to_end_and_replays(toy_project: pytest.Pyte
     assert f"{failed['outputs'][0]['mismatches']} / {failed['outputs'][0]['total']} elements" in replay.stdout
 
 
-#: a runner whose runtime refuses every input, and that knows what its refusal means
+#: a runner whose runtime refuses every input, and that knows what its refusal means; one whose
+#: explain() is broken itself
 FUSSY = textwrap.dedent(
     """
 
@@ -121,11 +122,17 @@ FUSSY = textwrap.dedent(
             return "the fussy runtime refuses every input; check on onnx-reference" if "kernel 7" in str(exc) else None
 
 
+    class Muddled(FussyRunner):
+        def explain(self, exc):
+            raise KeyError("explain itself is broken")
+
+
     FUSSY = Backend(name="fussy", prepare=lambda a, ctx: Prepared(FussyRunner(a.path), 0.0, 0.0), modules=("onnx",), exports=(("torchscript", 17),))
+    MUDDLED = Backend(name="muddled", prepare=lambda a, ctx: Prepared(Muddled(a.path), 0.0, 0.0), modules=("onnx",), exports=(("torchscript", 17),))
 
 
     def pytest_xframe_register_backends(config):
-        return [REFERENCE, FUSSY]
+        return [REFERENCE, FUSSY, MUDDLED]
     """
 )
 
@@ -138,13 +145,13 @@ def test_a_runner_says_what_its_runtimes_error_means(toy_project: pytest.Pyteste
         from conftest import MLP
         from pytest_xframe import TensorSpec
 
-        @pytest.mark.xframe_parity(backends=["fussy"], max_examples=3)
+        @pytest.mark.xframe_parity(backends=["fussy", "muddled"], max_examples=3)
         def test_mlp(xframe):
             xframe.check(MLP().eval(), inputs=[TensorSpec((2, 6))])
         """
     )
     result = toy_project.runpytest()
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
             "fussy raised while running the converted model (*) (model MLP, backend fussy)",
@@ -153,6 +160,16 @@ def test_a_runner_says_what_its_runtimes_error_means(toy_project: pytest.Pyteste
             "  try:   the fussy runtime refuses every input; check on onnx-reference; run with -v for the full error",
         ]
     )
+    # an explain() that raises leaves the crash as it was, with the usual advice
+    result.stdout.fnmatch_lines(
+        [
+            "muddled raised while running the converted model (*) (model MLP, backend muddled)",
+            "  cause: RuntimeError: kernel 7 refused the input",
+            "  input: *",
+            "  try:   the converted model may not support these shapes or values; run with -v for the full error",
+        ]
+    )
+    assert "explain itself is broken" not in result.stdout.str()
 
 
 def test_the_command_line_knows_a_registered_backend(toy_project: pytest.Pytester) -> None:
